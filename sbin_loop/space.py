@@ -1,0 +1,182 @@
+"""Candidate spaces: the compositions a campaign may pick from.
+
+A dataset pool is a table of formulas. Every formula is parsed with pymatgen; rows that cannot be used are reported
+with their line number and reason and skipped (never silently). Candidates get a stable id, the reduced formula, so
+that duplicates of one composition collapse to one candidate and results, rounds and notebooks agree on names.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Composition, Element
+
+from sbin_loop.data import bundled_path
+
+logger = logging.getLogger(__name__)
+
+MAX_FORMULA_LENGTH = 200
+"""Formulas longer than this are rejected before parsing (no real composition needs more)."""
+
+
+class InvalidFormulaError(ValueError):
+    """A formula that does not describe a real composition; the message says why."""
+
+
+class DataSourceError(ValueError):
+    """A table of candidates or results that cannot be read; the message names the file and the problem."""
+
+
+def parse_formula(formula: object) -> Composition:
+    """Parse a chemical formula into a pymatgen ``Composition`` of real elements with positive amounts.
+
+    Args:
+        formula: The formula as written in the input (e.g. ``"Ba0.4K0.6Fe2As2"``).
+
+    Raises:
+        InvalidFormulaError: If the formula is empty, too long, unparsable, contains a symbol that is not an element,
+            or has a non-positive or non-finite amount.
+    """
+    if not isinstance(formula, str) or not formula.strip():
+        raise InvalidFormulaError("empty formula")
+    text = formula.strip()
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise InvalidFormulaError(f"formula longer than {MAX_FORMULA_LENGTH} characters")
+    try:
+        composition = Composition(text)
+    except Exception as error:  # pymatgen raises several types for malformed text
+        raise InvalidFormulaError(f"cannot parse: {error}") from None
+    if len(composition) == 0:
+        raise InvalidFormulaError("no elements")
+    for species, amount in composition.items():
+        if not isinstance(species, Element):
+            raise InvalidFormulaError(f"{species} is not a chemical element")
+        if not math.isfinite(amount) or amount <= 0:
+            raise InvalidFormulaError(f"amount of {species} must be positive and finite, got {amount}")
+    return composition
+
+
+def candidate_id(composition: Composition) -> str:
+    """Stable candidate id: the reduced formula, identical for every way of writing one composition."""
+    return composition.reduced_formula
+
+
+def resolve_source(source: str, base_dir: Path | None = None) -> Path:
+    """Turn a config ``source`` into a file path.
+
+    Args:
+        source: ``bundled:NAME`` or a path.
+        base_dir: Directory that relative paths are resolved against (the config file's directory).
+    """
+    if source.startswith("bundled:"):
+        return bundled_path(source.removeprefix("bundled:"))
+    path = Path(source).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return path
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row of an input table that was skipped, with its 1-based line number in the file (header is line 1)."""
+
+    line: int
+    formula: str
+    reason: str
+
+
+@dataclass
+class FormulaTable:
+    """Unique compositions read from a table, with the values measured for them.
+
+    Attributes:
+        frame: One row per unique composition: ``candidate_id``, ``formula`` (first spelling seen) and each requested
+            value column (median over duplicate rows).
+        rejected: Rows that were skipped and why.
+        n_duplicate_rows: Rows that repeated a composition already seen.
+        source: The file read.
+    """
+
+    frame: pd.DataFrame
+    rejected: list[RejectedRow] = field(default_factory=list)
+    n_duplicate_rows: int = 0
+    source: Path | None = None
+
+    def summary(self) -> str:
+        """One line saying how many rows became candidates and why the others did not."""
+        return (
+            f"{self.source}: {len(self.frame)} unique compositions, {self.n_duplicate_rows} duplicate rows merged, "
+            f"{len(self.rejected)} rows rejected"
+        )
+
+
+def read_formula_table(
+    source: str,
+    formula_column: str = "formula",
+    value_columns: tuple[str, ...] = (),
+    base_dir: Path | None = None,
+    require_values: bool = False,
+) -> FormulaTable:
+    """Read a CSV of formulas (and optionally measured values) into unique compositions.
+
+    Args:
+        source: ``bundled:NAME`` or a CSV path (plain or gzip-compressed).
+        formula_column: Column holding formulas.
+        value_columns: Numeric columns to carry along (median over duplicates).
+        base_dir: Directory for relative paths.
+        require_values: Reject rows whose value columns are all missing.
+
+    Raises:
+        DataSourceError: If the file is missing or a named column does not exist.
+    """
+    path = resolve_source(source, base_dir)
+    if not path.is_file():
+        raise DataSourceError(f"{path}: no such file")
+    try:
+        raw = pd.read_csv(path, dtype={formula_column: str}, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        raise DataSourceError(f"{path}: cannot read as CSV: {error}") from None
+    missing = [column for column in (formula_column, *value_columns) if column not in raw.columns]
+    if missing:
+        raise DataSourceError(f"{path}: missing column(s) {missing}; columns are {list(raw.columns)}")
+
+    values = raw[list(value_columns)].apply(pd.to_numeric, errors="coerce") if value_columns else None
+    ids, keep, rejected = [], [], []
+    for position, formula in enumerate(raw[formula_column].tolist()):
+        line = position + 2
+        try:
+            composition = parse_formula(formula)
+        except InvalidFormulaError as error:
+            rejected.append(RejectedRow(line, str(formula), str(error)))
+            continue
+        if values is not None and require_values and values.iloc[position].isna().all():
+            rejected.append(RejectedRow(line, str(formula), f"no numeric value in {list(value_columns)}"))
+            continue
+        ids.append(candidate_id(composition))
+        keep.append(position)
+    for row in rejected:
+        logger.warning("%s line %d: skipped %r: %s", path.name, row.line, row.formula, row.reason)
+
+    frame = pd.DataFrame({"candidate_id": ids, "formula": raw[formula_column].to_numpy()[keep]})
+    if values is not None:
+        for column in value_columns:
+            frame[column] = values[column].to_numpy(dtype=float)[keep]
+    grouped = frame.groupby("candidate_id", sort=False)
+    unique = grouped.first()[["formula"]]
+    for column in value_columns:
+        unique[column] = grouped[column].median()
+    unique = unique.reset_index()
+    return FormulaTable(unique, rejected, n_duplicate_rows=len(frame) - len(unique), source=path)
+
+
+def sample_rows(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
+    """A seeded random subset of ``size`` rows in their original order (all rows if ``size`` is None or larger)."""
+    if size is None or size >= len(frame):
+        return frame.reset_index(drop=True)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(frame), size=size, replace=False))
+    return frame.iloc[chosen].reset_index(drop=True)
