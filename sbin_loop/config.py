@@ -121,12 +121,14 @@ class OracleConfig(_Section):
         source: Table to replay; defaults to the pool's source.
         formula_column: Formula column of that table; defaults to the pool's.
         max_attempts: How often a failed job is tried before it is recorded as failed for good.
+        poll_seconds: Pause between polls of jobs that are still running.
     """
 
     kind: Literal["dataset"] = "dataset"
     source: str | None = None
     formula_column: str | None = None
     max_attempts: int = Field(default=2, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
 
 
 class BudgetConfig(_Section):

@@ -9,6 +9,7 @@ functions evaluated on the same inputs.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -77,9 +78,7 @@ class BayesianLinear(nn.Module):
         total = torch.zeros(())
         for mu, rho in ((self.weight_mu, self.weight_rho), (self.bias_mu, self.bias_rho)):
             std = functional.softplus(rho)
-            total = total + (
-                torch.log(self.prior_std / std) + (std**2 + mu**2) / (2 * self.prior_std**2) - 0.5
-            ).sum()
+            total = total + (torch.log(self.prior_std / std) + (std**2 + mu**2) / (2 * self.prior_std**2) - 0.5).sum()
         return total
 
 
@@ -97,7 +96,7 @@ class VariationalMLP(nn.Module):
         super().__init__()
         widths = (n_inputs, *hidden, n_outputs)
         self.layers = nn.ModuleList(
-            BayesianLinear(a, b, prior_std, posterior_std_init) for a, b in zip(widths[:-1], widths[1:], strict=True)
+            BayesianLinear(a, b, prior_std, posterior_std_init) for a, b in itertools.pairwise(widths)
         )
 
     def reset_means(self, generator: torch.Generator) -> None:

@@ -159,7 +159,7 @@ class BNNSurrogate(nn.Module):
             loss.backward()
             optimiser.step()
         self.eval()
-        return TrainingReport(n, steps, float(nll), float(kl), time.perf_counter() - start)
+        return TrainingReport(n, steps, nll.item(), kl.item(), time.perf_counter() - start)
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
         x = torch.as_tensor(features, dtype=torch.float32)
