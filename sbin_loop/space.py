@@ -152,10 +152,10 @@ def read_formula_table(
         try:
             composition = parse_formula(formula)
         except InvalidFormulaError as error:
-            rejected.append(RejectedRow(line, str(formula), str(error)))
+            rejected.append(RejectedRow(line, formula if isinstance(formula, str) else "", str(error)))
             continue
         if values is not None and require_values and values.iloc[position].isna().all():
-            rejected.append(RejectedRow(line, str(formula), f"no numeric value in {list(value_columns)}"))
+            rejected.append(RejectedRow(line, formula, f"no numeric value in {list(value_columns)}"))
             continue
         ids.append(candidate_id(composition))
         keep.append(position)
