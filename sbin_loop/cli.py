@@ -79,9 +79,9 @@ def run(
         if first is None:
             state = campaign_status(directory)
             typer.echo(
-                f"campaign {campaign_config.name!r} in {directory} is finished "
-                f"({state['rounds_complete']} rounds, {state['n_evaluations']} evaluations); nothing to do. "
-                f"Raise budget.rounds in the config to continue it."
+                f"campaign {campaign_config.name!r} in {directory} is finished ({campaign.stop_reason()}; "
+                f"{state['rounds_complete']} rounds, {state['n_evaluations']} evaluations); nothing to do. "
+                f"Raise the budget in the config to continue it."
             )
             return
         objective = campaign_config.policy_objective

@@ -122,6 +122,7 @@ class OracleConfig(_Section):
         formula_column: Formula column of that table; defaults to the pool's.
         max_attempts: How often a failed job is tried before it is recorded as failed for good.
         poll_seconds: Pause between polls of jobs that are still running.
+        timeout_seconds: A job attempt running longer than this fails with a timeout (and may be retried).
     """
 
     kind: Literal["dataset"] = "dataset"
@@ -129,18 +130,26 @@ class OracleConfig(_Section):
     formula_column: str | None = None
     max_attempts: int = Field(default=2, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
+    timeout_seconds: float = Field(default=86400.0, gt=0)
 
 
 class BudgetConfig(_Section):
-    """When the campaign stops.
+    """When the campaign stops: after ``rounds``, or earlier when any other criterion given is met.
 
     Attributes:
         initial: Candidates picked at random (seeded) in round 0, before any model exists.
         rounds: Acquisition rounds after round 0.
+        max_evaluations: Stop once this many results are stored.
+        max_hours: Stop once this many hours have passed since the campaign was created.
+        target: Stop once a measured value of the policy's objective reaches this (at least it when maximising,
+            at most it when minimising).
     """
 
     initial: int = Field(default=20, gt=1)
     rounds: int = Field(default=10, ge=0)
+    max_evaluations: int | None = Field(default=None, gt=0)
+    max_hours: float | None = Field(default=None, gt=0)
+    target: float | None = None
 
 
 class IntervalConfig(_Section):

@@ -16,9 +16,11 @@ nor re-labels anything. All randomness derives from the campaign seed and the ro
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -32,11 +34,12 @@ from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import summarise_draws
 from sbin_loop.model.surrogate import BNNSurrogate
-from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, checked_outcome
+from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.status import write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
+from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +116,7 @@ class Campaign:
         self.objective_names = tuple(objective.name for objective in config.objectives)
         self._objective_index = self.objective_names.index(config.policy_objective.name)
         self._sign = 1.0 if config.policy_objective.goal == "maximize" else -1.0
-        self._submitted_here: set[str] = set()
+        self._stop = threading.Event()
         self._row_of = {candidate: row for row, candidate in enumerate(self.pool.ids)}
 
     # Set-up -----------------------------------------------------------------------------------------------------
@@ -185,39 +188,84 @@ class Campaign:
         """Index of the last round (``budget.rounds``); round 0 is the random initial design."""
         return self.config.budget.rounds
 
+    def request_stop(self) -> None:
+        """Ask the loop to stop at the next step boundary (thread- and signal-handler-safe)."""
+        self._stop.set()
+
+    def stop_reason(self) -> str | None:
+        """Why no further round should start, or ``None``. A round in progress is always finished first."""
+        rounds = self.store.rounds()
+        if rounds and rounds[-1].state != "complete":
+            return None
+        if rounds and rounds[-1].round >= self.last_round:
+            return f"all {self.last_round} rounds after round 0 are complete"
+        budget = self.config.budget
+        results = self.store.results()
+        if budget.max_evaluations is not None and len(results) >= budget.max_evaluations:
+            return f"{len(results)} evaluations reached budget.max_evaluations={budget.max_evaluations}"
+        name = self.config.policy_objective.name
+        if budget.target is not None:
+            hits = [r for r in results if name in r.values and self._sign * (r.values[name] - budget.target) >= 0]
+            if hits:
+                return f"target {name}={budget.target} reached by {hits[0].candidate_id} ({hits[0].values[name]})"
+        campaign = self.store.campaign_doc()
+        if budget.max_hours is not None and campaign is not None:
+            hours = (datetime.now(UTC) - datetime.fromisoformat(campaign.created_at)).total_seconds() / 3600
+            if hours >= budget.max_hours:
+                return f"{hours:.2f} h since the campaign was created reached budget.max_hours={budget.max_hours}"
+        return None
+
     def next_round(self) -> int | None:
         """The round to work on: an unfinished stored round, else the next one, else ``None`` when finished."""
         rounds = self.store.rounds()
         if rounds and rounds[-1].state != "complete":
             return rounds[-1].round
-        index = rounds[-1].round + 1 if rounds else 0
-        return index if index <= self.last_round else None
+        if self.stop_reason() is not None:
+            return None
+        return rounds[-1].round + 1 if rounds else 0
 
     def run(
         self, on_round: Callable[[RoundSummary], None] | None = None, max_rounds: int | None = None
     ) -> list[RoundSummary]:
-        """Run (or resume) rounds until the budget is spent.
+        """Run (or resume) rounds until a stop criterion is met or a stop is requested.
 
         Args:
             on_round: Called with each round's summary as soon as the round is complete.
             max_rounds: Stop after this many rounds in this call (the campaign stays resumable).
         """
         summaries: list[RoundSummary] = []
-        while (index := self.next_round()) is not None and (max_rounds is None or len(summaries) < max_rounds):
-            summaries.append(self.run_round(index))
+        while not self._stop.is_set() and (max_rounds is None or len(summaries) < max_rounds):
+            index = self.next_round()
+            if index is None:
+                break
+            summary = self.run_round(index)
+            if summary is None:
+                break
+            summaries.append(summary)
             if on_round is not None:
-                on_round(summaries[-1])
+                on_round(summary)
+        self._record_stop_reason()
         return summaries
 
-    def run_round(self, index: int) -> RoundSummary:
-        """Carry one round from wherever it stands to ``complete``."""
+    def _record_stop_reason(self) -> None:
+        campaign = self.store.campaign_doc()
+        reason = self.stop_reason()
+        if campaign is not None and campaign.stop_reason != reason:
+            self.store.put_campaign(campaign.model_copy(update={"stop_reason": reason}))
+            if reason:
+                logger.info("campaign finished: %s", reason)
+
+    def run_round(self, index: int) -> RoundSummary | None:
+        """Carry one round from wherever it stands to ``complete``; ``None`` if a stop was requested first."""
         start = time.perf_counter()
         existing = [doc for doc in self.store.rounds() if doc.round == index]
         doc = existing[0] if existing else self._propose(index)
-        if doc.state == "proposed":
-            doc = self._launch(doc)
-        if doc.state == "launched":
-            doc = self._complete(doc)
+        steps = {"proposed": self._launch, "launched": self._ingest, "ingested": self._train, "trained": self._finish}
+        while doc.state != "complete":
+            if self._stop.is_set():
+                logger.info("stop requested: round %d left in state %s", index, doc.state)
+                return None
+            doc = steps[doc.state](doc)
         return self.summarise(doc, time.perf_counter() - start)
 
     def summarise(self, doc: RoundDoc, seconds: float = 0.0) -> RoundSummary:
@@ -306,6 +354,7 @@ class Campaign:
         return f"{self.config.name}:r{index:04d}:{candidate}"
 
     def _launch(self, doc: RoundDoc) -> RoundDoc:
+        """Write one ``pending`` job per pick (the intent), then submit them."""
         existing = {job.job_id for job in self.store.jobs(doc.round)}
         for entry in doc.selected:
             job_id = self._job_id(doc.round, entry.candidate_id)
@@ -318,63 +367,97 @@ class Campaign:
                         candidate_id=entry.candidate_id,
                         formula=entry.formula,
                         oracle=self.oracle.name,
-                        state="submitted",
+                        state="pending",
                     )
                 )
-        self._submit([job for job in self.store.jobs(doc.round) if job.state == "submitted"])
+        self._submit_pending(doc.round)
         return self.store.update_round(doc, state="launched")
 
-    def _submit(self, jobs: list[JobDoc]) -> None:
-        requests = [
-            JobRequest(
-                job_id=job.job_id,
-                candidate_id=job.candidate_id,
-                formula=job.formula,
-                round=job.round,
-                attempt=job.attempts,
+    @staticmethod
+    def _request(job: JobDoc) -> JobRequest:
+        return JobRequest(
+            job_id=job.job_id, candidate_id=job.candidate_id, formula=job.formula, round=job.round, attempt=job.attempts
+        )
+
+    def _submit_pending(self, index: int) -> None:
+        """Submit the round's ``pending`` attempts the oracle does not already know, then record them submitted."""
+        pending = [job for job in self.store.jobs(index) if job.state == "pending"]
+        if not pending:
+            return
+        known = self.oracle.known([self._request(job) for job in pending])
+        fresh = [job for job in pending if job.job_id not in known]
+        if fresh:
+            self.oracle.submit([self._request(job) for job in fresh])
+        if len(fresh) < len(pending):
+            logger.info(
+                "round %d: %d attempts were already submitted before a restart", index, len(pending) - len(fresh)
             )
-            for job in jobs
-        ]
-        self.oracle.submit(requests)
-        self._submitted_here.update(job.job_id for job in jobs)
+        now = utc_now()
+        for job in pending:
+            self.store.put_job(job.model_copy(update={"state": "submitted", "submitted_at": now}))
 
-    # Step 3: collect, retrain, intervals ------------------------------------------------------------------------
-    def _collect(self, index: int) -> None:
-        pending = {job.job_id: job for job in self.store.jobs(index) if job.state == "submitted"}
-        self._submit([job for job_id, job in pending.items() if job_id not in self._submitted_here])
-        while pending:
-            outcomes = self.oracle.poll(list(pending))
-            if not outcomes:
-                time.sleep(self.config.oracle.poll_seconds)
-                continue
-            for job_id, raw in outcomes.items():
-                job = pending.pop(job_id)
-                outcome = checked_outcome(raw, self.objective_names)
-                if outcome.status == "completed":
-                    self.store.put_result(
-                        ResultDoc(
-                            campaign=self.config.name,
-                            job_id=job_id,
-                            round=index,
-                            candidate_id=job.candidate_id,
-                            formula=job.formula,
-                            values=outcome.values,
-                            oracle=self.oracle.name,
-                            provenance={**outcome.provenance, "wall_seconds": outcome.wall_seconds},
-                        )
-                    )
-                    self.store.put_job(job.model_copy(update={"state": "completed"}))
+    # Step 3: collect outcomes -----------------------------------------------------------------------------------
+    def _ingest(self, doc: RoundDoc) -> RoundDoc:
+        """Poll until every job is completed or failed; retry failures; ingest each result exactly once."""
+        start = time.perf_counter()
+        self._submit_pending(doc.round)
+        running = {job.job_id: job for job in self.store.jobs(doc.round) if job.state == "submitted"}
+        known = self.oracle.known([self._request(job) for job in running.values()])
+        lost = [job for job in running.values() if job.job_id not in known]
+        if lost:
+            logger.warning("round %d: the oracle lost %d submitted attempts; resubmitting", doc.round, len(lost))
+            self.oracle.submit([self._request(job) for job in lost])
+        while running:
+            if self._stop.is_set():
+                return doc
+            outcomes = self.oracle.poll([self._request(job) for job in running.values()])
+            for job_id, job in list(running.items()):
+                outcome = outcomes.get(job_id) or self._timeout(job)
+                if outcome is None:
                     continue
-                errors = [*job.errors, outcome.error or "unknown failure"]
-                logger.warning("job %s failed (attempt %d): %s", job_id, job.attempts, errors[-1])
-                if job.attempts < self.config.oracle.max_attempts:
-                    retry = job.model_copy(update={"attempts": job.attempts + 1, "errors": errors})
-                    self.store.put_job(retry)
-                    self._submit([retry])
-                    pending[job_id] = retry
-                else:
-                    self.store.put_job(job.model_copy(update={"state": "failed", "errors": errors}))
+                del running[job_id]
+                retry = self._record_outcome(job, checked_outcome(outcome, self.objective_names))
+                if retry is not None:
+                    running[job_id] = retry
+            if running and not outcomes:
+                self._stop.wait(self.config.oracle.poll_seconds)
+        timings = {**doc.timings, "oracle": doc.timings.get("oracle", 0.0) + time.perf_counter() - start}
+        return self.store.update_round(doc, state="ingested", timings=timings)
 
+    def _timeout(self, job: JobDoc) -> OracleOutcome | None:
+        """A failure outcome if the job's current attempt has run longer than ``oracle.timeout_seconds``."""
+        limit = self.config.oracle.timeout_seconds
+        if job.submitted_at is None or elapsed_seconds(job.submitted_at) <= limit:
+            return None
+        return OracleOutcome(job_id=job.job_id, status="failed", error=f"timed out after {limit:g} s")
+
+    def _record_outcome(self, job: JobDoc, outcome: OracleOutcome) -> JobDoc | None:
+        """Store a result (then mark the job completed), or a failure; return the retried job if any."""
+        if outcome.status == "completed":
+            self.store.put_result(
+                ResultDoc(
+                    campaign=self.config.name,
+                    job_id=job.job_id,
+                    round=job.round,
+                    candidate_id=job.candidate_id,
+                    formula=job.formula,
+                    values=outcome.values,
+                    oracle=self.oracle.name,
+                    provenance={**outcome.provenance, "wall_seconds": outcome.wall_seconds, "attempt": job.attempts},
+                )
+            )
+            self.store.put_job(job.model_copy(update={"state": "completed"}))
+            return None
+        errors = [*job.errors, outcome.error or "unknown failure"]
+        logger.warning("job %s failed (attempt %d): %s", job.job_id, job.attempts, errors[-1])
+        if job.attempts >= self.config.oracle.max_attempts:
+            self.store.put_job(job.model_copy(update={"state": "failed", "errors": errors}))
+            return None
+        self.store.put_job(job.model_copy(update={"attempts": job.attempts + 1, "errors": errors, "state": "pending"}))
+        self._submit_pending(job.round)
+        return next(retry for retry in self.store.jobs(job.round) if retry.job_id == job.job_id)
+
+    # Step 4: retrain --------------------------------------------------------------------------------------------
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, list[ResultDoc]]:
         results = self.store.results()
         rows = np.array([self._row_of[result.candidate_id] for result in results], dtype=np.int64)
@@ -384,6 +467,31 @@ class Campaign:
         ).reshape(len(results), len(self.objective_names))
         return rows, targets, results
 
+    def _train(self, doc: RoundDoc) -> RoundDoc:
+        """Retrain on every result so far and save the checkpoint the next round will pick with."""
+        start = time.perf_counter()
+        rows, targets, results = self._training_data()
+        if not results:
+            raise CampaignError(f"round {doc.round}: no successful evaluation so far; check the oracle's failures")
+        surrogate = BNNSurrogate(
+            self.pool.features.shape[1],
+            self.objective_names,
+            tuple(objective.transform for objective in self.config.objectives),
+            self.config.model,
+        )
+        report = surrogate.fit(self.pool.features[rows], targets, derive_seed(self.config.seed, doc.round, _TRAIN))
+        checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
+        save_surrogate(surrogate, self.directory / checkpoint, self.pool.feature_names)
+        return self.store.update_round(
+            doc,
+            state="trained",
+            n_evaluations=len(results),
+            training=asdict(report),
+            checkpoint=str(checkpoint),
+            timings={**doc.timings, "train": time.perf_counter() - start},
+        )
+
+    # Step 5: intervals ------------------------------------------------------------------------------------------
     def _intervals(self, surrogate: BNNSurrogate, rows: np.ndarray, index: int) -> list[list]:
         """Intervals per objective (outer list) for pool rows (inner list)."""
         draws = surrogate.predictive_draws(
@@ -409,72 +517,43 @@ class Campaign:
             for j, name in enumerate(self.objective_names)
         ]
 
-    def _complete(self, doc: RoundDoc) -> RoundDoc:
-        timings = dict(doc.timings)
-        start = time.perf_counter()
-        self._collect(doc.round)
-        timings["oracle"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        rows, targets, results = self._training_data()
-        if not results:
-            raise CampaignError(f"round {doc.round}: no successful evaluation so far; check the oracle's failures")
-        surrogate = BNNSurrogate(
-            self.pool.features.shape[1],
-            self.objective_names,
-            tuple(objective.transform for objective in self.config.objectives),
-            self.config.model,
+    def _top_predicted_rows(self, surrogate: BNNSurrogate, observed: dict, index: int) -> np.ndarray:
+        unmeasured = np.array([row for row, candidate in enumerate(self.pool.ids) if candidate not in observed])
+        if unmeasured.size == 0:
+            return np.array([], dtype=np.int64)
+        draws = surrogate.function_draws(
+            self.pool.features[unmeasured], self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS)
         )
-        report = surrogate.fit(self.pool.features[rows], targets, derive_seed(self.config.seed, doc.round, _TRAIN))
-        checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
-        save_surrogate(surrogate, self.directory / checkpoint, self.pool.feature_names)
-        timings["train"] = time.perf_counter() - start
+        means = draws[..., self._objective_index].mean(dim=0) * self._sign
+        return unmeasured[torch.argsort(means, descending=True)[: self.config.intervals.top_k].numpy()]
 
+    def _finish(self, doc: RoundDoc) -> RoundDoc:
+        """Store Monte Carlo intervals for the picks, the best measured and the best predicted candidates."""
         start = time.perf_counter()
+        surrogate = self._load_model(doc.round)
+        results = self.store.results()
         observed = {result.candidate_id: result.values for result in results}
         name = self.config.policy_objective.name
         measured = [(self._sign * values[name], candidate) for candidate, values in observed.items() if name in values]
         ranked = [candidate for _, candidate in sorted(measured, key=lambda item: (-item[0], item[1]))]
-        top_k = self.config.intervals.top_k
-        best_rows = np.array([self._row_of[candidate] for candidate in ranked[:top_k]], dtype=np.int64)
+        best_rows = np.array([self._row_of[c] for c in ranked[: self.config.intervals.top_k]], dtype=np.int64)
         selected_rows = np.array(
             [self._row_of[entry.candidate_id] for entry in doc.selected if entry.candidate_id in observed],
             dtype=np.int64,
         )
-        unmeasured = np.array([row for row, candidate in enumerate(self.pool.ids) if candidate not in observed])
-        top_rows = np.array([], dtype=np.int64)
-        if unmeasured.size:
-            means = (
-                surrogate.function_draws(
-                    self.pool.features[unmeasured],
-                    self.config.policy.mc_samples,
-                    derive_seed(self.config.seed, doc.round, _DRAWS),
-                )[..., self._objective_index].mean(dim=0)
-                * self._sign
-            )
-            top_rows = unmeasured[torch.argsort(means, descending=True)[:top_k].numpy()]
         intervals = {
             "selected": self._candidate_intervals(surrogate, selected_rows, doc.round, observed),
             "best_observed": self._candidate_intervals(surrogate, best_rows, doc.round, observed),
-            "top_predicted": self._candidate_intervals(surrogate, top_rows, doc.round, observed),
+            "top_predicted": self._candidate_intervals(
+                surrogate, self._top_predicted_rows(surrogate, observed, doc.round), doc.round, observed
+            ),
         }
-        timings["intervals"] = time.perf_counter() - start
         best = next((entry for entry in intervals["best_observed"] if entry.objective == name), None)
-        jobs = self.store.jobs()
         return self.store.update_round(
             doc,
             state="complete",
-            n_evaluations=len(results),
-            n_failed=sum(job.state == "failed" for job in jobs),
+            n_failed=sum(job.state == "failed" for job in self.store.jobs()),
             best_observed=best,
             intervals=intervals,
-            training={
-                "n_train": report.n_train,
-                "steps": report.steps,
-                "final_nll": report.final_nll,
-                "final_kl_per_datum": report.final_kl_per_datum,
-                "seconds": report.seconds,
-            },
-            checkpoint=str(checkpoint),
-            timings=timings,
+            timings={**doc.timings, "intervals": time.perf_counter() - start},
         )

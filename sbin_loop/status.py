@@ -67,9 +67,10 @@ def _interval_row(entry: CandidateInterval) -> dict:
 def campaign_status(directory: Path) -> dict:
     """Everything ``sbin status`` shows, as plain JSON-ready data.
 
-    Keys: ``campaign``, ``state`` (``new``, ``running`` or ``finished``), ``rounds_planned``, ``rounds_complete``,
-    ``n_evaluations``, ``n_failed``, ``best`` (best measured candidates with model intervals), ``top_predicted``
-    (best unmeasured candidates with intervals) and ``rounds`` (each with its ``selected`` ids in pick order).
+    Keys: ``campaign``, ``state`` (``new``, ``running`` or ``finished``), ``stop_reason``, ``rounds_planned``,
+    ``rounds_complete``, ``n_evaluations``, ``n_failed``, ``best`` (best measured candidates with model intervals),
+    ``top_predicted`` (best unmeasured candidates with intervals) and ``rounds`` (each with its ``selected`` ids in
+    pick order).
     """
     store, doc = open_campaign(directory)
     try:
@@ -81,7 +82,7 @@ def campaign_status(directory: Path) -> dict:
     complete = [round_doc for round_doc in rounds if round_doc.state == "complete"]
     if not rounds:
         state = "new"
-    elif rounds[-1].state == "complete" and rounds[-1].round >= planned - 1:
+    elif doc.stop_reason is not None and rounds[-1].state == "complete":
         state = "finished"
     else:
         state = "running"
@@ -89,6 +90,7 @@ def campaign_status(directory: Path) -> dict:
     return {
         "campaign": doc.campaign,
         "state": state,
+        "stop_reason": doc.stop_reason if state == "finished" else None,
         "rounds_planned": planned,
         "rounds_complete": len(complete),
         "n_evaluations": sum(job.state == "completed" for job in jobs),

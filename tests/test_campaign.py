@@ -21,17 +21,18 @@ class CrashingOracle:
 
     def __init__(self, inner, crash_round: int) -> None:
         self.inner, self.crash_round, self.name, self.version = inner, crash_round, inner.name, inner.version
-        self.rounds: dict[str, int] = {}
 
     def submit(self, requests: list[JobRequest]) -> None:
-        self.rounds.update({request.job_id: request.round for request in requests})
         self.inner.submit(requests)
 
-    def poll(self, job_ids: list[str]) -> dict[str, OracleOutcome]:
-        if any(self.rounds[job_id] == self.crash_round for job_id in job_ids):
+    def known(self, requests: list[JobRequest]) -> set[str]:
+        return self.inner.known(requests)
+
+    def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
+        if any(request.round == self.crash_round for request in requests):
             self.crash_round = -1
             raise Interrupted
-        return self.inner.poll(job_ids)
+        return self.inner.poll(requests)
 
 
 class FailingOracle:
@@ -39,15 +40,15 @@ class FailingOracle:
 
     def __init__(self, inner, fail: str, nan: str) -> None:
         self.inner, self.fail, self.nan, self.name, self.version = inner, fail, nan, inner.name, inner.version
-        self.attempts: dict[str, int] = {}
 
     def submit(self, requests: list[JobRequest]) -> None:
-        for request in requests:
-            self.attempts[request.job_id] = self.attempts.get(request.job_id, 0) + 1
         self.inner.submit(requests)
 
-    def poll(self, job_ids: list[str]) -> dict[str, OracleOutcome]:
-        outcomes = self.inner.poll(job_ids)
+    def known(self, requests: list[JobRequest]) -> set[str]:
+        return self.inner.known(requests)
+
+    def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
+        outcomes = self.inner.poll(requests)
         for job_id, outcome in outcomes.items():
             if job_id.endswith(":" + self.fail):
                 outcomes[job_id] = OracleOutcome(job_id=job_id, status="failed", error="SCF did not converge")
@@ -103,6 +104,7 @@ def test_resume_after_interruption_continues_from_last_round(finished: Campaign,
         crashing.run()
     stored = crashing.store.rounds()
     assert [(doc.round, doc.state) for doc in stored] == [(0, "complete"), (1, "complete"), (2, "launched")]
+    assert {job.state for job in crashing.store.jobs(2)} == {"submitted"}
     crashing.store.close()
 
     resumed = Campaign(config, tmp_path / "c")  # a fresh process would do exactly this

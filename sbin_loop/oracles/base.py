@@ -24,6 +24,11 @@ class JobRequest(BaseModel):
     round: int
     attempt: int = 1
 
+    @property
+    def key(self) -> str:
+        """Identity of this attempt of the job: a retry is a new submission of the same job."""
+        return f"{self.job_id}@{self.attempt}"
+
 
 class OracleOutcome(BaseModel):
     """What came back for one job: values on success, a reason on failure, provenance either way."""
@@ -45,11 +50,19 @@ class Oracle(Protocol):
     version: str
 
     def submit(self, requests: list[JobRequest]) -> None:
-        """Start the jobs (submitting a job id again must not start a second computation)."""
+        """Start the jobs."""
         ...
 
-    def poll(self, job_ids: list[str]) -> dict[str, OracleOutcome]:
-        """Outcomes of the finished jobs among ``job_ids``; running jobs are absent from the answer."""
+    def known(self, requests: list[JobRequest]) -> set[str]:
+        """Job ids among ``requests`` whose attempt this oracle has accepted (running or finished).
+
+        The loop asks this after a restart before submitting an attempt whose submission it had not recorded, so a
+        crash between submitting and recording never launches the same attempt twice.
+        """
+        ...
+
+    def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
+        """Outcomes, by job id, of the finished attempts among ``requests``; running ones are absent."""
         ...
 
 

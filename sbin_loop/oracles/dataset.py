@@ -6,7 +6,6 @@ table?) and as the quickstart's oracle. Duplicate measurements of one compositio
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from sbin_loop.oracles.base import JobRequest, OracleOutcome
@@ -32,36 +31,33 @@ class DatasetReplayOracle:
             for candidate, row in frame[list(columns.values())].iterrows()
         }
         self._source = str(table.source) if isinstance(table.source, Path) else None
-        self._submitted: dict[str, JobRequest] = {}
+        self._submitted: set[str] = set()
 
     def submit(self, requests: list[JobRequest]) -> None:
         """Record the jobs; replay answers are ready at once."""
-        for request in requests:
-            self._submitted[request.job_id] = request
+        self._submitted.update(request.key for request in requests)
 
-    def poll(self, job_ids: list[str]) -> dict[str, OracleOutcome]:
+    def known(self, requests: list[JobRequest]) -> set[str]:
+        """Jobs submitted to this replay (process-local: a restarted campaign resubmits, which costs nothing)."""
+        return {request.job_id for request in requests if request.key in self._submitted}
+
+    def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
         """Outcomes for submitted jobs: the table's values, or a failure if the composition is not in the table."""
         outcomes = {}
-        for job_id in job_ids:
-            request = self._submitted.get(job_id)
-            if request is None:
+        provenance = {"oracle": self.name, "version": self.version, "source": self._source}
+        for request in requests:
+            if request.key not in self._submitted:
                 continue
-            start = time.perf_counter()
             values = self._values.get(request.candidate_id)
-            provenance = {"oracle": self.name, "version": self.version, "source": self._source}
             if values is None:
-                outcomes[job_id] = OracleOutcome(
-                    job_id=job_id,
+                outcomes[request.job_id] = OracleOutcome(
+                    job_id=request.job_id,
                     status="failed",
                     error=f"{request.candidate_id} is not in the replayed table",
                     provenance=provenance,
                 )
-                continue
-            outcomes[job_id] = OracleOutcome(
-                job_id=job_id,
-                status="completed",
-                values=values,
-                provenance=provenance,
-                wall_seconds=time.perf_counter() - start,
-            )
+            else:
+                outcomes[request.job_id] = OracleOutcome(
+                    job_id=request.job_id, status="completed", values=values, provenance=provenance
+                )
         return outcomes

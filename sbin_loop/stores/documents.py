@@ -21,6 +21,11 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def elapsed_seconds(timestamp: str) -> float:
+    """Seconds since a ``utc_now`` timestamp."""
+    return (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
+
+
 class _Document(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,20 +34,24 @@ class _Document(BaseModel):
 
 
 class CampaignDoc(_Document):
-    """The campaign itself: its validated config and where it came from."""
+    """The campaign itself: its validated config, where it came from, and why it stopped (if it did)."""
 
     config: dict
     created_at: str = Field(default_factory=utc_now)
     sbin_version: str
+    stop_reason: str | None = None
 
 
-JobState = Literal["submitted", "completed", "failed"]
+JobState = Literal["pending", "submitted", "completed", "failed"]
 
 
 class JobDoc(_Document):
     """One oracle job: the evaluation of one candidate in one round.
 
     The id is derived from (campaign, round, candidate), so writing the intent to launch twice yields one job.
+    States: ``pending`` (intent written, not yet known to be submitted), ``submitted`` (the oracle accepted it),
+    ``completed`` (its result is ingested) or ``failed`` (every allowed attempt failed; never ingested).
+    ``submitted_at`` is when the current attempt was submitted, for timeouts.
     """
 
     job_id: str
@@ -53,6 +62,7 @@ class JobDoc(_Document):
     state: JobState
     attempts: int = 1
     errors: list[str] = Field(default_factory=list)
+    submitted_at: str | None = None
     created_at: str = Field(default_factory=utc_now)
     updated_at: str = Field(default_factory=utc_now)
 
@@ -95,15 +105,16 @@ class SelectionEntry(BaseModel):
     prediction: Interval | None = None
 
 
-RoundState = Literal["proposed", "launched", "complete"]
+RoundState = Literal["proposed", "launched", "ingested", "trained", "complete"]
 
 
 class RoundDoc(_Document):
     """A round: picks (written before anything is launched), then results, retraining and intervals.
 
     Attributes:
-        state: ``proposed`` once the picks are stored, ``launched`` once jobs are submitted, ``complete`` once results
-            are ingested, the model retrained and intervals stored.
+        state: ``proposed`` once the picks are stored, ``launched`` once every job is submitted, ``ingested`` once
+            every job is completed or failed, ``trained`` once the retrained model's checkpoint is saved,
+            ``complete`` once intervals are stored.
         selected: Picks in the order they were chosen, with the prediction made before their results arrived.
         intervals: After retraining: ``selected``, ``best_observed`` and ``top_predicted`` candidate intervals.
     """
