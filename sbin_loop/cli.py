@@ -15,7 +15,10 @@ from tqdm import tqdm
 
 from sbin_loop.candidates import PoolCacheError
 from sbin_loop.config import ConfigError, ModelConfig, load_config
+from sbin_loop.daemon import DaemonError, start_daemon, stop_daemon
 from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.locking import CampaignLock, CampaignLockedError, lock_holder
+from sbin_loop.logs import LOG_FILE, configure_logging
 from sbin_loop.loop import Campaign, CampaignError, RoundSummary
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.intervals import summarise_draws
@@ -27,6 +30,8 @@ from sbin_loop.stores import StoreError
 app = typer.Typer(help="sbin: closed-loop active-learning materials discovery.", no_args_is_help=True)
 model_app = typer.Typer(help="Train and apply the BNN surrogate outside a campaign.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+daemon_app = typer.Typer(help="Run campaigns detached from the terminal.", no_args_is_help=True)
+app.add_typer(daemon_app, name="daemon")
 
 USER_ERRORS = (
     ConfigError,
@@ -36,6 +41,8 @@ USER_ERRORS = (
     CheckpointError,
     NotACampaignError,
     PoolCacheError,
+    CampaignLockedError,
+    DaemonError,
 )
 """Errors caused by input or state the user controls: reported as one clear message, exit code 2."""
 
@@ -43,22 +50,6 @@ USER_ERRORS = (
 def _fail(error: Exception) -> typer.Exit:
     typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=2)
-
-
-def _configure_logging(log_file: Path | None, verbose: bool) -> None:
-    """Warnings to the terminal (INFO with ``--verbose``), everything to the campaign's log file."""
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    root.handlers.clear()
-    console = logging.StreamHandler(sys.stderr)
-    console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    root.addHandler(console)
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
 
 
 @app.command()
@@ -73,29 +64,35 @@ def run(
     try:
         campaign_config, base_dir = load_config(config)
         directory = directory or Path("campaigns") / campaign_config.name
-        _configure_logging(directory / "sbin.log", verbose)
-        campaign = Campaign(campaign_config, directory, base_dir)
-        first = campaign.next_round()
-        if first is None:
-            state = campaign_status(directory)
-            typer.echo(
-                f"campaign {campaign_config.name!r} in {directory} is finished ({campaign.stop_reason()}; "
-                f"{state['rounds_complete']} rounds, {state['n_evaluations']} evaluations); nothing to do. "
-                f"Raise the budget in the config to continue it."
-            )
-            return
-        objective = campaign_config.policy_objective
-        typer.echo(f"campaign {campaign_config.name!r}: {len(campaign.pool)} candidates, directory {directory}")
-        with tqdm(total=campaign.last_round + 1, initial=first, desc="rounds", unit="round", file=sys.stderr) as bar:
-
-            def report(summary: RoundSummary) -> None:
-                bar.update(1)
-                tqdm.write(summary.line(objective.name, objective.unit))
-
-            campaign.run(on_round=report)
-        typer.echo(f"finished. Inspect with: sbin status {directory}")
+        configure_logging(directory / LOG_FILE, logging.INFO if verbose else logging.WARNING)
+        with CampaignLock(directory):
+            _run_in_foreground(Campaign(campaign_config, directory, base_dir))
     except USER_ERRORS as error:
         raise _fail(error) from None
+
+
+def _run_in_foreground(campaign: Campaign) -> None:
+    """Run with a progress bar and one summary line per round; say so and do nothing if already finished."""
+    name, directory = campaign.config.name, campaign.directory
+    first = campaign.next_round()
+    if first is None:
+        state = campaign_status(directory)
+        typer.echo(
+            f"campaign {name!r} in {directory} is finished ({campaign.stop_reason()}; "
+            f"{state['rounds_complete']} rounds, {state['n_evaluations']} evaluations); nothing to do. "
+            "Raise the budget in the config to continue it."
+        )
+        return
+    objective = campaign.config.policy_objective
+    typer.echo(f"campaign {name!r}: {len(campaign.pool)} candidates, directory {directory}")
+    with tqdm(total=campaign.last_round + 1, initial=first, desc="rounds", unit="round", file=sys.stderr) as bar:
+
+        def report(summary: RoundSummary) -> None:
+            bar.update(1)
+            tqdm.write(summary.line(objective.name, objective.unit))
+
+        campaign.run(on_round=report)
+    typer.echo(f"finished: {campaign.stop_reason()}. Inspect with: sbin status {directory}")
 
 
 def _format_status(state: dict) -> str:
@@ -144,7 +141,7 @@ def model_train(
     ] = "auto",
 ) -> None:
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median)."""
-    _configure_logging(None, verbose=False)
+    configure_logging(None)
     try:
         table = read_formula_table(str(data), formula_column, (target,), require_values=True)
     except USER_ERRORS as error:
@@ -185,7 +182,7 @@ def model_predict(
 
     Rows whose formula cannot be used get empty values and the reason in an ``error`` column.
     """
-    _configure_logging(None, verbose=False)
+    configure_logging(None)
     try:
         surrogate, metadata = load_surrogate(model)
         if metadata.get("feature_names") not in (None, descriptor_names()):
@@ -220,3 +217,47 @@ def model_predict(
     output.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(output, index=False)
     typer.echo(f"wrote {len(out)} predictions ({len(valid)} valid) to {output}")
+
+
+@daemon_app.command("start")
+def daemon_start(
+    config: Annotated[Path, typer.Argument(help="Campaign YAML file.")],
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Campaign directory (default: campaigns/<name>).")
+    ] = None,
+) -> None:
+    """Start (or resume) a campaign in the background; it logs to DIR/sbin.log."""
+    try:
+        campaign_config, _ = load_config(config)
+        directory = directory or Path("campaigns") / campaign_config.name
+        pid = start_daemon(config.resolve(), directory.resolve())
+    except USER_ERRORS as error:
+        raise _fail(error) from None
+    typer.echo(f"campaign {campaign_config.name!r} running as process {pid}; log: {directory / LOG_FILE}")
+
+
+@daemon_app.command("stop")
+def daemon_stop(directory: Annotated[Path, typer.Argument(help="Campaign directory.")]) -> None:
+    """Stop a background campaign after its current step (it stays resumable)."""
+    try:
+        pid = stop_daemon(directory)
+    except USER_ERRORS as error:
+        raise _fail(error) from None
+    typer.echo(f"no process is driving {directory}" if pid is None else f"process {pid} stopped")
+
+
+@daemon_app.command("status")
+def daemon_status(
+    directory: Annotated[Path, typer.Argument(help="Campaign directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Whether a process drives the campaign, and the campaign's state."""
+    try:
+        state = {"pid": lock_holder(directory), **campaign_status(directory)}
+    except USER_ERRORS as error:
+        raise _fail(error) from None
+    if as_json:
+        typer.echo(json.dumps(state, indent=2))
+        return
+    running = "not running" if state["pid"] is None else f"running as process {state['pid']}"
+    typer.echo(f"daemon {running}\n{_format_status(state)}")

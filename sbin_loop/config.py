@@ -123,6 +123,8 @@ class OracleConfig(_Section):
         max_attempts: How often a failed job is tried before it is recorded as failed for good.
         poll_seconds: Pause between polls of jobs that are still running.
         timeout_seconds: A job attempt running longer than this fails with a timeout (and may be retried).
+        latency_seconds: Dataset replay only: delay before an answer is available (exercises asynchronous polling).
+        noise_std: Dataset replay only: standard deviation of Gaussian noise added to replayed values (seeded).
     """
 
     kind: Literal["dataset"] = "dataset"
@@ -131,6 +133,8 @@ class OracleConfig(_Section):
     max_attempts: int = Field(default=2, gt=0)
     poll_seconds: float = Field(default=1.0, gt=0)
     timeout_seconds: float = Field(default=86400.0, gt=0)
+    latency_seconds: float = Field(default=0.0, ge=0)
+    noise_std: float = Field(default=0.0, ge=0)
 
 
 class BudgetConfig(_Section):

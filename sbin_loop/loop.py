@@ -43,7 +43,7 @@ from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
 logger = logging.getLogger(__name__)
 
-_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL = range(5)
+_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL, _ORACLE = range(6)
 """Purposes mixed into derived seeds so that no two random streams coincide."""
 
 
@@ -180,7 +180,15 @@ class Campaign:
         )
 
     def _build_oracle(self) -> Oracle:
-        return DatasetReplayOracle(self._oracle_table, self._objective_columns)
+        oracle = self.config.oracle
+        return DatasetReplayOracle(
+            self._oracle_table,
+            self._objective_columns,
+            ledger=self.directory / "oracle" / "dataset_ledger.jsonl",
+            latency_seconds=oracle.latency_seconds,
+            noise_std=oracle.noise_std,
+            seed=derive_seed(self.config.seed, _ORACLE),
+        )
 
     # Round bookkeeping ------------------------------------------------------------------------------------------
     @property
