@@ -16,6 +16,7 @@ from tqdm import tqdm
 from sbin_loop.candidates import PoolCacheError
 from sbin_loop.config import ConfigError, ModelConfig, load_config
 from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.inspection.cli import report
 from sbin_loop.loop import Campaign, CampaignError, RoundSummary
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.intervals import summarise_draws
@@ -27,6 +28,7 @@ from sbin_loop.stores import StoreError
 app = typer.Typer(help="sbin: closed-loop active-learning materials discovery.", no_args_is_help=True)
 model_app = typer.Typer(help="Train and apply the BNN surrogate outside a campaign.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.command("report")(report)
 
 USER_ERRORS = (
     ConfigError,
