@@ -1,7 +1,7 @@
 """A campaign read once, read-only, and served as pandas DataFrames.
 
 ``open_view`` loads every document of a campaign (campaign, rounds, jobs, results) into a frozen ``CampaignView`` and
-closes the store straight away: nothing is ever written, and a notebook can keep the view while the campaign runs on.
+closes the store at once: no document is ever written, and a notebook may keep a view while the campaign runs on.
 Every frame is built from those documents on demand, so later document fields (more objectives, structures in a
 result's provenance) appear as columns without this module knowing their names.
 """
@@ -27,8 +27,8 @@ MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 CALIBRATION_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 """Central levels at which ``CampaignView.calibration`` compares expected and observed coverage."""
 
-_TRANSFORMS = {"log1p": (np.log1p, np.expm1)}
-"""Objective transform name -> (forward, inverse); any other transform (``none``) is the identity."""
+_MODELLED_SPACE = {"log1p": np.log1p}
+"""Objective transform name -> map to the space the model works in; any other transform (``none``) is the identity."""
 
 
 def interval_columns(interval: Interval | None) -> dict[str, float]:
@@ -95,7 +95,7 @@ class CampaignView:
         return pd.DataFrame(rows)
 
     def evaluations(self) -> pd.DataFrame:
-        """One row per result, in the order they were stored, with a column for every value any result carries.
+        """One row per result (by round, then job id), with a column for every value any result carries.
 
         ``evaluation`` counts results from 1; ``best_so_far`` is the best policy-objective value up to that row (in
         the objective's direction) and ``best_candidate`` the candidate holding it.
@@ -170,7 +170,7 @@ class CampaignView:
         if frame.empty:
             return frame.assign(inside=pd.Series(dtype=bool), z=pd.Series(dtype=float))
         frame = frame[frame["pred_mean"].notna() & frame["observed"].notna()].reset_index(drop=True)
-        forward = _TRANSFORMS.get(self.objective.transform, (np.asarray, np.asarray))[0]
+        forward = _MODELLED_SPACE.get(self.objective.transform, np.asarray)
         with np.errstate(invalid="ignore", divide="ignore"):
             low, high, value = (
                 forward(frame[name].to_numpy(float)) for name in ("pred_lower", "pred_upper", "observed")
