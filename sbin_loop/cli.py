@@ -17,6 +17,7 @@ from sbin_loop.candidates import PoolCacheError
 from sbin_loop.config import ConfigError, ModelConfig, load_config
 from sbin_loop.daemon import DaemonError, start_daemon, stop_daemon
 from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.inspection.cli import report
 from sbin_loop.locking import CampaignLock, CampaignLockedError, lock_holder
 from sbin_loop.logs import LOG_FILE, configure_logging
 from sbin_loop.loop import Campaign, CampaignError, RoundSummary
@@ -32,6 +33,7 @@ model_app = typer.Typer(help="Train and apply the BNN surrogate outside a campai
 app.add_typer(model_app, name="model")
 daemon_app = typer.Typer(help="Run campaigns detached from the terminal.", no_args_is_help=True)
 app.add_typer(daemon_app, name="daemon")
+app.command("report")(report)
 
 USER_ERRORS = (
     ConfigError,

@@ -10,6 +10,7 @@ import torch
 
 from sbin_loop.config import CampaignConfig, parse_config
 from sbin_loop.data import bundled_path
+from sbin_loop.loop import Campaign
 
 torch.set_num_threads(1)
 
@@ -21,14 +22,27 @@ def supercon() -> pd.DataFrame:
     return pd.read_csv(bundled_path("supercon"))
 
 
-@pytest.fixture()
-def pool_csv(tmp_path: Path, supercon: pd.DataFrame) -> Path:
-    """80 real SuperCon rows (a fixed slice) plus one unparsable row."""
+def write_pool(directory: Path, supercon: pd.DataFrame) -> Path:
+    """80 real SuperCon rows (a fixed slice) plus one unparsable row, as ``directory/pool.csv``."""
     rows = supercon.iloc[:80][["formula", "Tc_K"]]
     rows = pd.concat([rows, pd.DataFrame({"formula": ["Xx2O"], "Tc_K": [1.0]})], ignore_index=True)
-    path = tmp_path / "pool.csv"
+    path = directory / "pool.csv"
     rows.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture()
+def pool_csv(tmp_path: Path, supercon: pd.DataFrame) -> Path:
+    return write_pool(tmp_path, supercon)
+
+
+@pytest.fixture(scope="session")
+def finished_campaign(tmp_path_factory: pytest.TempPathFactory, supercon: pd.DataFrame) -> Path:
+    """Directory of a finished 3-round campaign (``campaign_config`` defaults), shared read-only by tests."""
+    base = tmp_path_factory.mktemp("finished")
+    directory = base / "campaign"
+    Campaign(campaign_config(write_pool(base, supercon)), directory).run()
+    return directory
 
 
 def campaign_config(pool_csv: Path, **overrides: object) -> CampaignConfig:
