@@ -37,7 +37,7 @@ from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
-from sbin_loop.status import write_marker
+from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
@@ -107,11 +107,18 @@ class Campaign:
         self.directory = Path(directory)
         self.base_dir = base_dir or Path.cwd()
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._check_directory_belongs_to(config.name)
         self.store = CampaignStore.open(config.name, config.store, self.directory)
-        self._check_campaign_doc()
-        write_marker(self.directory, config.name, config.store)
+        stored = self.store.campaign_doc()
+        if stored is not None:
+            self._check_config_unchanged(stored)
+        # Pool and oracle are built (and so validated) before a new campaign writes anything to its store.
         self.pool = self._load_or_build_pool()
         self.oracle = oracle or self._build_oracle()
+        if stored is None:
+            current = config.model_dump(mode="json")
+            self.store.put_campaign(CampaignDoc(campaign=config.name, config=current, sbin_version=__version__))
+            write_marker(self.directory, config.name, config.store)
         self.policy = build_policy(config.policy)
         self.objective_names = tuple(objective.name for objective in config.objectives)
         self._objective_index = self.objective_names.index(config.policy_objective.name)
@@ -120,12 +127,15 @@ class Campaign:
         self._row_of = {candidate: row for row, candidate in enumerate(self.pool.ids)}
 
     # Set-up -----------------------------------------------------------------------------------------------------
-    def _check_campaign_doc(self) -> None:
-        stored = self.store.campaign_doc()
+    def _check_directory_belongs_to(self, name: str) -> None:
+        marker = read_marker(self.directory)
+        if marker is not None and marker["campaign"] != name:
+            raise ConfigError(
+                f"name: {self.directory} holds campaign {marker['campaign']!r}, not {name!r}; use another --dir"
+            )
+
+    def _check_config_unchanged(self, stored: CampaignDoc) -> None:
         current = self.config.model_dump(mode="json")
-        if stored is None:
-            self.store.put_campaign(CampaignDoc(campaign=self.config.name, config=current, sbin_version=__version__))
-            return
         old = {key: value for key, value in stored.config.items() if key != "budget"}
         new = {key: value for key, value in current.items() if key != "budget"}
         differences = _config_differences(old, new)

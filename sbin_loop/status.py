@@ -26,7 +26,15 @@ def write_marker(directory: Path, name: str, store: StoreConfig) -> None:
     marker = {"campaign": name, "backend": "mongodb" if store.uri else "embedded", "database": store.database}
     path = directory / MARKER
     if not path.is_file():
-        path.write_text(json.dumps(marker, indent=2))
+        temporary = directory / f".{MARKER}.tmp"
+        temporary.write_text(json.dumps(marker, indent=2))
+        os.replace(temporary, path)
+
+
+def read_marker(directory: Path) -> dict | None:
+    """The directory's ``campaign.json`` (campaign name, backend, database), or ``None`` if it has none."""
+    path = Path(directory) / MARKER
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def open_campaign(directory: Path) -> tuple[CampaignStore, CampaignDoc]:
@@ -35,10 +43,9 @@ def open_campaign(directory: Path) -> tuple[CampaignStore, CampaignDoc]:
     Raises:
         NotACampaignError: If the directory has no campaign, or its MongoDB URI is not in the environment.
     """
-    path = Path(directory) / MARKER
-    if not path.is_file():
+    marker = read_marker(directory)
+    if marker is None:
         raise NotACampaignError(f"{directory}: not a sbin campaign directory (no {MARKER})")
-    marker = json.loads(path.read_text())
     uri = None
     if marker["backend"] == "mongodb":
         uri = os.environ.get(STORE_URI_VARIABLE)
