@@ -10,11 +10,13 @@ from sbin_loop.features.composition import (
     featurize_fractions,
 )
 from sbin_loop.features.elements import ElementPropertyTable, element_property_table
+from sbin_loop.features.structure import StructureFeaturizer
 
 __all__ = [
     "STATISTICS",
     "STOICHIOMETRY_NORMS",
     "ElementPropertyTable",
+    "StructureFeaturizer",
     "descriptor_names",
     "element_fractions",
     "element_property_table",

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from pymatgen.core import Composition
+
+from sbin_loop.features import (
+    descriptor_names,
+    element_fractions,
+    element_property_table,
+    featurize_compositions,
+    featurize_formulas,
+    featurize_fractions,
+)
+from sbin_loop.space import formula_fractions, read_formula_table
+
+matminer_composition = pytest.importorskip("matminer.featurizers.composition")
+
+
+@pytest.fixture(scope="module")
+def supercon_formulas() -> list[str]:
+    formulas = read_formula_table("bundled:supercon").frame["formula"].tolist()
+    return formulas[:: max(1, len(formulas) // 1200)][:1200]
+
+
+def test_descriptors_equal_matminer_magpie_and_stoichiometry(supercon_formulas):
+    assert len(supercon_formulas) >= 1000
+    magpie = matminer_composition.ElementProperty.from_preset("magpie")
+    stoichiometry = matminer_composition.Stoichiometry()
+    expected = np.array(
+        [magpie.featurize(c) + stoichiometry.featurize(c) for c in map(Composition, supercon_formulas)],
+        dtype=float,
+    )
+    got = featurize_fractions(*formula_fractions(supercon_formulas), dtype=np.float64)
+    labels = [label.removeprefix("MagpieData ") for label in magpie.feature_labels()]
+    assert descriptor_names() == labels + stoichiometry.feature_labels()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_table_has_magpie_properties_and_records_imputation():
+    table = element_property_table()
+    assert table.values.shape == (118, 22) and np.isfinite(table.values).all()
+    assert ("He", "Electronegativity") in table.imputed
+
+
+def test_formula_and_composition_paths_agree():
+    formulas = ["SrTiO3", "Ba0.4K0.6Fe2As2", "La1.85Sr0.15CuO4", "Ca(OH)2"]
+    from_compositions = featurize_compositions([Composition(f) for f in formulas])
+    np.testing.assert_allclose(featurize_formulas(formulas), from_compositions, rtol=1e-6)
+    indices, fractions = element_fractions([Composition("SrTiO3")])
+    assert sorted(indices[0].tolist()) == [7, 21, 37]
+    np.testing.assert_allclose(sorted(fractions[0]), [0.2, 0.2, 0.6])
+
+
+def test_mode_takes_smallest_value_among_most_abundant():
+    numbers = descriptor_names().index("mode Number")
+    assert featurize_formulas(["NaCl"])[0, numbers] == 11
+    assert featurize_formulas(["NaCl2"])[0, numbers] == 17
