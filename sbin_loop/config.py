@@ -6,11 +6,12 @@ silently ignored setting. ``load_config`` turns pydantic's errors into one messa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,104 @@ class PoolSpaceConfig(_Section):
     source: str = "bundled:supercon"
     formula_column: str = "formula"
     sample: int | None = Field(default=None, gt=0)
+
+
+class PerovskiteSpaceConfig(_Section):
+    """Perovskites ``(A_{1-x} A'_x)_{1-δ_A} (B_{1-y} B'_y) X_{3-δ_X}`` on a fraction grid, screened by rules.
+
+    Each candidate mixes up to ``max_species_*`` elements per site with fractions that are multiples of
+    ``1 / fraction_denominator``. A candidate is kept if it can be charge-neutral with the allowed oxidation
+    states (mixed valence allowed) and its Goldschmidt tolerance factor, octahedral factor and (optionally)
+    the electronegativity gap between anion and cations lie within bounds.
+
+    Attributes:
+        kind: Discriminator; ``perovskite`` for an enumerated perovskite space.
+        a_site: Elements allowed on the A site (12-coordinated).
+        b_site: Elements allowed on the B site (6-coordinated).
+        x_site: Anions (6-coordinated).
+        oxidation_states: Allowed oxidation states per element, overriding the default (pymatgen's common and
+            ICSD states of the site's sign that have a Shannon radius).
+        max_species_a: Most elements mixed on the A site.
+        max_species_b: Most elements mixed on the B site.
+        max_species_x: Most elements mixed on the X site.
+        fraction_denominator: Site fractions are multiples of ``1 / fraction_denominator``.
+        a_deficiency: A-site deficiencies δ_A to enumerate (0 is the stoichiometric perovskite).
+        anion_deficiency: Anion deficiencies δ_X to enumerate.
+        tolerance_factor: Inclusive bounds on the Goldschmidt tolerance factor.
+        octahedral_factor: Inclusive bounds on the octahedral factor r_B / r_X.
+        min_electronegativity_gap: If set, the anion's Pauling electronegativity must exceed the mean of each
+            cation site by at least this much.
+
+    """
+
+    kind: Literal["perovskite"] = "perovskite"
+    a_site: tuple[str, ...] = ("Na", "K", "Ca", "Sr", "Ba", "La", "Pr", "Nd", "Sm", "Bi")
+    b_site: tuple[str, ...] = ("Mg", "Al", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Ga", "Zr", "Nb")
+    x_site: tuple[str, ...] = ("O",)
+    oxidation_states: dict[str, tuple[int, ...]] = Field(default_factory=dict)
+    max_species_a: int = Field(default=2, ge=1, le=4)
+    max_species_b: int = Field(default=2, ge=1, le=4)
+    max_species_x: int = Field(default=1, ge=1, le=3)
+    fraction_denominator: int = Field(default=8, ge=1, le=100)
+    a_deficiency: tuple[float, ...] = (0.0,)
+    anion_deficiency: tuple[float, ...] = (0.0,)
+    tolerance_factor: tuple[float, float] = (0.80, 1.10)
+    octahedral_factor: tuple[float, float] = (0.37, 0.90)
+    min_electronegativity_gap: float | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PerovskiteSpaceConfig:
+        sites = {"a_site": self.a_site, "b_site": self.b_site, "x_site": self.x_site}
+        for name, elements in sites.items():
+            if not elements:
+                raise ValueError(f"{name}: list at least one element")
+            if len(set(elements)) != len(elements):
+                raise ValueError(f"{name}: duplicate elements in {list(elements)}")
+        a_site, b_site, x_site = set(self.a_site), set(self.b_site), set(self.x_site)
+        shared = (a_site & b_site) | (x_site & (a_site | b_site))
+        if shared:
+            raise ValueError(f"elements on more than one site would make ids ambiguous: {sorted(shared)}")
+        unknown = set(self.oxidation_states) - a_site - b_site - x_site
+        if unknown:
+            raise ValueError(f"oxidation_states: {sorted(unknown)} are on no site")
+        deficiencies = {
+            "a_deficiency": (self.a_deficiency, 1),
+            "anion_deficiency": (self.anion_deficiency, 3),
+        }
+        for name, (values, upper) in deficiencies.items():
+            in_range = all(0 <= value < upper for value in values)
+            if not values or not in_range or len(set(values)) != len(values):
+                raise ValueError(f"{name}: distinct values in [0, {upper}) required, got {list(values)}")
+        bounds = {"tolerance_factor": self.tolerance_factor, "octahedral_factor": self.octahedral_factor}
+        for name, (low, high) in bounds.items():
+            if not 0 < low <= high:
+                raise ValueError(f"{name}: need 0 < lower <= upper, got [{low}, {high}]")
+        return self
+
+
+def _kind_or(default: str) -> Callable[[object], str]:
+    """Discriminator reading ``kind`` from a mapping or model, with a default when a section leaves it out."""
+
+    def kind(value: object) -> str:
+        return value.get("kind", default) if isinstance(value, dict) else getattr(value, "kind", default)
+
+    return kind
+
+
+_UNION_TAGS: set[str] = set()
+"""Tags of tagged unions; pydantic puts them in error locations, where users do not write them."""
+
+
+def _tagged(model: type[BaseModel], tag: str) -> object:
+    _UNION_TAGS.add(tag)
+    return Annotated[model, Tag(tag)]
+
+
+SpaceConfig = Annotated[
+    _tagged(PoolSpaceConfig, "pool") | _tagged(PerovskiteSpaceConfig, "perovskite"),
+    Discriminator(_kind_or("pool")),
+]
+"""Either kind of candidate space, chosen by its ``kind`` key."""
 
 
 class ObjectiveConfig(_Section):
@@ -195,7 +294,8 @@ class CampaignConfig(_Section):
     Attributes:
         name: Campaign name (used in documents and logs).
         seed: Master seed; every random choice of the campaign derives from it.
-        space: Candidate space.
+        space: Candidate space: a table of formulas (``kind: pool``) or an enumerated perovskite space
+            (``kind: perovskite``).
         objectives: Quantities learned by the model (at least one).
         model: Surrogate model settings.
         policy: Acquisition policy.
@@ -207,7 +307,7 @@ class CampaignConfig(_Section):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = Field(default=0, ge=0)
-    space: PoolSpaceConfig = PoolSpaceConfig()
+    space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
     model: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
@@ -235,7 +335,7 @@ class CampaignConfig(_Section):
 def _format_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        field = ".".join(str(part) for part in item["loc"] if part not in _UNION_TAGS) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"

@@ -1,65 +1,75 @@
 import numpy as np
 import pytest
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition
 
 from sbin_loop.features import (
-    STATISTICS,
     descriptor_names,
+    element_fractions,
     element_property_table,
     featurize_compositions,
+    featurize_formulas,
+    featurize_fractions,
 )
+from sbin_loop.space import formula_fractions, read_formula_table
+
+matminer_composition = pytest.importorskip("matminer.featurizers.composition")
 
 
-def _column(name: str) -> int:
-    return descriptor_names().index(name)
+@pytest.fixture(scope="module")
+def supercon_formulas() -> list[str]:
+    formulas = read_formula_table("bundled:supercon").frame["formula"].tolist()
+    return formulas[:: max(1, len(formulas) // 1200)][:1200]
 
 
-def test_descriptor_shape_and_names():
-    features = featurize_compositions([Composition("NaCl"), Composition("SrTiO3")])
-    assert features.shape == (2, len(descriptor_names()))
-    assert features.dtype == np.float32
-    assert np.isfinite(features).all()
+def test_descriptors_equal_matminer_magpie_and_stoichiometry(supercon_formulas):
+    assert len(supercon_formulas) >= 1000
+    magpie = matminer_composition.ElementProperty.from_preset("magpie")
+    stoichiometry = matminer_composition.Stoichiometry()
+    expected = np.array(
+        [magpie.featurize(c) + stoichiometry.featurize(c) for c in map(Composition, supercon_formulas)],
+        dtype=float,
+    )
+    got = featurize_fractions(*formula_fractions(supercon_formulas), dtype=np.float64)
+    labels = [label.removeprefix("MagpieData ") for label in magpie.feature_labels()]
+    assert descriptor_names() == labels + stoichiometry.feature_labels()
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
 
 
-def test_known_statistics_of_srtio3():
-    features = featurize_compositions([Composition("SrTiO3")])[0]
-    chi = {"Sr": Element("Sr").X, "Ti": Element("Ti").X, "O": Element("O").X}
-    mean = (chi["Sr"] + chi["Ti"] + 3 * chi["O"]) / 5
-    assert features[_column("mean Electronegativity")] == pytest.approx(mean, rel=1e-5)
-    avg_dev = (abs(chi["Sr"] - mean) + abs(chi["Ti"] - mean) + 3 * abs(chi["O"] - mean)) / 5
-    assert features[_column("avg_dev Electronegativity")] == pytest.approx(avg_dev, rel=1e-5)
-    assert features[_column("minimum Electronegativity")] == pytest.approx(chi["Sr"], rel=1e-6)
-    assert features[_column("maximum Electronegativity")] == pytest.approx(chi["O"], rel=1e-6)
-    assert features[_column("range Electronegativity")] == pytest.approx(chi["O"] - chi["Sr"], rel=1e-5)
-    # Mode: the most abundant element (O) sets it.
-    assert features[_column("mode Number")] == 8
-    assert features[_column("mean Number")] == pytest.approx((38 + 22 + 3 * 8) / 5, rel=1e-6)
-    assert features[_column("0-norm")] == 3
-    assert features[_column("2-norm")] == pytest.approx(np.sqrt(0.2**2 + 0.2**2 + 0.6**2), rel=1e-6)
-
-
-def test_mode_tie_takes_smallest_value():
-    features = featurize_compositions([Composition("NaCl")])[0]
-    assert features[_column("mode Number")] == 11
-    assert features[_column("mean Number")] == pytest.approx(14.0)
-
-
-def test_valence_electron_counts_follow_magpie():
+def test_table_has_magpie_properties_and_records_imputation():
     table = element_property_table()
-    row = {name: j for j, name in enumerate(table.names)}
-    ga, pb, fe = (table.values[Element(s).Z - 1] for s in ("Ga", "Pb", "Fe"))
-    assert (ga[row["NsValence"]], ga[row["NpValence"]], ga[row["NdValence"]], ga[row["NfValence"]]) == (2, 1, 10, 0)
-    assert pb[row["NfValence"]] == 14 and pb[row["NValence"]] == 28
-    assert fe[row["NdValence"]] == 6 and fe[row["NdUnfilled"]] == 4 and fe[row["NsUnfilled"]] == 0
+    assert table.values.shape == (118, 22) and np.isfinite(table.values).all()
+    assert ("He", "Electronegativity") in table.imputed
+
+
+def test_formula_and_composition_paths_agree():
+    formulas = ["SrTiO3", "Ba0.4K0.6Fe2As2", "La1.85Sr0.15CuO4", "Ca(OH)2"]
+    from_compositions = featurize_compositions([Composition(f) for f in formulas])
+    np.testing.assert_allclose(featurize_formulas(formulas), from_compositions, rtol=1e-6)
+    indices, fractions = element_fractions([Composition("SrTiO3")])
+    assert sorted(indices[0].tolist()) == [7, 21, 37]
+    np.testing.assert_allclose(sorted(fractions[0]), [0.2, 0.2, 0.6])
+
+
+def test_mode_takes_smallest_value_among_most_abundant():
+    numbers = descriptor_names().index("mode Number")
+    assert featurize_formulas(["NaCl"])[0, numbers] == 11
+    assert featurize_formulas(["NaCl2"])[0, numbers] == 17
+
+
+def test_known_statistics_of_srtio3_by_hand():
+    names = descriptor_names()
+    features = featurize_compositions([Composition("SrTiO3")])[0]
+    chi = {"Sr": 0.95, "Ti": 1.54, "O": 3.44}  # Pauling electronegativities (Magpie's table)
+    mean = (chi["Sr"] + chi["Ti"] + 3 * chi["O"]) / 5
+    avg_dev = (abs(chi["Sr"] - mean) + abs(chi["Ti"] - mean) + 3 * abs(chi["O"] - mean)) / 5
+    assert features[names.index("mean Electronegativity")] == pytest.approx(mean, rel=1e-5)
+    assert features[names.index("avg_dev Electronegativity")] == pytest.approx(avg_dev, rel=1e-5)
+    assert features[names.index("range Electronegativity")] == pytest.approx(chi["O"] - chi["Sr"], rel=1e-5)
+    assert features[names.index("mode Number")] == 8  # the most abundant element, O
+    assert features[names.index("0-norm")] == 3
+    assert features[names.index("2-norm")] == pytest.approx(np.sqrt(0.2**2 + 0.2**2 + 0.6**2), rel=1e-6)
 
 
 def test_features_do_not_depend_on_formula_scaling():
     a, b = featurize_compositions([Composition("SrTiO3"), Composition("Sr2Ti2O6")])
     np.testing.assert_allclose(a, b, rtol=1e-6)
-
-
-def test_missing_element_data_is_imputed_and_listed():
-    table = element_property_table()
-    assert np.isfinite(table.values).all()
-    assert ("He", "Electronegativity") in table.imputed
-    assert len(STATISTICS) == 6

@@ -8,6 +8,7 @@ from pathlib import Path
 BUNDLED = {
     "supercon": "supercon_train.csv.gz",
     "emery_wolverton": "emery_wolverton_abo3.csv.gz",
+    "magpie_elements": "magpie_elements.csv.gz",
 }
 """Names usable as ``bundled:NAME`` in campaign configs, mapped to their files."""
 

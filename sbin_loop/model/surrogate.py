@@ -29,8 +29,12 @@ def _forward_transform(kind: str, values: Tensor) -> Tensor:
     return torch.log1p(values) if kind == "log1p" else values
 
 
+LOG1P_MAX = 80.0
+"""Largest log(1 + y) mapped back: expm1 overflows float32 near 88.7, and an infinite draw would poison acquisition."""
+
+
 def _inverse_transform(kind: str, values: Tensor) -> Tensor:
-    return torch.expm1(values) if kind == "log1p" else values
+    return torch.expm1(values.clamp(max=LOG1P_MAX)) if kind == "log1p" else values
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""Scale benchmark: featurisation vs matminer, a full scoring pass of 10^6 perovskites, a 10^7 stream.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/scale.py --threads 2 --json scale.json
+
+Stages (each printed, all written to ``--json``):
+
+1. Dense float32 matmul FLOP/s of this machine (torch), the hardware reference.
+2. Composition featurisation of the same ``--n-featurize`` SuperCon formulas by sbin (from formula strings)
+   and by matminer (``ElementProperty.from_preset("magpie")`` + ``Stoichiometry`` on pymatgen compositions,
+   parsing not timed); largest absolute difference of the values.
+3. Scoring ``--n-score`` perovskite candidates streamed from ``SPACE``: enumerate + rules + descriptors +
+   ``--draws`` posterior function draws of an untrained default-architecture ``BNNSurrogate`` + Monte Carlo
+   expected improvement, keeping the top 10. Model FLOP/s is reported against stage 1.
+4. Streaming ``--n-stream`` candidates the same way (``--stream-model`` to include the model; without it,
+   enumerate + rules + descriptors only), showing that memory stays bounded.
+
+Peak memory is the process's peak resident set size after each stage (it never decreases, so the stage-3
+figure bounds scoring and the stage-4 figure shows whether streaming ten times more candidates raised it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pymatgen.core import Composition
+
+from sbin_loop.config import ModelConfig, PerovskiteSpaceConfig
+from sbin_loop.features import descriptor_names, featurize_formulas, featurize_fractions
+from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.space import PerovskiteSpace, formula_fractions, read_formula_table
+
+SPACE = PerovskiteSpaceConfig(
+    a_site=("Na", "K", "Rb", "Ca", "Sr", "Ba", "La", "Ce", "Pr", "Nd", "Sm", "Gd", "Bi", "Pb"),
+    b_site=(
+        *("Mg", "Al", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn"),
+        *("Ga", "Zr", "Nb", "Mo", "Ru", "Sn", "Hf", "Ta", "W", "In", "Sb", "Ir"),
+    ),
+    fraction_denominator=10,
+    a_deficiency=(0.0, 0.05),
+    anion_deficiency=(0.0, 0.0625, 0.125, 0.1875, 0.25),
+)
+"""A space of about 2.1 x 10^7 enumerated perovskites, about 1.3 x 10^7 of which pass the rules."""
+
+
+def peak_memory_mb() -> float:
+    """Peak resident set size of this process so far (MB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def matmul_flops(size: int = 2048, repeats: int = 10) -> float:
+    """Best dense float32 matmul rate (FLOP/s) over ``repeats`` products of ``size x size`` matrices."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def featurize_vs_matminer(n: int) -> dict[str, float]:
+    """Time sbin and matminer on the same ``n`` SuperCon formulas and compare values."""
+    from matminer.featurizers.composition import ElementProperty, Stoichiometry
+
+    formulas = read_formula_table("bundled:supercon").frame["formula"].tolist()[:n]
+    start = time.perf_counter()
+    ours = featurize_formulas(formulas)
+    sbin_seconds = time.perf_counter() - start
+    compositions = [Composition(formula) for formula in formulas]
+    magpie, stoichiometry = ElementProperty.from_preset("magpie"), Stoichiometry()
+    start = time.perf_counter()
+    theirs = np.array([magpie.featurize(c) + stoichiometry.featurize(c) for c in compositions], dtype=np.float64)
+    matminer_seconds = time.perf_counter() - start
+    exact = featurize_fractions(*formula_fractions(formulas), dtype=np.float64)
+    return {
+        "n_formulas": len(formulas),
+        "sbin_seconds": sbin_seconds,
+        "matminer_seconds": matminer_seconds,
+        "featurize_speedup_vs_matminer": matminer_seconds / sbin_seconds,
+        "max_abs_difference_float64": float(np.abs(exact - theirs).max()),
+        "max_abs_difference_float32_output": float(np.abs(ours - theirs).max()),
+    }
+
+
+def score_stream(space: PerovskiteSpace, n: int, draws: int, with_model: bool, chunk: int) -> dict[str, float]:
+    """Stream ``n`` candidates: descriptors, posterior draws and MC expected improvement (top 10 kept)."""
+    n_features = len(descriptor_names()) + len(space.extra_names)
+    model = BNNSurrogate(n_features, ("y",), ("none",), ModelConfig())
+    model.eval()
+    weight_sets = model.draw_weight_sets(draws, seed=0)
+    timings = dict.fromkeys(("enumerate", "featurize", "draws", "acquisition"), 0.0)
+    top_ids, top_values = np.array([], dtype=np.dtypes.StringDType()), np.array([])
+    seen = 0
+    stream = space.chunks(chunk)
+    start = time.perf_counter()
+    while seen < n:
+        tick = time.perf_counter()
+        block = next(stream, None)
+        if block is None:
+            break
+        block = block.take(slice(0, n - seen))
+        timings["enumerate"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        features = np.concatenate([featurize_fractions(block.indices, block.fractions), block.extra], axis=1)
+        timings["featurize"] += time.perf_counter() - tick
+        if with_model:
+            tick = time.perf_counter()
+            samples = model.to_target_units(model.evaluate(features, weight_sets))[..., 0]  # S x n
+            timings["draws"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            improvement = torch.clamp(samples - 0.0, min=0).mean(dim=0).numpy()
+            pool_ids = np.concatenate([top_ids, block.ids])
+            pool_values = np.concatenate([top_values, improvement])
+            best = np.argsort(-pool_values)[:10]
+            top_ids, top_values = pool_ids[best], pool_values[best]
+            timings["acquisition"] += time.perf_counter() - tick
+        seen += len(block)
+    seconds = time.perf_counter() - start
+    widths = (n_features, *ModelConfig().hidden, 1)
+    flops = 2 * sum(a * b for a, b in itertools.pairwise(widths)) * draws * seen
+    return {
+        "n_candidates": seen,
+        "seconds": seconds,
+        "candidates_per_second": seen / seconds,
+        **{f"{stage}_seconds": value for stage, value in timings.items()},
+        "model_flops_per_second": flops / timings["draws"] if with_model and timings["draws"] else 0.0,
+        "top_candidate": str(top_ids[0]) if len(top_ids) else "",
+        "peak_memory_mb": peak_memory_mb(),
+    }
+
+
+def main() -> None:
+    """Run the stages and print and write the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--n-featurize", type=int, default=10_000)
+    parser.add_argument("--n-score", type=int, default=1_000_000)
+    parser.add_argument("--n-stream", type=int, default=10_000_000)
+    parser.add_argument("--stream-model", action="store_true", help="include the model in the stream stage")
+    parser.add_argument("--draws", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=65_536)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    results: dict[str, object] = {"threads": args.threads, "draws": args.draws}
+    space = PerovskiteSpace(SPACE)
+    results["space_raw_size"] = space.raw_size
+    results["matmul_flops_per_second"] = matmul_flops()
+    print(f"dense matmul: {results['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s ({args.threads} threads)")
+
+    score = score_stream(space, args.n_score, args.draws, with_model=True, chunk=args.chunk)
+    results["score"] = score
+    results["score_1e6_seconds"] = score["seconds"] * 1e6 / score["n_candidates"]
+    results["peak_memory_mb"] = score["peak_memory_mb"]
+    print(
+        f"score {score['n_candidates']:,}: {score['seconds']:.1f} s "
+        f"({score['candidates_per_second']:,.0f}/s; "
+        f"enumerate {score['enumerate_seconds']:.1f}, featurize {score['featurize_seconds']:.1f}, "
+        f"draws {score['draws_seconds']:.1f}, acquisition {score['acquisition_seconds']:.1f}); "
+        f"model {score['model_flops_per_second'] / 1e9:.1f} GFLOP/s "
+        f"= {score['model_flops_per_second'] / results['matmul_flops_per_second']:.0%} of matmul; "
+        f"peak RSS {score['peak_memory_mb']:.0f} MB"
+    )
+
+    stream = score_stream(space, args.n_stream, args.draws, with_model=args.stream_model, chunk=args.chunk)
+    results["stream"] = {**stream, "with_model": args.stream_model}
+    print(
+        f"stream {stream['n_candidates']:,} ({'with' if args.stream_model else 'without'} model): "
+        f"{stream['seconds']:.1f} s ({stream['candidates_per_second']:,.0f}/s); "
+        f"peak RSS {stream['peak_memory_mb']:.0f} MB"
+    )
+
+    featurize = featurize_vs_matminer(args.n_featurize)
+    results["featurize"] = featurize
+    results["featurize_speedup_vs_matminer"] = featurize["featurize_speedup_vs_matminer"]
+    print(
+        f"featurize {featurize['n_formulas']:,} formulas: sbin {featurize['sbin_seconds']:.3f} s, "
+        f"matminer {featurize['matminer_seconds']:.1f} s, "
+        f"speedup {featurize['featurize_speedup_vs_matminer']:.0f}x, "
+        f"max |diff| {featurize['max_abs_difference_float64']:.1e} (float64)"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

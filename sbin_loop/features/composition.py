@@ -1,0 +1,102 @@
+"""Vectorised Magpie composition descriptors.
+
+Each composition is turned into padded arrays of element rows and atomic fractions (``n x k``); descriptors
+are then computed for all compositions at once by gathering rows of the element-property table (``n x k x p``)
+and reducing over the ``k`` elements: minimum, maximum, range, fraction-weighted mean, average deviation and
+mode (the value of the most abundant element, the smallest on ties), as matminer's
+``ElementProperty.from_preset("magpie")`` (Ward et al., npj Comput. Mater. 2, 16028 (2016)), followed by the
+stoichiometric p-norms of matminer's ``Stoichiometry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pymatgen.core import Composition
+
+from sbin_loop.features.elements import element_property_table
+from sbin_loop.space.formula import MAX_Z, formula_fractions
+
+STATISTICS = ("minimum", "maximum", "range", "mean", "avg_dev", "mode")
+"""Statistics per property, in matminer's order."""
+
+STOICHIOMETRY_NORMS = (0, 2, 3, 5, 7, 10)
+"""p of the stoichiometric p-norms (0: number of elements)."""
+
+
+def descriptor_names() -> list[str]:
+    """Names of the columns of ``featurize_fractions``, in order (matminer's labels without prefix)."""
+    table = element_property_table()
+    names = [f"{statistic} {name}" for name in table.names for statistic in STATISTICS]
+    return names + [f"{norm}-norm" for norm in STOICHIOMETRY_NORMS]
+
+
+def element_fractions(compositions: Sequence[Composition]) -> tuple[np.ndarray, np.ndarray]:
+    """Return padded element rows (``Z - 1``) and atomic fractions of parsed compositions.
+
+    Args:
+        compositions: Parsed compositions of real elements.
+
+    Returns:
+        ``(indices, fractions)``, both ``n x k`` with ``k`` the largest number of elements; padding has
+        fraction 0 and index 0.
+
+    Raises:
+        ValueError: If an element beyond ``MAX_Z`` occurs.
+
+    """
+    width = max((len(composition) for composition in compositions), default=1)
+    indices = np.zeros((len(compositions), width), dtype=np.int64)
+    fractions = np.zeros((len(compositions), width), dtype=np.float64)
+    for row, composition in enumerate(compositions):
+        total = composition.num_atoms
+        for column, (element, amount) in enumerate(composition.items()):
+            if element.Z > MAX_Z:
+                raise ValueError(f"{composition.formula}: element {element} (Z={element.Z}) is beyond Z={MAX_Z}")
+            indices[row, column] = element.Z - 1
+            fractions[row, column] = amount / total
+    return indices, fractions
+
+
+def featurize_fractions(indices: np.ndarray, fractions: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Composition descriptors from padded element rows and fractions.
+
+    Padding slots are pointed at the composition's first element, which leaves minimum and maximum unchanged
+    and contributes nothing to weighted sums (its fraction is 0), so every statistic is a plain reduction.
+
+    Args:
+        indices: ``n x k`` element rows of the property table.
+        fractions: ``n x k`` atomic fractions (rows sum to 1; padding 0; column 0 present).
+        dtype: Output dtype (float32 for models; float64 to compare with other implementations).
+
+    Returns:
+        ``n x (6 p + 6)`` array, columns as ``descriptor_names()``.
+
+    """
+    table = element_property_table().values
+    present = fractions > 0
+    filled = np.where(present, indices, indices[:, :1])
+    values = table[filled]  # n x k x p
+    mean = np.einsum("nk,nkp->np", fractions, values)
+    avg_dev = np.einsum("nk,nkp->np", fractions, np.abs(values - mean[:, None, :]))
+    minimum = values.min(axis=1)
+    maximum = values.max(axis=1)
+    # Mode: property of the most abundant element; among equally abundant elements, the smallest value.
+    is_top = np.isclose(fractions, fractions.max(axis=1, keepdims=True)) & present
+    top = np.take_along_axis(indices, fractions.argmax(axis=1)[:, None], axis=1)
+    mode = table[np.where(is_top, indices, top)].min(axis=1)
+    stats = np.stack([minimum, maximum, maximum - minimum, mean, avg_dev, mode], axis=2)  # n x p x 6
+    norms = [present.sum(axis=1).astype(np.float64)]
+    norms += [(fractions**p).sum(axis=1) ** (1.0 / p) for p in STOICHIOMETRY_NORMS[1:]]
+    return np.concatenate([stats.reshape(len(fractions), -1), np.stack(norms, axis=1)], axis=1).astype(dtype)
+
+
+def featurize_compositions(compositions: Sequence[Composition]) -> np.ndarray:
+    """Composition descriptors (``n x n_descriptors`` float32) for parsed compositions."""
+    return featurize_fractions(*element_fractions(compositions))
+
+
+def featurize_formulas(formulas: Sequence[str]) -> np.ndarray:
+    """Composition descriptors (``n x n_descriptors`` float32) straight from formula strings (fast parser)."""
+    return featurize_fractions(*formula_fractions(formulas))
