@@ -21,8 +21,8 @@ from sbin_loop.inspection.cli import report
 from sbin_loop.locking import CampaignLock, CampaignLockedError, lock_holder
 from sbin_loop.logs import LOG_FILE, configure_logging
 from sbin_loop.loop import Campaign, CampaignError, RoundSummary
-from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
-from sbin_loop.model.intervals import summarise_draws
+from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
+from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula, read_formula_table
 from sbin_loop.status import NotACampaignError, campaign_status
@@ -186,8 +186,8 @@ def model_predict(
     """
     configure_logging(None)
     try:
-        surrogate, metadata = load_surrogate(model)
-        if metadata.get("feature_names") not in (None, descriptor_names()):
+        surrogate = load_surrogate(model)
+        if read_metadata(model).get("feature_names") not in (None, descriptor_names()):
             raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
         frame = pd.read_csv(input_csv, dtype={formula_column: str}, keep_default_na=False)
     except (OSError, pd.errors.ParserError) as error:
@@ -211,7 +211,7 @@ def model_predict(
     if valid:
         predictive = surrogate.predictive_draws(featurize_compositions(compositions), draws, seed).numpy()
         for j, name in enumerate(surrogate.target_names):
-            intervals = summarise_draws(predictive[..., j], level)
+            intervals = candidate_intervals(predictive[..., j], level)
             for suffix in ("mean", "std", "lower", "upper"):
                 out.loc[valid, f"{name}_{suffix}"] = [getattr(interval, suffix) for interval in intervals]
     if any(errors):

@@ -32,7 +32,7 @@ from sbin_loop.candidates import CandidatePool
 from sbin_loop.config import CampaignConfig, ConfigError
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
-from sbin_loop.model.intervals import summarise_draws
+from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy
@@ -364,8 +364,7 @@ class Campaign:
         doc = next((doc for doc in self.store.rounds() if doc.round == index), None)
         if doc is None or doc.checkpoint is None:
             raise CampaignError(f"round {index} has no model checkpoint; the campaign store is incomplete")
-        surrogate, _ = load_surrogate(self.directory / doc.checkpoint)
-        return surrogate
+        return load_surrogate(self.directory / doc.checkpoint)
 
     # Step 2: launch ---------------------------------------------------------------------------------------------
     def _job_id(self, index: int, candidate: str) -> str:
@@ -515,7 +514,7 @@ class Campaign:
         draws = surrogate.predictive_draws(
             self.pool.features[rows], self.config.intervals.n_draws, derive_seed(self.config.seed, index, _INTERVALS)
         ).numpy()  # S x n x m
-        return [summarise_draws(draws[..., j], self.config.intervals.level) for j in range(draws.shape[-1])]
+        return [candidate_intervals(draws[..., j], self.config.intervals.level) for j in range(draws.shape[-1])]
 
     def _candidate_intervals(
         self, surrogate: BNNSurrogate, rows: np.ndarray, index: int, observed: dict[str, dict[str, float]]

@@ -101,4 +101,4 @@ def test_model_predict_missing_model(tmp_path: Path):
     result = runner.invoke(
         app, ["model", "predict", "--model", str(tmp_path), "--input", "x.csv", "--output", str(tmp_path / "o.csv")]
     )
-    assert result.exit_code == 2 and "not a sbin model directory" in result.output
+    assert result.exit_code == 2 and "cannot read metadata.json" in result.output

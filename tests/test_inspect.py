@@ -108,6 +108,7 @@ def _synthetic_view(view: CampaignView, n: int, scale: float) -> CampaignView:
         lower, upper = np.expm1(centre[i] - half[i]), np.expm1(centre[i] + half[i])
         prediction = Interval(
             mean=np.expm1(centre[i]),
+            median=np.expm1(centre[i]),
             std=1.0,
             lower=lower,
             upper=upper,

@@ -27,7 +27,13 @@ MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 CALIBRATION_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 """Central levels at which ``CampaignView.calibration`` compares expected and observed coverage."""
 
-_MODELLED_SPACE = {"log1p": np.log1p}
+
+def _log1p_floored(values: np.ndarray) -> np.ndarray:
+    """``log1p`` clipped at its domain floor: a bound of exactly -1 (expm1 of a very low draw) maps low, not to -inf."""
+    return np.log1p(np.maximum(values, -1 + 1e-12))
+
+
+_MODELLED_SPACE = {"log1p": _log1p_floored}
 """Objective transform name -> map to the space the model works in; any other transform (``none``) is the identity."""
 
 

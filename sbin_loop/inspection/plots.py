@@ -139,28 +139,28 @@ def plot_parity(view: CampaignView) -> Figure | None:
     name, unit = view.objective.name, view.objective.unit
     figure = Figure(figsize=(6.4, 5.6), layout="constrained")
     axes = figure.add_subplot()
-    mean = predictions["pred_mean"]
-    errors = np.vstack([mean - predictions["pred_lower"], predictions["pred_upper"] - mean])
-    axes.errorbar(predictions["observed"], mean, yerr=errors, fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)
+    median = predictions["pred_median"]  # the median lies inside the quantile interval; a skewed mean may not
+    errors = np.vstack([median - predictions["pred_lower"], predictions["pred_upper"] - median])
+    axes.errorbar(predictions["observed"], median, yerr=errors, fmt="none", ecolor="0.6", elinewidth=0.8, zorder=1)
     points = axes.scatter(
         predictions["observed"],
-        mean,
+        median,
         zorder=2,
         s=18,
         **_round_colors(predictions["round"], len(view.rounds)),
     )
     _round_colorbar(figure, points, axes)
-    limits = [min(predictions["observed"].min(), mean.min()), max(predictions["observed"].max(), mean.max())]
+    limits = [min(predictions["observed"].min(), median.min()), max(predictions["observed"].max(), median.max())]
     axes.plot(limits, limits, "k--", linewidth=1, label="predicted = measured")
     scale = _objective_scale(view, axes, "x", "y")
     level = predictions["pred_level"].iloc[0]
-    mae = (mean - predictions["observed"]).abs().mean()
+    mae = (median - predictions["observed"]).abs().mean()
     axes.set_title(
         f"{len(predictions)} picks: {predictions['inside'].mean():.0%} inside their {level:.0%} interval, "
         f"MAE {mae:.3g} {unit}".strip()
     )
     axes.set_xlabel(_with_unit(f"measured {name}", unit) + scale)
-    axes.set_ylabel(_with_unit(f"predicted {name} before measurement", unit) + scale)
+    axes.set_ylabel(_with_unit(f"predicted {name} before measurement (median)", unit) + scale)
     axes.legend(loc="upper left", fontsize="small")
     axes.grid(alpha=0.3)
     return figure

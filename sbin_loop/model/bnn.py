@@ -5,6 +5,11 @@ zero-mean Gaussian prior. Training uses the local reparameterisation trick (King
 pre-activations of a minibatch are sampled directly, which lowers gradient variance. Prediction draws ``S`` whole
 weight sets at once and evaluates them as a batched matmul (``S x n x d`` inputs), so one call yields ``S`` posterior
 functions evaluated on the same inputs.
+
+Prior and initial posterior scales may be divided by ``sqrt(fan_in)`` (``fan_in_scaling``): a unit prior on every
+weight of a wide layer says that the layer's outputs have variance ``fan_in``, which is far from any function the data
+support, and the KL term then drags the posterior towards that prior and the network underfits. Scaling by the fan-in
+makes the prior the familiar He/LeCun scale, under which a network of any width produces unit-scale functions.
 """
 
 from __future__ import annotations
@@ -22,23 +27,34 @@ def _inverse_softplus(value: float) -> float:
 
 
 class BayesianLinear(nn.Module):
-    """A linear layer with a factorised Gaussian posterior over its weights and biases."""
+    """A linear layer with a factorised Gaussian posterior over its weights and biases.
+
+    Args:
+        in_features: Input width (fan-in).
+        out_features: Output width.
+        prior_std: Standard deviation of the zero-mean Gaussian prior of the weights (and biases).
+        posterior_std_init: Initial posterior standard deviation of every weight and bias.
+    """
 
     def __init__(self, in_features: int, out_features: int, prior_std: float, posterior_std_init: float) -> None:
         super().__init__()
         self.prior_std = prior_std
+        self.posterior_std_init = posterior_std_init
         self.weight_mu = nn.Parameter(torch.empty(in_features, out_features))
         self.bias_mu = nn.Parameter(torch.zeros(out_features))
         rho = _inverse_softplus(posterior_std_init)
         self.weight_rho = nn.Parameter(torch.full((in_features, out_features), rho))
         self.bias_rho = nn.Parameter(torch.full((out_features,), rho))
 
-    def reset_means(self, generator: torch.Generator) -> None:
-        """He-uniform initialisation of the weight means from a seeded generator."""
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """He-uniform initialisation of the weight means from a seeded generator; posterior stds back to their init."""
         bound = math.sqrt(6.0 / self.weight_mu.shape[0])
+        rho = _inverse_softplus(self.posterior_std_init)
         with torch.no_grad():
             self.weight_mu.uniform_(-bound, bound, generator=generator)
             self.bias_mu.zero_()
+            self.weight_rho.fill_(rho)
+            self.bias_rho.fill_(rho)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Sampled output for a minibatch with the local reparameterisation trick.
@@ -56,6 +72,10 @@ class BayesianLinear(nn.Module):
         std = torch.sqrt((x * x) @ weight_var + bias_var + 1e-16)
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
         return mean + std * noise
+
+    def forward_mean(self, x: Tensor) -> Tensor:
+        """Output with every weight at its posterior mean (``n x in`` -> ``n x out``)."""
+        return x @ self.weight_mu + self.bias_mu
 
     def sample_weights(self, n_draws: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw whole weight sets.
@@ -83,7 +103,16 @@ class BayesianLinear(nn.Module):
 
 
 class VariationalMLP(nn.Module):
-    """A ReLU network of ``BayesianLinear`` layers: ``d -> hidden... -> m``."""
+    """A ReLU network of ``BayesianLinear`` layers: ``d -> hidden... -> outputs``.
+
+    Args:
+        n_inputs: Input width ``d``.
+        n_outputs: Output width.
+        hidden: Hidden layer widths.
+        prior_std: Prior standard deviation (per weight, or the numerator of ``prior_std / sqrt(fan_in)``).
+        posterior_std_init: Initial posterior standard deviation (scaled like the prior).
+        fan_in_scaling: Divide both by ``sqrt(fan_in)`` of each layer.
+    """
 
     def __init__(
         self,
@@ -92,22 +121,33 @@ class VariationalMLP(nn.Module):
         hidden: tuple[int, ...],
         prior_std: float,
         posterior_std_init: float,
+        fan_in_scaling: bool = False,
     ) -> None:
         super().__init__()
         widths = (n_inputs, *hidden, n_outputs)
-        self.layers = nn.ModuleList(
-            BayesianLinear(a, b, prior_std, posterior_std_init) for a, b in itertools.pairwise(widths)
-        )
+        layers = []
+        for fan_in, fan_out in itertools.pairwise(widths):
+            scale = 1.0 / math.sqrt(fan_in) if fan_in_scaling else 1.0
+            layers.append(BayesianLinear(fan_in, fan_out, prior_std * scale, posterior_std_init * scale))
+        self.layers = nn.ModuleList(layers)
 
-    def reset_means(self, generator: torch.Generator) -> None:
-        """Seeded initialisation of every layer's weight means."""
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Seeded initialisation of every layer."""
         for layer in self.layers:
-            layer.reset_means(generator)
+            layer.reset_parameters(generator)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One stochastic forward pass for training (``n x d`` -> ``n x m``)."""
+        """One stochastic forward pass for training (``n x d`` -> ``n x outputs``)."""
         for index, layer in enumerate(self.layers):
             x = layer(x, generator)
+            if index < len(self.layers) - 1:
+                x = functional.relu(x)
+        return x
+
+    def forward_mean(self, x: Tensor) -> Tensor:
+        """Forward pass with every weight at its posterior mean (used for cheap validation checks)."""
+        for index, layer in enumerate(self.layers):
+            x = layer.forward_mean(x)
             if index < len(self.layers) - 1:
                 x = functional.relu(x)
         return x
@@ -129,7 +169,7 @@ class VariationalMLP(nn.Module):
             weight_sets: Output of ``draw_weight_sets``.
 
         Returns:
-            ``S x n x m`` outputs, one posterior function per draw.
+            ``S x n x outputs``, one posterior function per draw.
         """
         n_draws = weight_sets[0][0].shape[0]
         h = x.expand(n_draws, *x.shape)  # S x n x d

@@ -1,9 +1,9 @@
-"""Model checkpoints as plain tensors (safetensors) plus JSON metadata; no pickle anywhere.
+"""Surrogate checkpoints as plain tensors (safetensors) plus JSON metadata, versioned.
 
-A checkpoint directory holds ``weights.safetensors`` (every parameter and buffer of the surrogate) and
-``model.json`` (format version, architecture config, target names and transforms, descriptor names). Loading
-rebuilds the module from the JSON and fills it from the tensors, so a checkpoint from an untrusted source can at
-worst hold wrong numbers, never code.
+A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
+name) and ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
+config).
+Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code.
 """
 
 from __future__ import annotations
@@ -17,80 +17,88 @@ from safetensors.torch import load_file, save_file
 from sbin_loop.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 
-FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
+CHECKPOINT_VERSION = 1
+"""Bumped whenever the tensors or metadata of a checkpoint change meaning."""
+
 WEIGHTS_FILE = "weights.safetensors"
-METADATA_FILE = "model.json"
+METADATA_FILE = "metadata.json"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be loaded; the message says which file and why."""
+    """A checkpoint directory that cannot be loaded; the message says why."""
 
 
 def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names: list[str] | None = None) -> Path:
-    """Write a surrogate to ``directory`` (created if needed); files are written to temporaries and renamed.
+    """Write a trained surrogate to ``directory`` (created if needed).
+
+    Each file is written under a temporary name and renamed, so a crash never leaves a half-written checkpoint.
 
     Args:
         surrogate: The trained model.
-        directory: Destination directory.
-        feature_names: Names of the input descriptors, stored so predictions can check they use the same ones.
+        directory: Destination.
+        feature_names: Names of the input descriptors, kept so a later prediction can check it computes the same.
+
+    Returns:
+        The directory.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
+    weights = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(tensors, str(weights))
+    os.replace(weights, directory / WEIGHTS_FILE)
     metadata = {
-        "format_version": FORMAT_VERSION,
-        "model_class": "BNNSurrogate",
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
         "n_features": surrogate.n_features,
         "target_names": list(surrogate.target_names),
         "transforms": list(surrogate.transforms),
         "config": surrogate.config.model_dump(mode="json"),
         "feature_names": feature_names,
     }
-    weights_tmp = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(tensors, str(weights_tmp))
-    os.replace(weights_tmp, directory / WEIGHTS_FILE)
-    metadata_tmp = directory / f".{METADATA_FILE}.tmp"
-    metadata_tmp.write_text(json.dumps(metadata, indent=2))
-    os.replace(metadata_tmp, directory / METADATA_FILE)
+    temporary = directory / f".{METADATA_FILE}.tmp"
+    temporary.write_text(json.dumps(metadata, indent=2))
+    os.replace(temporary, directory / METADATA_FILE)
     return directory
 
 
-def load_metadata(directory: str | Path) -> dict:
-    """Read and check a checkpoint's ``model.json``."""
-    path = Path(directory) / METADATA_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; not a sbin model directory")
+def read_metadata(directory: str | Path) -> dict:
+    """The checkpoint's metadata (format, targets, config, descriptor names).
+
+    Raises:
+        CheckpointError: If it is missing, unreadable, or of another format or version.
+    """
+    directory = Path(directory)
     try:
-        metadata = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path}: not valid JSON: {error}") from None
-    if metadata.get("format_version") != FORMAT_VERSION:
+        metadata = json.loads((directory / METADATA_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {error}") from None
+    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(
-            f"{path}: format_version {metadata.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+            f"{directory}: checkpoint format {metadata.get('format')!r} version {metadata.get('version')!r}; "
+            f"this sbin reads {CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION}"
         )
     return metadata
 
 
-def load_surrogate(directory: str | Path) -> tuple[BNNSurrogate, dict]:
-    """Rebuild a surrogate from a checkpoint directory.
+def load_surrogate(directory: str | Path) -> BNNSurrogate:
+    """Rebuild a surrogate saved by ``save_surrogate``.
 
-    Returns:
-        The surrogate in eval mode and its metadata.
+    Raises:
+        CheckpointError: If files are missing, the format or version is not this one, or the tensors do not match the
+            architecture the metadata describes.
     """
     directory = Path(directory)
-    metadata = load_metadata(directory)
+    metadata = read_metadata(directory)
     surrogate = BNNSurrogate(
         metadata["n_features"],
         tuple(metadata["target_names"]),
         tuple(metadata["transforms"]),
-        ModelConfig.model_validate(metadata["config"]),
+        ModelConfig(**metadata["config"]),
     )
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: missing")
     try:
-        surrogate.load_state_dict(load_file(str(weights)))
-    except (RuntimeError, OSError) as error:
-        raise CheckpointError(f"{weights}: does not match {METADATA_FILE}: {error}") from None
-    surrogate.eval()
-    return surrogate, metadata
+        surrogate.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    except (OSError, RuntimeError) as error:
+        raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
+    return surrogate.eval()

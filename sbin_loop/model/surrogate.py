@@ -2,10 +2,17 @@
 
 One network predicts every objective of a campaign. Targets may be missing (NaN) for some compositions; the
 likelihood masks them, so a composition measured for only one objective still trains that objective's output.
+
+Training holds out a validation split of the rows it is given (``ModelConfig.validation_fraction``; whole groups when
+``groups`` are passed). The validation rows never produce a gradient: they decide when to stop (the best checkpoint
+by validation NLL is kept) and fit one recalibration factor per output that scales the predictive spread so that
+central intervals on the validation rows have their nominal coverage. An ensemble of ``ensemble_size`` variational
+networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` splits its ``S`` draws across the members.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -24,6 +31,18 @@ TRANSFORMS = ("none", "log1p")
 DEFAULT_CHUNK = 2048
 """Candidates evaluated per chunk when drawing posterior functions (bounds memory at ``S x chunk x width``)."""
 
+NOISE_FLOOR = 1e-3
+"""Smallest observation noise standard deviation, in standardised transformed units."""
+
+CALIBRATION_DRAWS = 256
+"""Predictive draws per validation row used to fit the recalibration factor."""
+
+CALIBRATION_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
+"""Central-interval probabilities whose validation coverage the recalibration factor matches (0.05 ... 0.95)."""
+
+CALIBRATION_GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.log(4.0), 161)))
+"""Candidate recalibration factors (log-spaced, 0.25 ... 4)."""
+
 
 def _forward_transform(kind: str, values: Tensor) -> Tensor:
     return torch.log1p(values) if kind == "log1p" else values
@@ -37,19 +56,86 @@ def _inverse_transform(kind: str, values: Tensor) -> Tensor:
     return torch.expm1(values.clamp(max=LOG1P_MAX)) if kind == "log1p" else values
 
 
+def split_draws(n_draws: int, n_members: int) -> list[int]:
+    """How many of ``n_draws`` posterior draws each ensemble member contributes (as equal as possible, first first)."""
+    base, extra = divmod(n_draws, n_members)
+    return [base + (1 if k < extra else 0) for k in range(n_members)]
+
+
+def validation_split(
+    n_rows: int, fraction: float, min_rows: int, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of row indices into fitting and validation rows.
+
+    Args:
+        n_rows: Number of rows.
+        fraction: Share of rows to hold out.
+        min_rows: If fewer than this many rows would be held out, nothing is.
+        seed: Seeds the permutation.
+        groups: Optional group label per row; whole groups are held out (shuffled groups are taken until the
+            fraction is reached), so validation measures extrapolation to unseen groups.
+
+    Returns:
+        ``(fit_rows, validation_rows)``, sorted index arrays; ``validation_rows`` may be empty.
+    """
+    target = round(fraction * n_rows)
+    everything = np.arange(n_rows)
+    if target < min_rows:
+        return everything, np.empty(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        held = rng.permutation(n_rows)[:target]
+    else:
+        _, labels = np.unique(np.asarray(groups), return_inverse=True)
+        order = rng.permutation(labels.max() + 1)
+        sizes = np.bincount(labels)[order]
+        chosen = order[: int(np.searchsorted(np.cumsum(sizes), target)) + 1]
+        held = np.flatnonzero(np.isin(labels, chosen))
+    is_held = np.zeros(n_rows, dtype=bool)
+    is_held[held] = True
+    return everything[~is_held], everything[is_held]
+
+
+def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: Tensor, beta: float = 0.0) -> Tensor:
+    """Mean Gaussian negative log-likelihood over the observed (``mask``) entries.
+
+    With ``beta > 0`` each entry is weighted by ``noise_std^(2 beta)`` (held constant in the gradient): the beta-NLL
+    of Seitzer et al. (ICLR 2022), which stops a heteroscedastic model from fitting the mean only where it claims to
+    be certain. ``beta = 0`` is the plain NLL.
+    """
+    errors = ((mean - target) / noise_std) ** 2 + 2 * torch.log(noise_std) + math.log(2 * math.pi)
+    if beta > 0:
+        errors = errors * noise_std.detach() ** (2 * beta)
+    return 0.5 * (errors * mask).sum() / mask.sum().clamp(min=1)
+
+
 @dataclass(frozen=True)
 class TrainingReport:
-    """What one fit did: data size, optimiser steps, final minibatch loss terms and wall time."""
+    """What one fit did.
+
+    Attributes:
+        n_train: Rows that produced gradients.
+        steps: Optimiser steps, summed over ensemble members.
+        final_nll: Last minibatch NLL of the last member.
+        final_kl_per_datum: Last KL / ``n_train`` of the last member.
+        seconds: Wall time of the whole fit.
+        n_validation: Rows held out for early stopping and recalibration (0: none).
+        best_validation_nll: Per member, the validation NLL of the kept checkpoint (empty without validation).
+        calibration_scale: Per output, the factor applied to the predictive spread (1 without recalibration).
+    """
 
     n_train: int
     steps: int
     final_nll: float
     final_kl_per_datum: float
     seconds: float
+    n_validation: int = 0
+    best_validation_nll: tuple[float, ...] = ()
+    calibration_scale: tuple[float, ...] = ()
 
 
 class BNNSurrogate(nn.Module):
-    """Mean-field variational BNN over standardised descriptors, predicting all objectives jointly.
+    """Ensemble of mean-field variational BNNs over standardised descriptors, predicting all objectives jointly.
 
     Args:
         n_features: Number of input descriptors ``d``.
@@ -75,12 +161,20 @@ class BNNSurrogate(nn.Module):
         self.target_names = tuple(target_names)
         self.transforms = tuple(transforms)
         n_outputs = len(target_names)
-        self.net = VariationalMLP(n_features, n_outputs, config.hidden, config.prior_std, config.posterior_std_init)
-        self.raw_noise = nn.Parameter(torch.full((n_outputs,), math.log(math.expm1(0.3))))
+        heads = 2 * n_outputs if config.noise == "heteroscedastic" else n_outputs
+        self.members = nn.ModuleList(
+            VariationalMLP(
+                n_features, heads, config.hidden, config.prior_std, config.posterior_std_init, config.fan_in_scaling
+            )
+            for _ in range(config.ensemble_size)
+        )
+        # Noise offset per member and output: the noise level itself (homoscedastic) or added to the noise head.
+        self.raw_noise = nn.Parameter(torch.full((config.ensemble_size, n_outputs), math.log(math.expm1(0.3))))
         self.register_buffer("x_mean", torch.zeros(n_features))
         self.register_buffer("x_std", torch.ones(n_features))
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
+        self.register_buffer("calibration_scale", torch.ones(n_outputs))
 
     @property
     def n_features(self) -> int:
@@ -88,33 +182,44 @@ class BNNSurrogate(nn.Module):
         return self.x_mean.shape[0]
 
     @property
-    def noise_std(self) -> Tensor:
-        """Observation noise standard deviation per output, in standardised transformed units (``m``)."""
-        return functional.softplus(self.raw_noise) + 1e-3
+    def n_outputs(self) -> int:
+        """Number of objectives ``m``."""
+        return len(self.target_names)
 
-    def _standardise_targets(self, targets: Tensor) -> Tensor:
-        """``n x m`` raw targets (NaN = missing) -> standardised transformed targets; sets the target scaler."""
+    def _noise_std(self, raw_outputs: Tensor, member_noise: Tensor) -> Tensor:
+        """Noise std (``... x m``) from raw network outputs and the matching per-member noise offsets."""
+        m = self.n_outputs
+        if self.config.noise == "heteroscedastic":
+            return functional.softplus(raw_outputs[..., m:] + member_noise) + NOISE_FLOOR
+        return (functional.softplus(member_noise) + NOISE_FLOOR).expand(*raw_outputs.shape[:-1], m)
+
+    def _standardise_targets(self, targets: Tensor, fit_rows: Tensor) -> Tensor:
+        """``n x m`` raw targets (NaN = missing) -> standardised transformed targets; scaler from ``fit_rows``."""
         transformed = torch.stack(
             [_forward_transform(kind, targets[:, j]) for j, kind in enumerate(self.transforms)], dim=1
         )
-        observed = ~torch.isnan(transformed)
+        fit = transformed[fit_rows]
+        observed = ~torch.isnan(fit)
         for j in range(transformed.shape[1]):
-            column = transformed[observed[:, j], j]
+            column = fit[observed[:, j], j]
             if column.numel() == 0:
                 raise ValueError(f"target {self.target_names[j]!r} has no observed value to train on")
             self.y_mean[j] = column.mean()
             self.y_std[j] = column.std() if column.numel() > 1 and column.std() > 1e-8 else 1.0
         return (transformed - self.y_mean) / self.y_std
 
-    def fit(self, features: np.ndarray, targets: np.ndarray, seed: int) -> TrainingReport:
-        """Train by minimising the negative ELBO with Adam on minibatches.
+    def fit(
+        self, features: np.ndarray, targets: np.ndarray, seed: int, groups: np.ndarray | None = None
+    ) -> TrainingReport:
+        """Train every ensemble member by minimising the negative ELBO with Adam on minibatches.
 
-        Loss per step: mean masked Gaussian NLL of the minibatch + ``kl_weight`` x KL / (number of training rows).
+        Loss per step: mean masked Gaussian NLL of the minibatch + ``kl_weight`` x KL / (number of fitting rows).
 
         Args:
             features: ``n x d`` descriptors.
             targets: ``n x m`` raw targets, NaN where not measured.
-            seed: Seeds initialisation, minibatch order and all reparameterisation noise.
+            seed: Seeds the validation split, initialisation, minibatch order and all reparameterisation noise.
+            groups: Optional group label per row; the validation split then holds out whole groups.
 
         Raises:
             ValueError: On shape mismatch, non-finite features, or negative targets under ``log1p``.
@@ -124,60 +229,184 @@ class BNNSurrogate(nn.Module):
         y_raw = torch.as_tensor(np.asarray(targets, dtype=np.float32))
         if x.ndim != 2 or y_raw.ndim != 2 or x.shape[0] != y_raw.shape[0] or x.shape[1] != self.n_features:
             raise ValueError(f"expected n x {self.n_features} features and n x m targets, got {x.shape}, {y_raw.shape}")
+        if y_raw.shape[1] != self.n_outputs:
+            raise ValueError(f"expected {self.n_outputs} target columns, got {y_raw.shape[1]}")
         if not torch.isfinite(x).all():
             raise ValueError("features contain NaN or infinite values")
         for j, kind in enumerate(self.transforms):
             if kind == "log1p" and (y_raw[:, j] < 0).any():
                 raise ValueError(f"target {self.target_names[j]!r} has negative values; log1p needs y >= 0")
-        generator = torch.Generator().manual_seed(seed)
-        self.x_mean.copy_(x.mean(dim=0))
-        std = x.std(dim=0) if x.shape[0] > 1 else torch.ones_like(self.x_std)
+        cfg = self.config
+        fit_rows, val_rows = validation_split(
+            x.shape[0], cfg.validation_fraction, cfg.min_validation_rows, seed, groups
+        )
+        fit_rows_t, val_rows_t = torch.as_tensor(fit_rows), torch.as_tensor(val_rows)
+        x_fit = x[fit_rows_t]
+        self.x_mean.copy_(x_fit.mean(dim=0))
+        std = x_fit.std(dim=0) if x_fit.shape[0] > 1 else torch.ones_like(self.x_std)
         self.x_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
-        x = (x - self.x_mean) / self.x_std
-        y = self._standardise_targets(y_raw)
+        x = self._standardise_features(x)
+        y = self._standardise_targets(y_raw, fit_rows_t)
         mask = ~torch.isnan(y)
         y = torch.nan_to_num(y)
-        self.net.reset_means(generator)
+        self.calibration_scale.fill_(1.0)
+        with torch.no_grad():
+            self.raw_noise.fill_(math.log(math.expm1(0.3)))
 
+        generator = torch.Generator().manual_seed(seed)
+        validation = (x[val_rows_t], y[val_rows_t], mask[val_rows_t]) if len(val_rows) else None
+        total_steps, best = 0, []
+        nll = kl = 0.0
+        for member in range(cfg.ensemble_size):
+            steps, nll, kl, best_nll = self._fit_member(
+                member, x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
+            )
+            total_steps += steps
+            if best_nll is not None:
+                best.append(best_nll)
+        self.eval()
+        if validation is not None and cfg.recalibrate:
+            self._recalibrate(*validation, seed=seed)
+        return TrainingReport(
+            n_train=len(fit_rows),
+            steps=total_steps,
+            final_nll=nll,
+            final_kl_per_datum=kl,
+            seconds=time.perf_counter() - start,
+            n_validation=len(val_rows),
+            best_validation_nll=tuple(best),
+            calibration_scale=tuple(float(v) for v in self.calibration_scale),
+        )
+
+    def _fit_member(
+        self,
+        member: int,
+        x: Tensor,
+        y: Tensor,
+        mask: Tensor,
+        validation: tuple[Tensor, Tensor, Tensor] | None,
+        generator: torch.Generator,
+    ) -> tuple[int, float, float, float | None]:
+        """Train one member; returns steps taken, last NLL and KL per datum, and the best validation NLL."""
         cfg = self.config
+        net = self.members[member]
+        net.reset_parameters(generator)
         n = x.shape[0]
         batch = min(cfg.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
-        steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
-        optimiser = torch.optim.Adam(self.parameters(), lr=cfg.learning_rate)
-        self.train()
+        max_steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
+        optimiser = torch.optim.Adam([*net.parameters(), self.raw_noise], lr=cfg.learning_rate)
+        net.train()
         order = torch.randperm(n, generator=generator)
+        best_nll, best_state, stale = math.inf, None, 0
         nll = kl = torch.zeros(())
-        for step in range(steps):
-            position = (step % steps_per_epoch) * batch
-            if position == 0 and step > 0:
+        step = 0
+        for step in range(1, max_steps + 1):
+            position = ((step - 1) % steps_per_epoch) * batch
+            if position == 0 and step > 1:
                 order = torch.randperm(n, generator=generator)
             rows = order[position : position + batch]
-            prediction = self.net(x[rows], generator)
-            noise = self.noise_std
-            errors = ((prediction - y[rows]) / noise) ** 2 + 2 * torch.log(noise) + math.log(2 * math.pi)
-            nll = 0.5 * (errors * mask[rows]).sum() / mask[rows].sum().clamp(min=1)
-            kl = self.net.kl_divergence() / n
+            raw = net(x[rows], generator)
+            noise = self._noise_std(raw, self.raw_noise[member])
+            nll = _masked_gaussian_nll(raw[:, : self.n_outputs], noise, y[rows], mask[rows], cfg.nll_beta)
+            kl = net.kl_divergence() / n
             loss = nll + cfg.kl_weight * kl
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-        self.eval()
-        return TrainingReport(n, steps, nll.item(), kl.item(), time.perf_counter() - start)
+            if validation is not None and (step % cfg.validation_interval == 0 or step == max_steps):
+                with torch.no_grad():
+                    raw = net.forward_mean(validation[0])
+                    noise = self._noise_std(raw, self.raw_noise[member])
+                    val_nll = float(_masked_gaussian_nll(raw[:, : self.n_outputs], noise, *validation[1:]))
+                if val_nll < best_nll:
+                    best_nll, stale = val_nll, 0
+                    best_state = (copy.deepcopy(net.state_dict()), self.raw_noise[member].detach().clone())
+                else:
+                    stale += 1
+                    if stale >= cfg.patience:
+                        break
+        if best_state is not None:
+            net.load_state_dict(best_state[0])
+            with torch.no_grad():
+                self.raw_noise[member] = best_state[1]
+        net.eval()
+        return step, float(nll.detach()), float(kl.detach()), (best_nll if validation is not None else None)
+
+    def _recalibrate(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> None:
+        """Fit per output the spread factor whose central intervals best match their nominal coverage on ``x``."""
+        weight_sets = self.draw_weight_sets(CALIBRATION_DRAWS, seed)
+        with torch.no_grad():
+            mean, noise = self._raw_draws(x, weight_sets)
+            noise_draws = torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed + 1))
+            draws = mean + noise * noise_draws  # S x n x m, uncalibrated predictive draws
+        centre = mean.mean(dim=0).numpy()
+        levels = np.asarray(CALIBRATION_LEVELS)
+        probabilities = np.concatenate([(1 - levels) / 2, (1 + levels) / 2])
+        quantiles = np.quantile(draws.numpy(), probabilities, axis=0)  # 2L x n x m
+        half = len(levels)
+        for j in range(self.n_outputs):
+            observed = mask[:, j].numpy()
+            target = y[observed, j].numpy()
+            lower = quantiles[:half, observed, j] - centre[observed, j]
+            upper = quantiles[half:, observed, j] - centre[observed, j]
+            offset = target - centre[observed, j]
+            errors = [
+                np.abs(((offset >= scale * lower) & (offset <= scale * upper)).mean(axis=1) - levels).mean()
+                for scale in CALIBRATION_GRID
+            ]
+            self.calibration_scale[j] = CALIBRATION_GRID[int(np.argmin(errors))]
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected n x {self.n_features} features, got shape {tuple(x.shape)}")
-        return (x - self.x_mean) / self.x_std
+        clip = self.config.input_clip
+        return ((x - self.x_mean) / self.x_std).clamp(-clip, clip)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
-        """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere."""
+        """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.
+
+        The draws are split across ensemble members (``split_draws``), members in order, and concatenated along the
+        draw dimension, so the ``S`` functions are a sample of the mixture posterior stratified by member.
+        """
+        generator = torch.Generator().manual_seed(seed)
+        per_member = [
+            net.draw_weight_sets(count, generator)
+            for net, count in zip(self.members, split_draws(n_draws, len(self.members)), strict=True)
+        ]
         with torch.no_grad():
-            return self.net.draw_weight_sets(n_draws, torch.Generator().manual_seed(seed))
+            return [
+                (torch.cat([sets[layer][0] for sets in per_member]), torch.cat([sets[layer][1] for sets in per_member]))
+                for layer in range(len(per_member[0]))
+            ]
+
+    def _raw_draws(self, x: Tensor, weight_sets: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
+        """Uncalibrated function draws and noise stds (each ``S x n x m``) for standardised inputs ``x``."""
+        n_draws = weight_sets[0][0].shape[0]
+        member_of_draw = torch.repeat_interleave(
+            torch.arange(len(self.members)), torch.as_tensor(split_draws(n_draws, len(self.members)))
+        )
+        member_noise = self.raw_noise.detach()[member_of_draw][:, None, :]  # S x 1 x m
+        with torch.no_grad():
+            raw = torch.cat(
+                [
+                    VariationalMLP.evaluate_weight_sets(x[start : start + DEFAULT_CHUNK], weight_sets)
+                    for start in range(0, x.shape[0], DEFAULT_CHUNK)
+                ],
+                dim=1,
+            )
+            return raw[..., : self.n_outputs], self._noise_std(raw, member_noise)
+
+    def _calibrated(self, mean: Tensor) -> Tensor:
+        """Function draws with their spread about the Monte Carlo mean scaled by ``calibration_scale``."""
+        centre = mean.mean(dim=0, keepdim=True)
+        return centre + self.calibration_scale * (mean - centre)
 
     def evaluate(self, features: np.ndarray | Tensor, weight_sets: list[tuple[Tensor, Tensor]]) -> Tensor:
         """Posterior function values (noise-free) for drawn weight sets, in standardised transformed units.
+
+        The spread of the draws about their mean is scaled by the recalibration factor.
 
         Args:
             features: ``n x d`` descriptors.
@@ -186,13 +415,8 @@ class BNNSurrogate(nn.Module):
         Returns:
             ``S x n x m`` tensor.
         """
-        x = self._standardise_features(features)
-        with torch.no_grad():
-            chunks = [
-                VariationalMLP.evaluate_weight_sets(x[start : start + DEFAULT_CHUNK], weight_sets)
-                for start in range(0, x.shape[0], DEFAULT_CHUNK)
-            ]
-        return torch.cat(chunks, dim=1)
+        mean, _ = self._raw_draws(self._standardise_features(features), weight_sets)
+        return self._calibrated(mean)
 
     def to_target_units(self, standardised: Tensor) -> Tensor:
         """Map ``... x m`` standardised transformed values back to the targets' own units."""
@@ -208,11 +432,13 @@ class BNNSurrogate(nn.Module):
     def predictive_draws(self, features: np.ndarray | Tensor, n_draws: int, seed: int) -> Tensor:
         """``S x n x m`` posterior predictive draws (function + observation noise), in target units.
 
-        The noise is added in the standardised transformed space where it was learned, then the draws are mapped
-        back, so intervals of ``log1p`` targets are correctly skewed and never below -1.
+        The noise (each draw with its own member's and, if heteroscedastic, input's noise level, scaled by the
+        recalibration factor) is added in the standardised transformed space where it was learned, then the draws
+        are mapped back, so intervals of ``log1p`` targets are correctly skewed and never below -1.
         """
-        standardised = self.evaluate(features, self.draw_weight_sets(n_draws, seed))
+        mean, noise = self._raw_draws(self._standardise_features(features), self.draw_weight_sets(n_draws, seed))
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
-            noise = torch.randn(standardised.shape, generator=generator) * self.noise_std
-        return self.to_target_units(standardised + noise)
+            standard_normal = torch.randn(mean.shape, generator=generator)
+            draws = self._calibrated(mean) + self.calibration_scale * noise * standard_normal
+        return self.to_target_units(draws)

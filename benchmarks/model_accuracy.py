@@ -1,0 +1,299 @@
+"""Accuracy and calibration of sbin's BNN surrogate against baselines, on the same cross-validation folds.
+
+Tasks:
+- ``tc_random`` / ``tc_grouped``: superconducting Tc of the bundled SuperCon training split (unique compositions,
+  median Tc of duplicates), 5-fold CV with shuffled folds, and with folds grouped by element set (extrapolation to
+  unseen chemical systems). Descriptors: Magpie-like statistics + element fractions. Tc is modelled in kelvin.
+- ``vacancy``: O-vacancy formation energy of ABO3 perovskites (Emery & Wolverton), 5-fold CV grouped by composition
+  (both site assignments of a composition stay in one fold). Every training row is used (site-resolved descriptors
+  tell the two assignments apart); only rows with ``is_lowest_ehull_assignment`` are scored.
+
+Models: sbin (``ModelConfig()`` defaults; validation rows for early stopping and recalibration are carved out of each
+training fold, never from the test fold), random forest (scikit-learn), exact GP (BoTorch ``SingleTaskGP`` on a
+random subsample of each training fold), ridge regression (empirical linear model) and the training mean. Point
+predictions are predictive medians (optimal for absolute error); intervals are central predictive quantiles; NLL uses a
+Gaussian with the predictive mean and standard deviation. The random forest gives points only.
+
+Usage: ``python benchmarks/model_accuracy.py [--quick] [--json PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GroupKFold, KFold
+
+from sbin_loop.config import ModelConfig
+from sbin_loop.data import bundled_path
+from sbin_loop.extra_descriptors import element_fraction_vector, site_descriptors
+from sbin_loop.features import featurize_compositions
+from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.space import parse_formula, read_formula_table
+
+LEVELS = np.linspace(0.01, 0.99, 99)
+SEED_CONFIG = ModelConfig(
+    fan_in_scaling=False,
+    kl_weight=1.0,
+    learning_rate=1e-3,
+    batch_size=32,
+    noise="homoscedastic",
+    nll_beta=0.0,
+    ensemble_size=1,
+    validation_fraction=0.0,
+    recalibrate=False,
+)
+"""The seed's model (plain ELBO, unit prior, batch 32, no validation split), to report what the defaults change."""
+
+
+@dataclass
+class Task:
+    """One regression problem: descriptors, target, CV folds and which test rows are scored."""
+
+    name: str
+    features: np.ndarray
+    target: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    scored: np.ndarray
+    groups: np.ndarray | None
+    unit: str
+
+
+@dataclass
+class Prediction:
+    """Point predictions and, for probabilistic models, predictive quantiles and moments for test rows."""
+
+    point: np.ndarray
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    quantiles: np.ndarray | None = None  # 2 x len(LEVELS) x n: lower bounds, then upper bounds of central intervals
+
+
+def gaussian_prediction(mean: np.ndarray, std: np.ndarray) -> Prediction:
+    z = stats.norm.ppf(0.5 + LEVELS / 2)
+    quantiles = np.stack([mean - z[:, None] * std, mean + z[:, None] * std])
+    return Prediction(mean, mean, std, quantiles)
+
+
+def draws_prediction(draws: np.ndarray) -> Prediction:
+    probabilities = np.concatenate([0.5 - LEVELS / 2, 0.5 + LEVELS / 2])
+    quantiles = np.quantile(draws, probabilities, axis=0).reshape(2, len(LEVELS), -1)
+    return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles)
+
+
+def fit_sbin(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws: int) -> tuple[Prediction, float]:
+    surrogate = BNNSurrogate(task.features.shape[1], (task.name,), ("none",), ModelConfig())
+    groups = task.groups[train] if task.groups is not None else None
+    report = surrogate.fit(task.features[train], task.target[train, None], seed=seed, groups=groups)
+    draws = surrogate.predictive_draws(task.features[test], n_draws, seed=seed + 1).numpy()[:, :, 0]
+    return draws_prediction(draws), report.seconds
+
+
+def fit_forest(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_trees: int) -> Prediction:
+    forest = RandomForestRegressor(n_trees, max_features=0.33, n_jobs=2, random_state=seed)
+    forest.fit(task.features[train], task.target[train])
+    return Prediction(forest.predict(task.features[test]))
+
+
+def fit_gp(task: Task, train: np.ndarray, test: np.ndarray, seed: int, subsample: int) -> Prediction:
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    rows = np.random.default_rng(seed).permutation(train)[:subsample]
+    x = task.features[rows].astype(np.float64)
+    varying = x.std(axis=0) > 1e-8
+    train_x = torch.as_tensor(x[:, varying])
+    train_y = torch.as_tensor(task.target[rows, None].astype(np.float64))
+    model = SingleTaskGP(
+        train_x, train_y, input_transform=Normalize(train_x.shape[1]), outcome_transform=Standardize(1)
+    )
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    test_x = torch.as_tensor(task.features[test][:, varying].astype(np.float64))
+    with torch.no_grad():
+        posterior = model.posterior(test_x, observation_noise=True)
+        mean = posterior.mean[:, 0].numpy()
+        std = posterior.variance[:, 0].clamp_min(1e-12).sqrt().numpy()
+    return gaussian_prediction(mean, std)
+
+
+def fit_ridge(task: Task, train: np.ndarray, test: np.ndarray) -> Prediction:
+    mean, std = task.features[train].mean(axis=0), task.features[train].std(axis=0) + 1e-8
+    model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit((task.features[train] - mean) / std, task.target[train])
+    residual = task.target[train] - model.predict((task.features[train] - mean) / std)
+    prediction = model.predict((task.features[test] - mean) / std)
+    return gaussian_prediction(prediction, np.full(len(test), residual.std()))
+
+
+def fit_mean(task: Task, train: np.ndarray, test: np.ndarray) -> Prediction:
+    values = task.target[train]
+    return gaussian_prediction(np.full(len(test), values.mean()), np.full(len(test), values.std()))
+
+
+def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None) -> dict[str, float]:
+    error = prediction.point - y
+    result = {
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "r2": float(1 - (error**2).sum() / ((y - y.mean()) ** 2).sum()),
+        "pearson_r": float(np.corrcoef(prediction.point, y)[0, 1]),
+    }
+    if high_threshold is not None:
+        within = np.abs(error) <= 0.05 * np.abs(y)
+        result["within_5pct"] = float(within.mean())
+        result["within_5pct_tc_gt_10K"] = float(within[y > 10].mean())
+        result["mae_tc_gt_77K"] = float(np.abs(error[y > high_threshold]).mean())
+    if prediction.quantiles is not None:
+        lower, upper = prediction.quantiles
+        covered = (y >= lower) & (y <= upper)  # len(LEVELS) x n
+        coverage = covered.mean(axis=1)
+        at_95 = int(np.argmin(np.abs(LEVELS - 0.95)))
+        std = np.maximum(prediction.std, 1e-9)
+        result.update(
+            coverage_95=float(coverage[at_95]),
+            miscalibration_area=float(np.abs(coverage - LEVELS).mean()),
+            nll_gaussian=float((0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y - prediction.mean) / std) ** 2).mean()),
+            sharpness=float(np.sqrt((prediction.std**2).mean())),
+            interval_width_95=float((upper[at_95] - lower[at_95]).mean()),
+        )
+    return result
+
+
+def supercon_task(grouped: bool, seed: int, limit: int | None) -> Task:
+    frame = read_formula_table("bundled:supercon", value_columns=("Tc_K",)).frame
+    if limit is not None:
+        frame = frame.sample(n=min(limit, len(frame)), random_state=seed).reset_index(drop=True)
+    compositions = [parse_formula(formula) for formula in frame["formula"]]
+    features = np.hstack([featurize_compositions(compositions), element_fraction_vector(compositions)])
+    groups = np.array(["-".join(sorted(element.symbol for element in c.elements)) for c in compositions])
+    if grouped:
+        folds = list(GroupKFold(5).split(features, groups=groups))
+    else:
+        folds = list(KFold(5, shuffle=True, random_state=seed).split(features))
+    return Task(
+        "tc_grouped" if grouped else "tc_random",
+        features,
+        frame["Tc_K"].to_numpy(dtype=np.float64),
+        folds,
+        np.ones(len(frame), dtype=bool),
+        groups if grouped else None,
+        "K",
+    )
+
+
+def vacancy_task(seed: int, limit: int | None) -> Task:
+    frame = pd.read_csv(bundled_path("emery_wolverton"))
+    if limit is not None:
+        keys = frame["composition_key"].drop_duplicates().sample(frac=1.0, random_state=seed)[: limit // 2]
+        frame = frame[frame["composition_key"].isin(keys)].reset_index(drop=True)
+    compositions = [parse_formula(formula) for formula in frame["formula"]]
+    features = np.hstack(
+        [featurize_compositions(compositions), site_descriptors(frame["atom a"].tolist(), frame["atom b"].tolist())]
+    )
+    groups = frame["composition_key"].to_numpy()
+    folds = list(GroupKFold(5).split(features, groups=groups))
+    return Task(
+        "vacancy",
+        features,
+        frame["e_form oxygen"].to_numpy(dtype=np.float64),
+        folds,
+        frame["is_lowest_ehull_assignment"].to_numpy(dtype=bool),
+        groups,
+        "eV",
+    )
+
+
+def run_task(task: Task, args: argparse.Namespace) -> dict:
+    high = 77.0 if task.name.startswith("tc") else None
+    pooled: dict[str, list[tuple[np.ndarray, Prediction]]] = {}
+    seconds: dict[str, float] = {}
+    for fold, (train, test) in enumerate(task.folds):
+        seed = args.seed + fold
+        test = test[task.scored[test]]
+        y = task.target[test]
+        runners = {
+            "sbin": lambda train=train, test=test, seed=seed: fit_sbin(task, train, test, seed, args.draws)[0],
+            "random_forest": lambda train=train, test=test, seed=seed: fit_forest(task, train, test, seed, args.trees),
+            "gp_subsample": lambda train=train, test=test, seed=seed: fit_gp(task, train, test, seed, args.gp_rows),
+            "ridge": lambda train=train, test=test: fit_ridge(task, train, test),
+            "train_mean": lambda train=train, test=test: fit_mean(task, train, test),
+        }
+        for name, runner in runners.items():
+            start = time.perf_counter()
+            prediction = runner()
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+            pooled.setdefault(name, []).append((y, prediction))
+            print(f"  {task.name} fold {fold} {name}: MAE {np.abs(prediction.point - y).mean():.3f}", flush=True)
+    results = {}
+    for name, parts in pooled.items():
+        folds = [metrics(y, prediction, high) for y, prediction in parts]
+        summary = {key: float(np.mean([fold[key] for fold in folds])) for key in folds[0]}
+        summary["mae_fold_std"] = float(np.std([fold["mae"] for fold in folds]))
+        summary["seconds_all_folds"] = seconds[name]
+        results[name] = summary
+    return results
+
+
+def print_table(task: str, unit: str, results: dict) -> None:
+    columns = [
+        "mae", "rmse", "r2", "pearson_r", "coverage_95", "miscalibration_area", "nll_gaussian", "sharpness",
+        "within_5pct", "within_5pct_tc_gt_10K", "mae_tc_gt_77K", "seconds_all_folds",
+    ]  # fmt: skip
+    present = [c for c in columns if any(c in r for r in results.values())]
+    print(f"\n{task} (errors in {unit}, mean over 5 folds)")
+    print(f"{'model':<15}" + "".join(f"{c[:13]:>14}" for c in present))
+    for name, result in results.items():
+        print(f"{name:<15}" + "".join(f"{result.get(c, float('nan')):>14.3f}" for c in present))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="subsample data and baselines (CI-sized run)")
+    parser.add_argument("--json", help="write all results to this JSON file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    limit = 1500 if args.quick else None
+    args.draws = 200 if args.quick else 500
+    args.trees = 50 if args.quick else 200
+    args.gp_rows = 300 if args.quick else 1000
+
+    config = ModelConfig()
+    changed = {k: v for k, v in config.model_dump().items() if v != getattr(SEED_CONFIG, k)}
+    print(f"sbin model: ModelConfig() defaults; changed from the seed's model: {changed}")
+    output = {"config": config.model_dump(mode="json"), "changed_from_seed": changed, "quick": args.quick}
+    start = time.perf_counter()
+    for task in (
+        supercon_task(False, args.seed, limit),
+        supercon_task(True, args.seed, limit),
+        vacancy_task(args.seed, limit),
+    ):
+        results = run_task(task, args)
+        print_table(task.name, task.unit, results)
+        output[task.name] = results
+
+    if not args.quick:
+        full = supercon_task(False, args.seed, None)
+        surrogate = BNNSurrogate(full.features.shape[1], ("Tc_K",), ("none",), config)
+        report = surrogate.fit(full.features, full.target[:, None], seed=args.seed)
+        output["tc_full_train_seconds"] = report.seconds
+        print(f"\nsbin training time on the full Tc split ({len(full.target)} rows): {report.seconds:.1f} s")
+    output["total_seconds"] = time.perf_counter() - start
+    print(f"total time {output['total_seconds']:.0f} s")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(output, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from botorch.acquisition import qUpperConfidenceBound
+
+from sbin_loop.config import ModelConfig
+from sbin_loop.model.botorch_model import BNNModel
+from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
+from sbin_loop.model.intervals import summarise_draws
+from sbin_loop.model.surrogate import BNNSurrogate, _masked_gaussian_nll, split_draws, validation_split
+
+SMALL = ModelConfig(hidden=(16, 16), epochs=20, min_steps=100, max_steps=300, ensemble_size=2)
+
+
+def _data(n: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    y = np.stack([np.abs(x[:, 0]) * 3, x[:, 1] - x[:, 2]], axis=1)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def trained() -> BNNSurrogate:
+    torch.set_num_threads(1)
+    x, y = _data()
+    y[::2, 1] = np.nan  # second target measured for half of the rows only
+    surrogate = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), SMALL)
+    surrogate.fit(x, y, seed=3)
+    return surrogate
+
+
+def test_shapes_of_draws(trained):
+    x, _ = _data(7, seed=1)
+    weight_sets = trained.draw_weight_sets(10, seed=0)
+    assert trained.evaluate(x, weight_sets).shape == (10, 7, 2)
+    assert trained.function_draws(x, 11, seed=0).shape == (11, 7, 2)
+    draws = trained.predictive_draws(x, 12, seed=0)
+    assert draws.shape == (12, 7, 2)
+    assert (draws[..., 0] > -1).all()  # log1p target mapped back with expm1
+
+
+def test_draws_are_split_across_members():
+    assert split_draws(7, 3) == [3, 2, 2]
+    assert sum(split_draws(1000, 3)) == 1000
+
+
+def test_same_seed_same_draws_and_fit(trained):
+    x, y = _data()
+    assert torch.equal(trained.predictive_draws(x, 5, seed=4), trained.predictive_draws(x, 5, seed=4))
+    assert not torch.equal(trained.predictive_draws(x, 5, seed=4), trained.predictive_draws(x, 5, seed=5))
+    config = ModelConfig(hidden=(8,), epochs=5, min_steps=20, max_steps=40, ensemble_size=1)
+    first, second = (BNNSurrogate(4, ("a", "b"), ("none", "none"), config) for _ in range(2))
+    first.fit(x, y, seed=1)
+    second.fit(x, y, seed=1)
+    assert torch.equal(first.function_draws(x, 3, seed=0), second.function_draws(x, 3, seed=0))
+
+
+def test_masked_likelihood_ignores_missing_entries():
+    mean, noise = torch.zeros(4, 2), torch.ones(4, 2)
+    target = torch.tensor([[0.0, 1.0], [1.0, 5.0], [0.5, -3.0], [2.0, 0.0]])
+    mask = torch.tensor([[True, False], [True, True], [True, False], [False, True]])
+    altered = target.clone()
+    altered[~mask] = 1e6
+    expected = _masked_gaussian_nll(mean, noise, target, mask)
+    assert torch.equal(expected, _masked_gaussian_nll(mean, noise, altered, mask))
+
+
+def test_fit_rejects_bad_inputs():
+    x, y = _data(20)
+    surrogate = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), SMALL)
+    with pytest.raises(ValueError, match="negative"):
+        surrogate.fit(x, y - 10, seed=0)
+    y[:, 1] = np.nan
+    with pytest.raises(ValueError, match="no observed value"):
+        surrogate.fit(x, y, seed=0)
+    with pytest.raises(ValueError, match="features"):
+        surrogate.fit(x[:, :3], y, seed=0)
+
+
+def test_grouped_validation_split_keeps_groups_whole():
+    groups = np.repeat(np.arange(40), 5)
+    fit, held = validation_split(200, 0.15, 10, seed=0, groups=groups)
+    assert len(held) >= 30 and set(groups[fit]).isdisjoint(groups[held])
+    assert len(np.union1d(fit, held)) == 200
+    fit, held = validation_split(50, 0.15, 10, seed=0)
+    assert len(held) == 0 and len(fit) == 50
+
+
+def test_interval_ordering():
+    draws = np.random.default_rng(0).gamma(2.0, size=(400, 6, 2))
+    summary = summarise_draws(draws, level=0.9)
+    assert summary.mean.shape == (6, 2) and summary.n_draws == 400
+    mc_low, mc_high = summary.mc_mean_interval
+    t_low, t_high = summary.t_predictive_interval
+    q_low, q_high = summary.quantile_interval
+    assert np.all(t_low < mc_low) and np.all(mc_low < summary.mean) and np.all(summary.mean < mc_high)
+    assert np.all(mc_high < t_high)
+    assert np.all(q_low < summary.median) and np.all(summary.median < q_high)
+    with pytest.raises(ValueError):
+        summarise_draws(draws[:1])
+
+
+def test_coverage_on_synthetic_data_with_known_noise():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-3, 3, size=(900, 1)).astype(np.float32)
+    noise_std = 0.1 + 0.2 * (x[:, 0] > 0)  # heteroscedastic, known
+    y = (np.sin(x[:, 0]) + rng.normal(size=900) * noise_std)[:, None]
+    config = ModelConfig(hidden=(32, 32), epochs=100, min_steps=600, max_steps=1500, ensemble_size=1)
+    surrogate = BNNSurrogate(1, ("y",), ("none",), config)
+    report = surrogate.fit(x[:600], y[:600], seed=0)
+    assert report.n_validation == 90
+    draws = surrogate.predictive_draws(x[600:], 400, seed=1).numpy()[:, :, 0]
+    low, high = np.quantile(draws, [0.025, 0.975], axis=0)
+    coverage = ((y[600:, 0] >= low) & (y[600:, 0] <= high)).mean()
+    assert 0.9 <= coverage <= 0.99
+    assert np.abs(np.median(draws, axis=0) - np.sin(x[600:, 0])).mean() < 0.1
+
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    x, _ = _data(9, seed=2)
+    save_surrogate(trained, tmp_path / "ckpt")
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert loaded.target_names == trained.target_names and loaded.config == trained.config
+    assert torch.equal(loaded.predictive_draws(x, 8, seed=0), trained.predictive_draws(x, 8, seed=0))
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    metadata["version"] = 999
+    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(CheckpointError, match="version"):
+        load_surrogate(tmp_path / "ckpt")
+
+
+def test_botorch_model_supports_mc_acquisition(trained):
+    model = BNNModel(trained, n_draws=16, seed=0)
+    x = torch.as_tensor(_data(10, seed=3)[0], dtype=torch.float64)
+    posterior = model.posterior(x.unsqueeze(1))
+    assert posterior.mean.shape == (10, 1, 2)
+    acquisition = qUpperConfidenceBound(model, beta=2.0, posterior_transform=None, objective=_first_output)
+    assert acquisition(x.unsqueeze(1)).shape == (10,)
+
+
+def _first_output(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
+    return samples[..., 0]
