@@ -93,6 +93,9 @@ class ModelConfig(_Section):
             training runs its full length and the spread is not recalibrated.
         validation_interval: Optimiser steps between two validation checks.
         patience: Validation checks without improvement before training stops; the best checkpoint is kept.
+        input_clip: Standardised descriptors are clipped to ``[-input_clip, input_clip]``. A descriptor that is
+            almost constant in the training data (an element fraction seen in one composition) otherwise standardises
+            to huge values for new candidates, and a ReLU network extrapolates linearly from them.
         recalibrate: Fit one factor per output on the validation rows that scales the predictive spread so that
             central intervals have their nominal coverage.
     """
@@ -114,6 +117,7 @@ class ModelConfig(_Section):
     min_validation_rows: int = Field(default=30, gt=1)
     validation_interval: int = Field(default=200, gt=0)
     patience: int = Field(default=10, gt=0)
+    input_clip: float = Field(default=10.0, gt=0)
     recalibrate: bool = True
 
     @field_validator("hidden")
@@ -149,24 +153,39 @@ class OracleConfig(_Section):
         source: Table to replay; defaults to the pool's source.
         formula_column: Formula column of that table; defaults to the pool's.
         max_attempts: How often a failed job is tried before it is recorded as failed for good.
+        poll_seconds: Pause between polls of jobs that are still running.
+        timeout_seconds: A job attempt running longer than this fails with a timeout (and may be retried).
+        latency_seconds: Dataset replay only: delay before an answer is available (exercises asynchronous polling).
+        noise_std: Dataset replay only: standard deviation of Gaussian noise added to replayed values (seeded).
     """
 
     kind: Literal["dataset"] = "dataset"
     source: str | None = None
     formula_column: str | None = None
     max_attempts: int = Field(default=2, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    timeout_seconds: float = Field(default=86400.0, gt=0)
+    latency_seconds: float = Field(default=0.0, ge=0)
+    noise_std: float = Field(default=0.0, ge=0)
 
 
 class BudgetConfig(_Section):
-    """When the campaign stops.
+    """When the campaign stops: after ``rounds``, or earlier when any other criterion given is met.
 
     Attributes:
         initial: Candidates picked at random (seeded) in round 0, before any model exists.
         rounds: Acquisition rounds after round 0.
+        max_evaluations: Stop once this many results are stored.
+        max_hours: Stop once this many hours have passed since the campaign was created.
+        target: Stop once a measured value of the policy's objective reaches this (at least it when maximising,
+            at most it when minimising).
     """
 
     initial: int = Field(default=20, gt=1)
     rounds: int = Field(default=10, ge=0)
+    max_evaluations: int | None = Field(default=None, gt=0)
+    max_hours: float | None = Field(default=None, gt=0)
+    target: float | None = None
 
 
 class IntervalConfig(_Section):

@@ -10,6 +10,7 @@ most abundant element, the smallest on ties), in the spirit of Magpie (Ward et a
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -95,10 +96,13 @@ def element_property_table() -> ElementPropertyTable:
     """Build (once per process) the element-property table from pymatgen's element data."""
     elements = [Element.from_Z(z) for z in range(1, MAX_Z + 1)]
     rows = []
-    for element in elements:
-        row = {name: _scalar(getter(element)) for name, getter in _SCALAR_PROPERTIES.items()}
-        row.update(_valence_counts(element))
-        rows.append(row)
+    with warnings.catch_warnings():
+        # pymatgen warns for each property it lacks (e.g. noble-gas electronegativity); those cells are imputed below.
+        warnings.simplefilter("ignore", UserWarning)
+        for element in elements:
+            row = {name: _scalar(getter(element)) for name, getter in _SCALAR_PROPERTIES.items()}
+            row.update(_valence_counts(element))
+            rows.append(row)
     names = tuple(rows[0])
     values = np.array([[row[name] for name in names] for row in rows], dtype=np.float64)
     imputed = []

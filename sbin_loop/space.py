@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from pymatgen.core import Composition, Element
 from sbin_loop.data import bundled_path
 
 logger = logging.getLogger(__name__)
+
+_SYMBOL = re.compile(r"[A-Z][a-z]?")
+_ISOTOPES = {"D": "H", "T": "H"}
+"""Isotope symbols pymatgen accepts and files as hydrogen."""
 
 MAX_FORMULA_LENGTH = 200
 """Formulas longer than this are rejected before parsing (no real composition needs more)."""
@@ -58,6 +63,10 @@ def parse_formula(formula: object) -> Composition:
             raise InvalidFormulaError(f"{species} is not a chemical element")
         if not math.isfinite(amount) or amount <= 0:
             raise InvalidFormulaError(f"amount of {species} must be positive and finite, got {amount}")
+    written = {_ISOTOPES.get(symbol, symbol) for symbol in _SYMBOL.findall(text)}
+    dropped = written - {element.symbol for element in composition}
+    if dropped:  # pymatgen silently drops elements written with a zero amount ("Fe0O" -> "O")
+        raise InvalidFormulaError(f"zero amount of {', '.join(sorted(dropped))} (leave absent elements out)")
     return composition
 
 
@@ -71,14 +80,27 @@ def resolve_source(source: str, base_dir: Path | None = None) -> Path:
 
     Args:
         source: ``bundled:NAME`` or a path.
-        base_dir: Directory that relative paths are resolved against (the config file's directory).
+        base_dir: Directory that relative paths are resolved against (the config file's directory). A relative path
+            may not climb out of it (``../..``): a shared config cannot make sbin read files elsewhere unless it
+            names them by absolute path.
+
+    Raises:
+        DataSourceError: For an unknown bundled table or an escaping relative path.
     """
     if source.startswith("bundled:"):
-        return bundled_path(source.removeprefix("bundled:"))
+        try:
+            return bundled_path(source.removeprefix("bundled:"))
+        except KeyError as error:
+            raise DataSourceError(str(error).strip("'\"")) from None
     path = Path(source).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return path
+    if path.is_absolute() or base_dir is None:
+        return path
+    resolved = (base_dir / path).resolve()
+    if not resolved.is_relative_to(base_dir.resolve()):
+        raise DataSourceError(
+            f"{source}: a relative path may not leave the config's directory {base_dir}; give an absolute path"
+        )
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -152,10 +174,10 @@ def read_formula_table(
         try:
             composition = parse_formula(formula)
         except InvalidFormulaError as error:
-            rejected.append(RejectedRow(line, str(formula), str(error)))
+            rejected.append(RejectedRow(line, formula if isinstance(formula, str) else "", str(error)))
             continue
         if values is not None and require_values and values.iloc[position].isna().all():
-            rejected.append(RejectedRow(line, str(formula), f"no numeric value in {list(value_columns)}"))
+            rejected.append(RejectedRow(line, formula, f"no numeric value in {list(value_columns)}"))
             continue
         ids.append(candidate_id(composition))
         keep.append(position)

@@ -14,6 +14,7 @@ makes the prior the familiar He/LeCun scale, under which a network of any width 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -97,9 +98,7 @@ class BayesianLinear(nn.Module):
         total = torch.zeros(())
         for mu, rho in ((self.weight_mu, self.weight_rho), (self.bias_mu, self.bias_rho)):
             std = functional.softplus(rho)
-            total = total + (
-                torch.log(self.prior_std / std) + (std**2 + mu**2) / (2 * self.prior_std**2) - 0.5
-            ).sum()
+            total = total + (torch.log(self.prior_std / std) + (std**2 + mu**2) / (2 * self.prior_std**2) - 0.5).sum()
         return total
 
 
@@ -127,7 +126,7 @@ class VariationalMLP(nn.Module):
         super().__init__()
         widths = (n_inputs, *hidden, n_outputs)
         layers = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(widths):
             scale = 1.0 / math.sqrt(fan_in) if fan_in_scaling else 1.0
             layers.append(BayesianLinear(fan_in, fan_out, prior_std * scale, posterior_std_init * scale))
         self.layers = nn.ModuleList(layers)

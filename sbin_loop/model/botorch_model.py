@@ -85,7 +85,9 @@ class EnsembleMemberSampler(IndexSampler):
 
     def _construct_base_samples(self, posterior: EnsemblePosterior) -> None:
         if posterior.ensemble_size != self.sample_shape[0]:
-            raise ValueError(f"sampler built for {self.sample_shape[0]} members, posterior has {posterior.ensemble_size}")
+            raise ValueError(
+                f"sampler built for {self.sample_shape[0]} members, posterior has {posterior.ensemble_size}"
+            )
         shape = self.sample_shape + posterior.batch_shape
         if self.base_samples is None or self.base_samples.shape != shape:
             members = torch.arange(self.sample_shape[0], device=posterior.device)

@@ -1,13 +1,15 @@
-"""Surrogate checkpoints as plain tensors (safetensors) plus JSON metadata, versioned.
+"""Model checkpoints as plain tensors (safetensors) plus JSON metadata; no pickle anywhere.
 
-A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
-name) and ``metadata.json`` (format version, descriptor count, target names and transforms, the full model config).
-Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code.
+A checkpoint directory holds ``weights.safetensors`` (every parameter and buffer of the surrogate) and
+``model.json`` (format version, architecture config, target names and transforms, descriptor names). Loading
+rebuilds the module from the JSON and fills it from the tensors, so a checkpoint from an untrusted source can at
+worst hold wrong numbers, never code.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -15,65 +17,81 @@ from safetensors.torch import load_file, save_file
 from sbin_loop.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 
-CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 1
-"""Bumped whenever the tensors or metadata of a checkpoint change meaning."""
-
+FORMAT_VERSION = 2
+"""2: ensembles of variational networks (``members.K.layers...``), per-member noise, recalibration factor."""
 WEIGHTS_FILE = "weights.safetensors"
-METADATA_FILE = "metadata.json"
+METADATA_FILE = "model.json"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint directory that cannot be loaded; the message says why."""
+    """A checkpoint directory that cannot be loaded; the message says which file and why."""
 
 
-def save_surrogate(surrogate: BNNSurrogate, directory: str | Path) -> Path:
-    """Write a trained surrogate to ``directory`` (created if needed).
+def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names: list[str] | None = None) -> Path:
+    """Write a surrogate to ``directory`` (created if needed); files are written to temporaries and renamed.
 
-    Returns:
-        The directory.
+    Args:
+        surrogate: The trained model.
+        directory: Destination directory.
+        feature_names: Names of the input descriptors, stored so predictions can check they use the same ones.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
-    save_file(tensors, str(directory / WEIGHTS_FILE))
     metadata = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
+        "format_version": FORMAT_VERSION,
+        "model_class": "BNNSurrogate",
         "n_features": surrogate.n_features,
         "target_names": list(surrogate.target_names),
         "transforms": list(surrogate.transforms),
         "config": surrogate.config.model_dump(mode="json"),
+        "feature_names": feature_names,
     }
-    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    weights_tmp = directory / f".{WEIGHTS_FILE}.tmp"
+    save_file(tensors, str(weights_tmp))
+    os.replace(weights_tmp, directory / WEIGHTS_FILE)
+    metadata_tmp = directory / f".{METADATA_FILE}.tmp"
+    metadata_tmp.write_text(json.dumps(metadata, indent=2))
+    os.replace(metadata_tmp, directory / METADATA_FILE)
     return directory
 
 
-def load_surrogate(directory: str | Path) -> BNNSurrogate:
-    """Rebuild a surrogate saved by ``save_surrogate``.
+def load_metadata(directory: str | Path) -> dict:
+    """Read and check a checkpoint's ``model.json``."""
+    path = Path(directory) / METADATA_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing; not a sbin model directory")
+    try:
+        metadata = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: not valid JSON: {error}") from None
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format_version {metadata.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+        )
+    return metadata
 
-    Raises:
-        CheckpointError: If files are missing, the format or version is not this one, or the tensors do not match the
-            architecture the metadata describes.
+
+def load_surrogate(directory: str | Path) -> tuple[BNNSurrogate, dict]:
+    """Rebuild a surrogate from a checkpoint directory.
+
+    Returns:
+        The surrogate in eval mode and its metadata.
     """
     directory = Path(directory)
-    try:
-        metadata = json.loads((directory / METADATA_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {error}") from None
-    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{directory}: checkpoint format {metadata.get('format')!r} version {metadata.get('version')!r}; "
-            f"this sbin reads {CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION}"
-        )
+    metadata = load_metadata(directory)
     surrogate = BNNSurrogate(
         metadata["n_features"],
         tuple(metadata["target_names"]),
         tuple(metadata["transforms"]),
-        ModelConfig(**metadata["config"]),
+        ModelConfig.model_validate(metadata["config"]),
     )
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing")
     try:
-        surrogate.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-    except (OSError, RuntimeError) as error:
-        raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
-    return surrogate.eval()
+        surrogate.load_state_dict(load_file(str(weights)))
+    except (RuntimeError, OSError) as error:
+        raise CheckpointError(f"{weights}: does not match {METADATA_FILE}: {error}") from None
+    surrogate.eval()
+    return surrogate, metadata

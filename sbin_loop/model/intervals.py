@@ -1,85 +1,77 @@
-"""Monte Carlo summaries and intervals from posterior draws.
+"""Monte Carlo intervals from posterior predictive draws.
 
-Given ``S`` draws per candidate (``S x n`` or ``S x n x m``, e.g. from ``BNNSurrogate.predictive_draws``), this module
-gives per candidate the mean, the standard deviation and three kinds of interval, which answer different questions:
+Three intervals are reported per candidate, because they answer different questions:
 
-- ``mc_mean_interval``: the seed's t-interval ``mean ± t(1 - α/2, S - 1) · s / √S``. It is a confidence interval on the
-  **Monte Carlo estimate of the predictive mean** (it shrinks to zero width as ``S`` grows), not a range for the
-  property: it says whether ``S`` draws were enough to rank candidates by their mean.
-- ``t_predictive_interval``: ``mean ± t(1 - α/2, S - 1) · s · √(1 + 1/S)``, a range for the property itself when the
-  predictive distribution is close to Gaussian.
-- ``quantile_interval``: the empirical ``α/2`` and ``1 - α/2`` quantiles of the draws. It makes no shape assumption, so
-  it keeps the skew of back-transformed (e.g. ``log1p``) targets.
-
-The campaign loop reports the quantile interval as the range of a candidate's property (its coverage is what
-``benchmarks/model_accuracy.py`` measures), and the Monte Carlo mean interval alongside, to show the sampling error of
-the mean that ranks candidates.
+- ``lower``/``upper``: the central empirical-quantile interval of the predictive draws. This is where a new
+  measurement is expected to fall with the stated probability; it is the interval the campaign loop stores, plots and
+  uses for the "mean interval width" summary, because it needs no normality assumption and stays correct for skewed
+  (log1p-modelled) targets.
+- ``t_lower``/``t_upper``: a t-based predictive interval ``mean ± t(α/2, n−1) · s · sqrt(1 + 1/n)``, the normal-theory
+  counterpart of the quantile interval.
+- ``mc_mean_lower``/``mc_mean_upper``: the seed's ``mean ± t(α/2, n−1) · s / sqrt(n)``. It is an interval on the Monte
+  Carlo estimate of the posterior mean (it shrinks as draws are added), not on the property itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import BaseModel
 from scipy import stats
 
 
-@dataclass(frozen=True)
-class IntervalSummary:
-    """Per-candidate Monte Carlo summary; every array has the draws' shape without the leading ``S``.
+class Interval(BaseModel):
+    """Summary of the predictive draws of one quantity for one candidate."""
 
-    Attributes:
-        level: Central probability of the intervals (e.g. 0.95).
-        n_draws: ``S``.
-        mean: Monte Carlo mean.
-        std: Sample standard deviation (``ddof=1``).
-        median: Empirical median.
-        mc_mean_interval: ``(lower, upper)`` t-interval on the Monte Carlo mean.
-        t_predictive_interval: ``(lower, upper)`` t-based predictive interval.
-        quantile_interval: ``(lower, upper)`` empirical quantile interval.
-    """
-
-    level: float
+    mean: float
+    std: float
+    lower: float
+    upper: float
+    t_lower: float
+    t_upper: float
+    mc_mean_lower: float
+    mc_mean_upper: float
     n_draws: int
-    mean: np.ndarray
-    std: np.ndarray
-    median: np.ndarray
-    mc_mean_interval: tuple[np.ndarray, np.ndarray]
-    t_predictive_interval: tuple[np.ndarray, np.ndarray]
-    quantile_interval: tuple[np.ndarray, np.ndarray]
+    level: float
+
+    @property
+    def width(self) -> float:
+        """Width of the quantile interval."""
+        return self.upper - self.lower
 
 
-def summarise_draws(draws: np.ndarray, level: float = 0.95) -> IntervalSummary:
-    """Mean, spread and intervals of Monte Carlo draws.
+def summarise_draws(draws: np.ndarray, level: float = 0.95) -> list[Interval]:
+    """Intervals for each column of a draws matrix.
 
     Args:
-        draws: ``S x ...`` array of draws (``S >= 2``), e.g. ``S x n x m`` predictive draws.
-        level: Central probability of every interval, in ``(0, 1)``.
+        draws: ``S x n`` predictive draws (``S >= 2``) for ``n`` candidates of one quantity.
+        level: Central probability of every interval.
 
-    Raises:
-        ValueError: If fewer than two draws are given, the level is outside ``(0, 1)`` or a draw is not finite.
+    Returns:
+        One ``Interval`` per candidate.
     """
     draws = np.asarray(draws, dtype=np.float64)
-    if draws.ndim < 1 or draws.shape[0] < 2:
-        raise ValueError("at least two draws are needed for a Monte Carlo interval")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if not np.isfinite(draws).all():
-        raise ValueError("draws contain NaN or infinite values")
+    if draws.ndim != 2 or draws.shape[0] < 2:
+        raise ValueError(f"draws must be S x n with S >= 2, got shape {draws.shape}")
     n_draws = draws.shape[0]
+    alpha = 1.0 - level
     mean = draws.mean(axis=0)
     std = draws.std(axis=0, ddof=1)
-    t_quantile = stats.t.ppf(0.5 + level / 2, df=n_draws - 1)
-    standard_error = std / np.sqrt(n_draws)
-    predictive_half = t_quantile * std * np.sqrt(1 + 1 / n_draws)
-    lower, median, upper = np.quantile(draws, [0.5 - level / 2, 0.5, 0.5 + level / 2], axis=0)
-    return IntervalSummary(
-        level=level,
-        n_draws=n_draws,
-        mean=mean,
-        std=std,
-        median=median,
-        mc_mean_interval=(mean - t_quantile * standard_error, mean + t_quantile * standard_error),
-        t_predictive_interval=(mean - predictive_half, mean + predictive_half),
-        quantile_interval=(lower, upper),
-    )
+    lower, upper = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=0)
+    t = stats.t.ppf(1 - alpha / 2, df=n_draws - 1)
+    predictive_half = t * std * np.sqrt(1 + 1 / n_draws)
+    mc_half = t * std / np.sqrt(n_draws)
+    return [
+        Interval(
+            mean=mean[j],
+            std=std[j],
+            lower=lower[j],
+            upper=upper[j],
+            t_lower=mean[j] - predictive_half[j],
+            t_upper=mean[j] + predictive_half[j],
+            mc_mean_lower=mean[j] - mc_half[j],
+            mc_mean_upper=mean[j] + mc_half[j],
+            n_draws=n_draws,
+            level=level,
+        )
+        for j in range(draws.shape[1])
+    ]

@@ -92,9 +92,7 @@ def validation_split(
     return everything[~is_held], everything[is_held]
 
 
-def _masked_gaussian_nll(
-    mean: Tensor, noise_std: Tensor, target: Tensor, mask: Tensor, beta: float = 0.0
-) -> Tensor:
+def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: Tensor, beta: float = 0.0) -> Tensor:
     """Mean Gaussian negative log-likelihood over the observed (``mask``) entries.
 
     With ``beta > 0`` each entry is weighted by ``noise_std^(2 beta)`` (held constant in the gradient): the beta-NLL
@@ -243,7 +241,7 @@ class BNNSurrogate(nn.Module):
         self.x_mean.copy_(x_fit.mean(dim=0))
         std = x_fit.std(dim=0) if x_fit.shape[0] > 1 else torch.ones_like(self.x_std)
         self.x_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
-        x = (x - self.x_mean) / self.x_std
+        x = ((x - self.x_mean) / self.x_std).clamp(-cfg.input_clip, cfg.input_clip)
         y = self._standardise_targets(y_raw, fit_rows_t)
         mask = ~torch.isnan(y)
         y = torch.nan_to_num(y)
@@ -359,7 +357,7 @@ class BNNSurrogate(nn.Module):
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected n x {self.n_features} features, got shape {tuple(x.shape)}")
-        return (x - self.x_mean) / self.x_std
+        return ((x - self.x_mean) / self.x_std).clamp(-self.config.input_clip, self.config.input_clip)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
         """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.

@@ -1,0 +1,577 @@
+"""The campaign loop: one round at a time, every step persisted, resumable after any interruption.
+
+A round goes through three stored states:
+
+1. ``proposed``: candidates picked (round 0 at random, later rounds by the policy on the previous round's model) and
+   the round document written, with the prediction made for each pick before its result exists.
+2. ``launched``: one job document per pick written (the intent), then the jobs submitted to the oracle.
+3. ``complete``: outcomes collected (failures retried up to ``oracle.max_attempts``, then recorded as failed and never
+   ingested), the model retrained on every result, its checkpoint saved, and Monte Carlo intervals stored for the
+   picks, the best measured and the best predicted candidates.
+
+A restarted campaign continues the last round from its stored state with the stored picks, so it neither re-picks
+nor re-labels anything. All randomness derives from the campaign seed and the round number.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sbin_loop import __version__
+from sbin_loop.candidates import CandidatePool
+from sbin_loop.config import CampaignConfig, ConfigError
+from sbin_loop.model.botorch_model import BNNModel
+from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
+from sbin_loop.model.intervals import summarise_draws
+from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
+from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy
+from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
+from sbin_loop.status import read_marker, write_marker
+from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
+from sbin_loop.stores.documents import elapsed_seconds, utc_now
+
+logger = logging.getLogger(__name__)
+
+_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL, _ORACLE = range(6)
+"""Purposes mixed into derived seeds so that no two random streams coincide."""
+
+
+def derive_seed(seed: int, *parts: int) -> int:
+    """A 31-bit seed derived from the campaign seed and integers naming the purpose (round, step...)."""
+    return int(np.random.SeedSequence([seed, *parts]).generate_state(1)[0] >> 1)
+
+
+class CampaignError(RuntimeError):
+    """A campaign that cannot proceed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """The per-round line a user reads: progress, best so far and how certain the model is."""
+
+    round: int
+    n_evaluations: int
+    n_failed: int
+    best_candidate: str | None
+    best_value: float | None
+    mean_interval_width: float | None
+    seconds: float
+
+    def line(self, objective: str, unit: str) -> str:
+        """Human-readable one-liner."""
+        best = "n/a" if self.best_value is None else f"{self.best_value:.2f} {unit} ({self.best_candidate})".strip()
+        width = "n/a" if self.mean_interval_width is None else f"{self.mean_interval_width:.2f} {unit}".strip()
+        return (
+            f"round {self.round:3d} | evaluations {self.n_evaluations:5d} | failed {self.n_failed} | "
+            f"best {objective} {best} | mean 95% interval width {width} | {self.seconds:.1f} s"
+        )
+
+
+def _config_differences(old: object, new: object, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        differences = []
+        for key in sorted(set(old) | set(new)):
+            differences += _config_differences(old.get(key), new.get(key), f"{path}.{key}" if path else key)
+        return differences
+    return [] if old == new else [path]
+
+
+class Campaign:
+    """A campaign bound to its directory and store.
+
+    Args:
+        config: The validated campaign config.
+        directory: Campaign directory (created if needed); holds the embedded store, pool cache, checkpoints, log.
+        base_dir: Directory that relative paths in the config are resolved against.
+        oracle: Oracle to use instead of the one the config describes (tests, custom backends).
+
+    Raises:
+        ConfigError: If the directory holds a campaign started with a different config (other than its budget).
+    """
+
+    def __init__(
+        self, config: CampaignConfig, directory: Path, base_dir: Path | None = None, oracle: Oracle | None = None
+    ) -> None:
+        self.config = config
+        self.directory = Path(directory)
+        self.base_dir = base_dir or Path.cwd()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._check_directory_belongs_to(config.name)
+        self.store = CampaignStore.open(config.name, config.store, self.directory)
+        stored = self.store.campaign_doc()
+        if stored is not None:
+            self._check_config_unchanged(stored)
+        # Pool and oracle are built (and so validated) before a new campaign writes anything to its store.
+        self.pool = self._load_or_build_pool()
+        self.oracle = oracle or self._build_oracle()
+        if stored is None:
+            current = config.model_dump(mode="json")
+            self.store.put_campaign(CampaignDoc(campaign=config.name, config=current, sbin_version=__version__))
+            write_marker(self.directory, config.name, config.store)
+        self.policy = build_policy(config.policy)
+        self.objective_names = tuple(objective.name for objective in config.objectives)
+        self._objective_index = self.objective_names.index(config.policy_objective.name)
+        self._sign = 1.0 if config.policy_objective.goal == "maximize" else -1.0
+        self._stop = threading.Event()
+        self._row_of = {candidate: row for row, candidate in enumerate(self.pool.ids)}
+
+    # Set-up -----------------------------------------------------------------------------------------------------
+    def _check_directory_belongs_to(self, name: str) -> None:
+        marker = read_marker(self.directory)
+        if marker is not None and marker["campaign"] != name:
+            raise ConfigError(
+                f"name: {self.directory} holds campaign {marker['campaign']!r}, not {name!r}; use another --dir"
+            )
+
+    def _check_config_unchanged(self, stored: CampaignDoc) -> None:
+        current = self.config.model_dump(mode="json")
+        old = {key: value for key, value in stored.config.items() if key != "budget"}
+        new = {key: value for key, value in current.items() if key != "budget"}
+        differences = _config_differences(old, new)
+        if differences:
+            raise ConfigError(
+                f"{self.directory} holds campaign {self.config.name!r} started with a different config; "
+                f"changed fields: {', '.join(differences)}. Only budget.* may change on resume; "
+                "use a new --dir for a new campaign."
+            )
+        if stored.config != current:
+            self.store.put_campaign(stored.model_copy(update={"config": current}))
+
+    def _load_or_build_pool(self) -> CandidatePool:
+        pool_dir = self.directory / "pool"
+        if (pool_dir / "pool.json").is_file():
+            return CandidatePool.load(pool_dir)
+        table = self._oracle_table if self._oracle_reads_pool_source else self._read_pool_source()
+        logger.info("%s", table.summary())
+        frame = sample_rows(table.frame, self.config.space.sample, derive_seed(self.config.seed, _POOL))
+        if len(frame) < self.config.budget.initial:
+            raise ConfigError(
+                f"space: the pool has {len(frame)} usable compositions, fewer than budget.initial="
+                f"{self.config.budget.initial}"
+            )
+        pool = CandidatePool.from_frame(frame)
+        pool.save(pool_dir)
+        logger.info("pool of %d candidates featurised with %d descriptors", len(pool), pool.features.shape[1])
+        return pool
+
+    @property
+    def _oracle_reads_pool_source(self) -> bool:
+        oracle, space = self.config.oracle, self.config.space
+        return oracle.source in (None, space.source) and oracle.formula_column in (None, space.formula_column)
+
+    def _read_pool_source(self) -> FormulaTable:
+        space = self.config.space
+        return read_formula_table(space.source, space.formula_column, base_dir=self.base_dir)
+
+    @cached_property
+    def _objective_columns(self) -> dict[str, str]:
+        return {objective.name: objective.data_column for objective in self.config.objectives}
+
+    @cached_property
+    def _oracle_table(self) -> FormulaTable:
+        """The replayed table, read once per process (also serves as the pool source when they are the same)."""
+        oracle = self.config.oracle
+        return read_formula_table(
+            oracle.source or self.config.space.source,
+            oracle.formula_column or self.config.space.formula_column,
+            value_columns=tuple(self._objective_columns.values()),
+            base_dir=self.base_dir,
+        )
+
+    def _build_oracle(self) -> Oracle:
+        oracle = self.config.oracle
+        return DatasetReplayOracle(
+            self._oracle_table,
+            self._objective_columns,
+            ledger=self.directory / "oracle" / "dataset_ledger.jsonl",
+            latency_seconds=oracle.latency_seconds,
+            noise_std=oracle.noise_std,
+            seed=derive_seed(self.config.seed, _ORACLE),
+        )
+
+    # Round bookkeeping ------------------------------------------------------------------------------------------
+    @property
+    def last_round(self) -> int:
+        """Index of the last round (``budget.rounds``); round 0 is the random initial design."""
+        return self.config.budget.rounds
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop at the next step boundary (thread- and signal-handler-safe)."""
+        self._stop.set()
+
+    def stop_reason(self) -> str | None:
+        """Why no further round should start, or ``None``. A round in progress is always finished first."""
+        rounds = self.store.rounds()
+        if rounds and rounds[-1].state != "complete":
+            return None
+        if rounds and rounds[-1].round >= self.last_round:
+            return f"all {self.last_round} rounds after round 0 are complete"
+        budget = self.config.budget
+        results = self.store.results()
+        if budget.max_evaluations is not None and len(results) >= budget.max_evaluations:
+            return f"{len(results)} evaluations reached budget.max_evaluations={budget.max_evaluations}"
+        name = self.config.policy_objective.name
+        if budget.target is not None:
+            hits = [r for r in results if name in r.values and self._sign * (r.values[name] - budget.target) >= 0]
+            if hits:
+                return f"target {name}={budget.target} reached by {hits[0].candidate_id} ({hits[0].values[name]})"
+        campaign = self.store.campaign_doc()
+        if budget.max_hours is not None and campaign is not None:
+            hours = (datetime.now(UTC) - datetime.fromisoformat(campaign.created_at)).total_seconds() / 3600
+            if hours >= budget.max_hours:
+                return f"{hours:.2f} h since the campaign was created reached budget.max_hours={budget.max_hours}"
+        return None
+
+    def next_round(self) -> int | None:
+        """The round to work on: an unfinished stored round, else the next one, else ``None`` when finished."""
+        rounds = self.store.rounds()
+        if rounds and rounds[-1].state != "complete":
+            return rounds[-1].round
+        if self.stop_reason() is not None:
+            return None
+        return rounds[-1].round + 1 if rounds else 0
+
+    def run(
+        self, on_round: Callable[[RoundSummary], None] | None = None, max_rounds: int | None = None
+    ) -> list[RoundSummary]:
+        """Run (or resume) rounds until a stop criterion is met or a stop is requested.
+
+        Args:
+            on_round: Called with each round's summary as soon as the round is complete.
+            max_rounds: Stop after this many rounds in this call (the campaign stays resumable).
+        """
+        summaries: list[RoundSummary] = []
+        while not self._stop.is_set() and (max_rounds is None or len(summaries) < max_rounds):
+            index = self.next_round()
+            if index is None:
+                break
+            summary = self.run_round(index)
+            if summary is None:
+                break
+            summaries.append(summary)
+            if on_round is not None:
+                on_round(summary)
+        self._record_stop_reason()
+        return summaries
+
+    def _record_stop_reason(self) -> None:
+        campaign = self.store.campaign_doc()
+        reason = self.stop_reason()
+        if campaign is not None and campaign.stop_reason != reason:
+            self.store.put_campaign(campaign.model_copy(update={"stop_reason": reason}))
+            if reason:
+                logger.info("campaign finished: %s", reason)
+
+    def run_round(self, index: int) -> RoundSummary | None:
+        """Carry one round from wherever it stands to ``complete``; ``None`` if a stop was requested first."""
+        start = time.perf_counter()
+        existing = [doc for doc in self.store.rounds() if doc.round == index]
+        doc = existing[0] if existing else self._propose(index)
+        steps = {"proposed": self._launch, "launched": self._ingest, "ingested": self._train, "trained": self._finish}
+        while doc.state != "complete":
+            if self._stop.is_set():
+                logger.info("stop requested: round %d left in state %s", index, doc.state)
+                return None
+            doc = steps[doc.state](doc)
+        return self.summarise(doc, time.perf_counter() - start)
+
+    def summarise(self, doc: RoundDoc, seconds: float = 0.0) -> RoundSummary:
+        """The summary line data of a stored round."""
+        objective = self.config.policy_objective.name
+        widths = [entry.interval.width for entry in doc.intervals.get("selected", []) if entry.objective == objective]
+        best = doc.best_observed
+        return RoundSummary(
+            round=doc.round,
+            n_evaluations=doc.n_evaluations,
+            n_failed=doc.n_failed,
+            best_candidate=best.candidate_id if best else None,
+            best_value=best.observed if best else None,
+            mean_interval_width=float(np.mean(widths)) if widths else None,
+            seconds=seconds or sum(doc.timings.values()),
+        )
+
+    # Step 1: propose --------------------------------------------------------------------------------------------
+    def _propose(self, index: int) -> RoundDoc:
+        start = time.perf_counter()
+        taken = {job.candidate_id for job in self.store.jobs()}
+        available = np.array([row for row, candidate in enumerate(self.pool.ids) if candidate not in taken])
+        if available.size == 0:
+            raise CampaignError(f"round {index}: every candidate of the pool has been evaluated; nothing left to pick")
+        rng = np.random.default_rng(derive_seed(self.config.seed, index, _SELECT))
+        predictions = None
+        if index == 0:
+            selection = RandomPolicy(self.config.budget.initial).select(None, available.size, rng)
+        else:
+            surrogate = self._load_model(index - 1)
+            scores = self._pool_scores(surrogate, available, index) if self.policy.needs_model else None
+            selection = self.policy.select(scores, available.size, rng)
+            rows = available[selection.indices]
+            predictions = self._intervals(surrogate, rows, index)[self._objective_index]
+        doc = RoundDoc(
+            campaign=self.config.name,
+            round=index,
+            state="proposed",
+            seed=self.config.seed,
+            selected=self._selection_entries(selection, available, predictions),
+            timings={"select": time.perf_counter() - start},
+        )
+        self.store.put_round(doc)
+        logger.info("round %d: picked %s", index, ", ".join(entry.candidate_id for entry in doc.selected))
+        return doc
+
+    def _selection_entries(
+        self, selection: Selection, available: np.ndarray, predictions: list | None
+    ) -> list[SelectionEntry]:
+        entries = []
+        for position, (pick, value) in enumerate(zip(selection.indices, selection.acquisition_values, strict=True)):
+            row = int(available[pick])
+            entries.append(
+                SelectionEntry(
+                    candidate_id=self.pool.ids[row],
+                    formula=self.pool.formulas[row],
+                    policy=selection.policy,
+                    acquisition=selection.acquisition,
+                    acquisition_value=value,
+                    prediction=predictions[position] if predictions is not None else None,
+                )
+            )
+        return entries
+
+    def _pool_scores(self, surrogate: BNNSurrogate, available: np.ndarray, index: int) -> PoolScores:
+        model = BNNModel(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS))
+        features = torch.as_tensor(self.pool.features[available])  # N x d
+        samples = model.posterior(features).values[..., self._objective_index] * self._sign  # S x N
+        observed = [
+            result.values[self.config.policy_objective.name] * self._sign
+            for result in self.store.results()
+            if self.config.policy_objective.name in result.values
+        ]
+        best = max(observed) if observed else float(samples.mean(dim=0).min())
+        return PoolScores(samples=samples, best_observed=best)
+
+    def _load_model(self, index: int) -> BNNSurrogate:
+        doc = next((doc for doc in self.store.rounds() if doc.round == index), None)
+        if doc is None or doc.checkpoint is None:
+            raise CampaignError(f"round {index} has no model checkpoint; the campaign store is incomplete")
+        surrogate, _ = load_surrogate(self.directory / doc.checkpoint)
+        return surrogate
+
+    # Step 2: launch ---------------------------------------------------------------------------------------------
+    def _job_id(self, index: int, candidate: str) -> str:
+        return f"{self.config.name}:r{index:04d}:{candidate}"
+
+    def _launch(self, doc: RoundDoc) -> RoundDoc:
+        """Write one ``pending`` job per pick (the intent), then submit them."""
+        existing = {job.job_id for job in self.store.jobs(doc.round)}
+        for entry in doc.selected:
+            job_id = self._job_id(doc.round, entry.candidate_id)
+            if job_id not in existing:
+                self.store.put_job(
+                    JobDoc(
+                        campaign=self.config.name,
+                        job_id=job_id,
+                        round=doc.round,
+                        candidate_id=entry.candidate_id,
+                        formula=entry.formula,
+                        oracle=self.oracle.name,
+                        state="pending",
+                    )
+                )
+        self._submit_pending(doc.round)
+        return self.store.update_round(doc, state="launched")
+
+    @staticmethod
+    def _request(job: JobDoc) -> JobRequest:
+        return JobRequest(
+            job_id=job.job_id, candidate_id=job.candidate_id, formula=job.formula, round=job.round, attempt=job.attempts
+        )
+
+    def _submit_pending(self, index: int) -> None:
+        """Submit the round's ``pending`` attempts the oracle does not already know, then record them submitted."""
+        pending = [job for job in self.store.jobs(index) if job.state == "pending"]
+        if not pending:
+            return
+        known = self.oracle.known([self._request(job) for job in pending])
+        fresh = [job for job in pending if job.job_id not in known]
+        if fresh:
+            self.oracle.submit([self._request(job) for job in fresh])
+        if len(fresh) < len(pending):
+            logger.info(
+                "round %d: %d attempts were already submitted before a restart", index, len(pending) - len(fresh)
+            )
+        now = utc_now()
+        for job in pending:
+            self.store.put_job(job.model_copy(update={"state": "submitted", "submitted_at": now}))
+
+    # Step 3: collect outcomes -----------------------------------------------------------------------------------
+    def _ingest(self, doc: RoundDoc) -> RoundDoc:
+        """Poll until every job is completed or failed; retry failures; ingest each result exactly once."""
+        start = time.perf_counter()
+        self._submit_pending(doc.round)
+        running = {job.job_id: job for job in self.store.jobs(doc.round) if job.state == "submitted"}
+        known = self.oracle.known([self._request(job) for job in running.values()])
+        lost = [job for job in running.values() if job.job_id not in known]
+        if lost:
+            logger.warning("round %d: the oracle lost %d submitted attempts; resubmitting", doc.round, len(lost))
+            self.oracle.submit([self._request(job) for job in lost])
+        while running:
+            if self._stop.is_set():
+                return doc
+            outcomes = self.oracle.poll([self._request(job) for job in running.values()])
+            for job_id, job in list(running.items()):
+                outcome = outcomes.get(job_id) or self._timeout(job)
+                if outcome is None:
+                    continue
+                del running[job_id]
+                retry = self._record_outcome(job, checked_outcome(outcome, self.objective_names))
+                if retry is not None:
+                    running[job_id] = retry
+            if running and not outcomes:
+                self._stop.wait(self.config.oracle.poll_seconds)
+        timings = {**doc.timings, "oracle": doc.timings.get("oracle", 0.0) + time.perf_counter() - start}
+        return self.store.update_round(doc, state="ingested", timings=timings)
+
+    def _timeout(self, job: JobDoc) -> OracleOutcome | None:
+        """A failure outcome if the job's current attempt has run longer than ``oracle.timeout_seconds``."""
+        limit = self.config.oracle.timeout_seconds
+        if job.submitted_at is None or elapsed_seconds(job.submitted_at) <= limit:
+            return None
+        return OracleOutcome(job_id=job.job_id, status="failed", error=f"timed out after {limit:g} s")
+
+    def _record_outcome(self, job: JobDoc, outcome: OracleOutcome) -> JobDoc | None:
+        """Store a result (then mark the job completed), or a failure; return the retried job if any."""
+        if outcome.status == "completed":
+            self.store.put_result(
+                ResultDoc(
+                    campaign=self.config.name,
+                    job_id=job.job_id,
+                    round=job.round,
+                    candidate_id=job.candidate_id,
+                    formula=job.formula,
+                    values=outcome.values,
+                    oracle=self.oracle.name,
+                    provenance={**outcome.provenance, "wall_seconds": outcome.wall_seconds, "attempt": job.attempts},
+                )
+            )
+            self.store.put_job(job.model_copy(update={"state": "completed"}))
+            return None
+        errors = [*job.errors, outcome.error or "unknown failure"]
+        logger.warning("job %s failed (attempt %d): %s", job.job_id, job.attempts, errors[-1])
+        if job.attempts >= self.config.oracle.max_attempts:
+            self.store.put_job(job.model_copy(update={"state": "failed", "errors": errors}))
+            return None
+        self.store.put_job(job.model_copy(update={"attempts": job.attempts + 1, "errors": errors, "state": "pending"}))
+        self._submit_pending(job.round)
+        return next(retry for retry in self.store.jobs(job.round) if retry.job_id == job.job_id)
+
+    # Step 4: retrain --------------------------------------------------------------------------------------------
+    def _training_data(self) -> tuple[np.ndarray, np.ndarray, list[ResultDoc]]:
+        results = self.store.results()
+        rows = np.array([self._row_of[result.candidate_id] for result in results], dtype=np.int64)
+        targets = np.array(
+            [[result.values.get(name, np.nan) for name in self.objective_names] for result in results],
+            dtype=np.float64,
+        ).reshape(len(results), len(self.objective_names))
+        return rows, targets, results
+
+    def _train(self, doc: RoundDoc) -> RoundDoc:
+        """Retrain on every result so far and save the checkpoint the next round will pick with."""
+        start = time.perf_counter()
+        rows, targets, results = self._training_data()
+        if not results:
+            raise CampaignError(f"round {doc.round}: no successful evaluation so far; check the oracle's failures")
+        surrogate = BNNSurrogate(
+            self.pool.features.shape[1],
+            self.objective_names,
+            tuple(objective.transform for objective in self.config.objectives),
+            self.config.model,
+        )
+        report = surrogate.fit(self.pool.features[rows], targets, derive_seed(self.config.seed, doc.round, _TRAIN))
+        checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
+        save_surrogate(surrogate, self.directory / checkpoint, self.pool.feature_names)
+        return self.store.update_round(
+            doc,
+            state="trained",
+            n_evaluations=len(results),
+            training=asdict(report),
+            checkpoint=str(checkpoint),
+            timings={**doc.timings, "train": time.perf_counter() - start},
+        )
+
+    # Step 5: intervals ------------------------------------------------------------------------------------------
+    def _intervals(self, surrogate: BNNSurrogate, rows: np.ndarray, index: int) -> list[list]:
+        """Intervals per objective (outer list) for pool rows (inner list)."""
+        draws = surrogate.predictive_draws(
+            self.pool.features[rows], self.config.intervals.n_draws, derive_seed(self.config.seed, index, _INTERVALS)
+        ).numpy()  # S x n x m
+        return [summarise_draws(draws[..., j], self.config.intervals.level) for j in range(draws.shape[-1])]
+
+    def _candidate_intervals(
+        self, surrogate: BNNSurrogate, rows: np.ndarray, index: int, observed: dict[str, dict[str, float]]
+    ) -> list[CandidateInterval]:
+        if rows.size == 0:
+            return []
+        per_objective = self._intervals(surrogate, rows, index)
+        return [
+            CandidateInterval(
+                candidate_id=self.pool.ids[row],
+                formula=self.pool.formulas[row],
+                objective=name,
+                interval=per_objective[j][position],
+                observed=observed.get(self.pool.ids[row], {}).get(name),
+            )
+            for position, row in enumerate(rows)
+            for j, name in enumerate(self.objective_names)
+        ]
+
+    def _top_predicted_rows(self, surrogate: BNNSurrogate, observed: dict, index: int) -> np.ndarray:
+        unmeasured = np.array([row for row, candidate in enumerate(self.pool.ids) if candidate not in observed])
+        if unmeasured.size == 0:
+            return np.array([], dtype=np.int64)
+        draws = surrogate.function_draws(
+            self.pool.features[unmeasured], self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS)
+        )
+        means = draws[..., self._objective_index].mean(dim=0) * self._sign
+        return unmeasured[torch.argsort(means, descending=True)[: self.config.intervals.top_k].numpy()]
+
+    def _finish(self, doc: RoundDoc) -> RoundDoc:
+        """Store Monte Carlo intervals for the picks, the best measured and the best predicted candidates."""
+        start = time.perf_counter()
+        surrogate = self._load_model(doc.round)
+        results = self.store.results()
+        observed = {result.candidate_id: result.values for result in results}
+        name = self.config.policy_objective.name
+        measured = [(self._sign * values[name], candidate) for candidate, values in observed.items() if name in values]
+        ranked = [candidate for _, candidate in sorted(measured, key=lambda item: (-item[0], item[1]))]
+        best_rows = np.array([self._row_of[c] for c in ranked[: self.config.intervals.top_k]], dtype=np.int64)
+        selected_rows = np.array(
+            [self._row_of[entry.candidate_id] for entry in doc.selected if entry.candidate_id in observed],
+            dtype=np.int64,
+        )
+        intervals = {
+            "selected": self._candidate_intervals(surrogate, selected_rows, doc.round, observed),
+            "best_observed": self._candidate_intervals(surrogate, best_rows, doc.round, observed),
+            "top_predicted": self._candidate_intervals(
+                surrogate, self._top_predicted_rows(surrogate, observed, doc.round), doc.round, observed
+            ),
+        }
+        best = next((entry for entry in intervals["best_observed"] if entry.objective == name), None)
+        return self.store.update_round(
+            doc,
+            state="complete",
+            n_failed=sum(job.state == "failed" for job in self.store.jobs()),
+            best_observed=best,
+            intervals=intervals,
+            timings={**doc.timings, "intervals": time.perf_counter() - start},
+        )

@@ -1,0 +1,28 @@
+"""Uniform random selection: the baseline every other policy must beat, and round 0 of every campaign."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sbin_loop.policies.base import PoolScores, Selection
+
+
+@dataclass
+class RandomPolicy:
+    """Pick ``batch_size`` distinct candidates uniformly at random (seeded).
+
+    Attributes:
+        batch_size: Candidates per round.
+    """
+
+    batch_size: int
+    name: str = "random"
+    needs_model: bool = False
+
+    def select(self, scores: PoolScores | None, n_available: int, rng: np.random.Generator) -> Selection:
+        """Uniform choice without replacement; ``scores`` is ignored."""
+        q = min(self.batch_size, n_available)
+        picks = rng.choice(n_available, size=q, replace=False)
+        return Selection([int(index) for index in picks], [None] * q, self.name, "uniform")

@@ -1,0 +1,134 @@
+"""Documents a campaign stores, one pydantic model each, validated on every write and read.
+
+Every document carries ``schema_version``; a document written by an incompatible version is refused with a message
+naming the collection and the version, rather than misread.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sbin_loop.model.intervals import Interval
+
+SCHEMA_VERSION = 1
+
+
+def utc_now() -> str:
+    """Current time as an ISO-8601 UTC string (stored as text so every backend round-trips it unchanged)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def elapsed_seconds(timestamp: str) -> float:
+    """Seconds since a ``utc_now`` timestamp."""
+    return (datetime.now(UTC) - datetime.fromisoformat(timestamp)).total_seconds()
+
+
+class _Document(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    campaign: str
+
+
+class CampaignDoc(_Document):
+    """The campaign itself: its validated config, where it came from, and why it stopped (if it did)."""
+
+    config: dict
+    created_at: str = Field(default_factory=utc_now)
+    sbin_version: str
+    stop_reason: str | None = None
+
+
+JobState = Literal["pending", "submitted", "completed", "failed"]
+
+
+class JobDoc(_Document):
+    """One oracle job: the evaluation of one candidate in one round.
+
+    The id is derived from (campaign, round, candidate), so writing the intent to launch twice yields one job.
+    States: ``pending`` (intent written, not yet known to be submitted), ``submitted`` (the oracle accepted it),
+    ``completed`` (its result is ingested) or ``failed`` (every allowed attempt failed; never ingested).
+    ``submitted_at`` is when the current attempt was submitted, for timeouts.
+    """
+
+    job_id: str
+    round: int
+    candidate_id: str
+    formula: str
+    oracle: str
+    state: JobState
+    attempts: int = 1
+    errors: list[str] = Field(default_factory=list)
+    submitted_at: str | None = None
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)
+
+
+class ResultDoc(_Document):
+    """A measured or computed result, keyed by the job that produced it (ingesting it twice changes nothing)."""
+
+    job_id: str
+    round: int
+    candidate_id: str
+    formula: str
+    values: dict[str, float]
+    oracle: str
+    provenance: dict = Field(default_factory=dict)
+    created_at: str = Field(default_factory=utc_now)
+
+
+class CandidateInterval(BaseModel):
+    """Model interval for one candidate and objective."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidate_id: str
+    formula: str
+    objective: str
+    interval: Interval
+    observed: float | None = None
+
+
+class SelectionEntry(BaseModel):
+    """One pick of a round and why it was picked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidate_id: str
+    formula: str
+    policy: str
+    acquisition: str
+    acquisition_value: float | None
+    prediction: Interval | None = None
+
+
+RoundState = Literal["proposed", "launched", "ingested", "trained", "complete"]
+
+
+class RoundDoc(_Document):
+    """A round: picks (written before anything is launched), then results, retraining and intervals.
+
+    Attributes:
+        state: ``proposed`` once the picks are stored, ``launched`` once every job is submitted, ``ingested`` once
+            every job is completed or failed, ``trained`` once the retrained model's checkpoint is saved,
+            ``complete`` once intervals are stored.
+        selected: Picks in the order they were chosen, with the prediction made before their results arrived.
+        intervals: After retraining: ``selected``, ``best_observed`` and ``top_predicted`` candidate intervals.
+    """
+
+    round: int
+    state: RoundState
+    seed: int
+    selected: list[SelectionEntry]
+    n_evaluations: int = 0
+    n_failed: int = 0
+    best_observed: CandidateInterval | None = None
+    intervals: dict[str, list[CandidateInterval]] = Field(default_factory=dict)
+    training: dict | None = None
+    checkpoint: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+    created_at: str = Field(default_factory=utc_now)
+    updated_at: str = Field(default_factory=utc_now)

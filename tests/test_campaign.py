@@ -1,0 +1,140 @@
+"""A small real campaign: rounds stored, no candidate picked twice, resumable, deterministic, failures recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import campaign_config
+
+from sbin_loop.config import ConfigError
+from sbin_loop.loop import Campaign
+from sbin_loop.oracles import JobRequest, OracleOutcome
+
+
+class Interrupted(Exception):
+    """Stands in for a crash (kill, power cut) in the middle of a round."""
+
+
+class CrashingOracle:
+    """Wraps the real replay oracle and crashes once, when round ``crash_round`` is polled."""
+
+    def __init__(self, inner, crash_round: int) -> None:
+        self.inner, self.crash_round, self.name, self.version = inner, crash_round, inner.name, inner.version
+
+    def submit(self, requests: list[JobRequest]) -> None:
+        self.inner.submit(requests)
+
+    def known(self, requests: list[JobRequest]) -> set[str]:
+        return self.inner.known(requests)
+
+    def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
+        if any(request.round == self.crash_round for request in requests):
+            self.crash_round = -1
+            raise Interrupted
+        return self.inner.poll(requests)
+
+
+class FailingOracle:
+    """Replays values but fails every job of one candidate, and returns NaN for another."""
+
+    def __init__(self, inner, fail: str, nan: str) -> None:
+        self.inner, self.fail, self.nan, self.name, self.version = inner, fail, nan, inner.name, inner.version
+
+    def submit(self, requests: list[JobRequest]) -> None:
+        self.inner.submit(requests)
+
+    def known(self, requests: list[JobRequest]) -> set[str]:
+        return self.inner.known(requests)
+
+    def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
+        outcomes = self.inner.poll(requests)
+        for job_id, outcome in outcomes.items():
+            if job_id.endswith(":" + self.fail):
+                outcomes[job_id] = OracleOutcome(job_id=job_id, status="failed", error="SCF did not converge")
+            elif job_id.endswith(":" + self.nan):
+                outcomes[job_id] = outcome.model_copy(update={"values": {"Tc_K": float("nan")}})
+        return outcomes
+
+
+def _selections(campaign: Campaign) -> list[list[str]]:
+    return [[entry.candidate_id for entry in doc.selected] for doc in campaign.store.rounds()]
+
+
+@pytest.fixture()
+def finished(tmp_path: Path, pool_csv: Path) -> Campaign:
+    campaign = Campaign(campaign_config(pool_csv), tmp_path / "a")
+    campaign.run()
+    return campaign
+
+
+def test_three_rounds_stored_and_nothing_picked_twice(finished: Campaign):
+    rounds = finished.store.rounds()
+    assert [doc.round for doc in rounds] == [0, 1, 2]
+    assert all(doc.state == "complete" for doc in rounds)
+    picks = [candidate for selection in _selections(finished) for candidate in selection]
+    assert len(picks) == 6 + 4 + 4 and len(set(picks)) == len(picks)
+    assert "Xx2O" not in picks
+    assert rounds[-1].n_evaluations == 14
+    assert len(finished.store.results()) == 14
+    # Rounds after the first carry a prediction made before the result, and acquisition values.
+    assert all(entry.prediction is not None and entry.acquisition == "qLogEI" for entry in rounds[1].selected)
+    for key in ("selected", "best_observed", "top_predicted"):
+        assert rounds[-1].intervals[key], key
+        for entry in rounds[-1].intervals[key]:
+            assert entry.interval.lower <= entry.interval.mean <= entry.interval.upper
+            assert entry.interval.n_draws == 200
+    best = rounds[-1].best_observed
+    assert best.observed == max(result.values["Tc_K"] for result in finished.store.results())
+    assert (finished.directory / rounds[-1].checkpoint / "weights.safetensors").is_file()
+    assert finished.next_round() is None
+
+
+def test_same_seed_gives_same_rounds(finished: Campaign, tmp_path: Path, pool_csv: Path):
+    again = Campaign(campaign_config(pool_csv), tmp_path / "b")
+    again.run()
+    assert _selections(again) == _selections(finished)
+
+
+def test_resume_after_interruption_continues_from_last_round(finished: Campaign, tmp_path: Path, pool_csv: Path):
+    config = campaign_config(pool_csv)
+    crashing = Campaign(config, tmp_path / "c")
+    crashing.oracle = CrashingOracle(crashing.oracle, crash_round=2)
+    with pytest.raises(Interrupted):
+        crashing.run()
+    stored = crashing.store.rounds()
+    assert [(doc.round, doc.state) for doc in stored] == [(0, "complete"), (1, "complete"), (2, "launched")]
+    assert {job.state for job in crashing.store.jobs(2)} == {"submitted"}
+    crashing.store.close()
+
+    resumed = Campaign(config, tmp_path / "c")  # a fresh process would do exactly this
+    assert resumed.next_round() == 2
+    summaries = resumed.run()
+    assert [summary.round for summary in summaries] == [2]
+    assert _selections(resumed) == _selections(finished)
+    assert len(resumed.store.results()) == 14
+    assert len(resumed.store.jobs()) == 14
+
+
+def test_budget_can_be_raised_but_nothing_else_changed(finished: Campaign, pool_csv: Path):
+    longer = campaign_config(pool_csv, budget={"initial": 6, "rounds": 3})
+    extended = Campaign(longer, finished.directory)
+    assert extended.next_round() == 3
+    with pytest.raises(ConfigError, match=r"policy\.batch_size"):
+        Campaign(campaign_config(pool_csv, policy={"batch_size": 5}), finished.directory)
+
+
+def test_failed_and_nan_jobs_are_recorded_not_ingested(tmp_path: Path, pool_csv: Path):
+    config = campaign_config(pool_csv, budget={"initial": 6, "rounds": 0})
+    campaign = Campaign(config, tmp_path / "f")
+    first = Campaign(config, tmp_path / "probe")._propose(0)  # the seeded initial picks, in a scratch directory
+    bad, nan = first.selected[0].candidate_id, first.selected[1].candidate_id
+    campaign.oracle = FailingOracle(campaign.oracle, fail=bad, nan=nan)
+    campaign.run()
+    jobs = {job.candidate_id: job for job in campaign.store.jobs()}
+    assert jobs[bad].state == "failed" and jobs[bad].attempts == config.oracle.max_attempts
+    assert jobs[bad].errors == ["SCF did not converge"] * 2
+    assert jobs[nan].state == "failed" and "non-finite" in jobs[nan].errors[0]
+    ingested = {result.candidate_id for result in campaign.store.results()}
+    assert bad not in ingested and nan not in ingested and len(ingested) == 4
+    assert campaign.store.rounds()[0].n_failed == 2

@@ -1,0 +1,104 @@
+"""The command line as a user drives it."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from conftest import FAST_MODEL
+from typer.testing import CliRunner
+
+from sbin_loop.cli import app
+
+runner = CliRunner()
+
+
+def _write_config(tmp_path: Path, pool_csv: Path, **changes) -> Path:
+    config = {
+        "name": "cli",
+        "seed": 1,
+        "space": {"kind": "pool", "source": pool_csv.name},
+        "objectives": [{"name": "Tc_K", "transform": "log1p", "unit": "K"}],
+        "model": FAST_MODEL,
+        "policy": {"batch_size": 3, "mc_samples": 16},
+        "oracle": {"poll_seconds": 0.01},
+        "budget": {"initial": 5, "rounds": 1},
+        "intervals": {"n_draws": 100},
+        **changes,
+    }
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _store_contents(directory: Path) -> dict[str, bytes]:
+    """Bytes of every stored collection (montydb rewrites its storage config on connect; data must not change)."""
+    return {path.name: path.read_bytes() for path in (directory / "store").rglob("*.collection")}
+
+
+def test_run_status_and_rerun(tmp_path: Path, pool_csv: Path):
+    config = _write_config(tmp_path, pool_csv)
+    directory = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(config), "--dir", str(directory)])
+    assert result.exit_code == 0, result.output
+    assert "round   0 | evaluations     5" in result.output
+    assert "round   1 | evaluations     8" in result.output
+
+    status = runner.invoke(app, ["status", str(directory), "--json"])
+    state = json.loads(status.stdout)
+    assert state["state"] == "finished" and state["n_evaluations"] == 8
+    assert [len(row["selected"]) for row in state["rounds"]] == [5, 3]
+    assert state["best"][0]["lower"] <= state["best"][0]["mean"] <= state["best"][0]["upper"]
+
+    text = runner.invoke(app, ["status", str(directory)])
+    assert "finished, 2/2 rounds, 8 evaluations" in text.output
+
+    before = _store_contents(directory)
+    again = runner.invoke(app, ["run", str(config), "--dir", str(directory)])
+    assert again.exit_code == 0 and "is finished" in again.output
+    assert _store_contents(directory) == before
+
+
+def test_bad_config_exits_with_named_field(tmp_path: Path, pool_csv: Path):
+    config = _write_config(tmp_path, pool_csv, budget={"initial": 5, "rounds": -2})
+    result = runner.invoke(app, ["run", str(config), "--dir", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "budget.rounds" in result.output
+
+
+def test_status_of_non_campaign(tmp_path: Path):
+    result = runner.invoke(app, ["status", str(tmp_path)])
+    assert result.exit_code == 2 and "not a sbin campaign directory" in result.output
+
+
+def test_model_train_and_predict(tmp_path: Path, supercon: pd.DataFrame):
+    train = tmp_path / "train.csv"
+    supercon.iloc[:150][["formula", "Tc_K"]].rename(columns={"formula": "comp"}).to_csv(train, index=False)
+    out = tmp_path / "model"
+    result = runner.invoke(
+        app, ["model", "train", "--data", str(train), "--target", "Tc_K", "--formula-column", "comp", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "transform log1p" in result.output
+
+    queries = tmp_path / "q.csv"
+    pd.DataFrame({"formula": ["YBa2Cu3O7", "Qq2", "MgB2", "YBa2Cu3O7"]}).to_csv(queries, index=False)
+    predictions = tmp_path / "p.csv"
+    result = runner.invoke(
+        app, ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predictions)]
+    )
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(predictions)
+    assert list(frame.columns[:5]) == ["formula", "Tc_K_mean", "Tc_K_std", "Tc_K_lower", "Tc_K_upper"]
+    assert list(frame.formula) == ["YBa2Cu3O7", "Qq2", "MgB2", "YBa2Cu3O7"]
+    valid = frame.drop(index=1)
+    assert (valid.Tc_K_lower <= valid.Tc_K_mean).all() and (valid.Tc_K_mean <= valid.Tc_K_upper).all()
+    assert frame.Tc_K_mean.isna().tolist() == [False, True, False, False]
+    assert "not a chemical element" in frame.error[1]
+
+
+def test_model_predict_missing_model(tmp_path: Path):
+    result = runner.invoke(
+        app, ["model", "predict", "--model", str(tmp_path), "--input", "x.csv", "--output", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 2 and "not a sbin model directory" in result.output
