@@ -259,14 +259,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="subsample data and baselines (CI-sized run)")
     parser.add_argument("--json", help="write all results to this JSON file")
+    parser.add_argument("--rows", type=int, help="subsample size of each task in --quick mode (default 1500)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (the target machine has 2 cores)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (more can be slower on a busy machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    limit = 1500 if args.quick else None
+    limit = (args.rows or 1500) if args.quick else None
     args.draws = 200 if args.quick else 500
     args.trees = 50 if args.quick else 200
-    args.gp_rows = 300 if args.quick else 1000
+    args.gp_rows = 200 if args.quick else 500
 
     config = ModelConfig()
     changed = {k: v for k, v in config.model_dump().items() if v != getattr(SEED_CONFIG, k)}

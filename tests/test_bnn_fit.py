@@ -14,7 +14,8 @@ def _fit_sine(seed: int = 0) -> BNNSurrogate:
     rng = np.random.default_rng(0)
     x = rng.uniform(-2, 2, size=(300, 1))
     y = np.sin(2 * x) + 0.05 * rng.normal(size=x.shape)
-    model = BNNSurrogate(1, ("y",), ("none",), ModelConfig(hidden=(64, 64), epochs=200, min_steps=3000))
+    config = ModelConfig(hidden=(64, 64), epochs=200, min_steps=3000, ensemble_size=1)
+    model = BNNSurrogate(1, ("y",), ("none",), config)
     model.fit(x, y, seed=seed)
     return model
 

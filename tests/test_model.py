@@ -7,8 +7,7 @@ from botorch.acquisition import qUpperConfidenceBound
 
 from sbin_loop.config import ModelConfig
 from sbin_loop.model.botorch_model import BNNModel
-from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
-from sbin_loop.model.intervals import summarise_draws
+from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.surrogate import BNNSurrogate, _masked_gaussian_nll, split_draws, validation_split
 
 SMALL = ModelConfig(hidden=(16, 16), epochs=20, min_steps=100, max_steps=300, ensemble_size=2)
@@ -88,20 +87,6 @@ def test_grouped_validation_split_keeps_groups_whole():
     assert len(held) == 0 and len(fit) == 50
 
 
-def test_interval_ordering():
-    draws = np.random.default_rng(0).gamma(2.0, size=(400, 6, 2))
-    summary = summarise_draws(draws, level=0.9)
-    assert summary.mean.shape == (6, 2) and summary.n_draws == 400
-    mc_low, mc_high = summary.mc_mean_interval
-    t_low, t_high = summary.t_predictive_interval
-    q_low, q_high = summary.quantile_interval
-    assert np.all(t_low < mc_low) and np.all(mc_low < summary.mean) and np.all(summary.mean < mc_high)
-    assert np.all(mc_high < t_high)
-    assert np.all(q_low < summary.median) and np.all(summary.median < q_high)
-    with pytest.raises(ValueError):
-        summarise_draws(draws[:1])
-
-
 def test_coverage_on_synthetic_data_with_known_noise():
     torch.set_num_threads(1)
     rng = np.random.default_rng(1)
@@ -121,14 +106,15 @@ def test_coverage_on_synthetic_data_with_known_noise():
 
 def test_checkpoint_round_trip(trained, tmp_path):
     x, _ = _data(9, seed=2)
-    save_surrogate(trained, tmp_path / "ckpt")
+    save_surrogate(trained, tmp_path / "ckpt", feature_names=["a", "b", "c"])
     loaded = load_surrogate(tmp_path / "ckpt")
     assert loaded.target_names == trained.target_names and loaded.config == trained.config
     assert torch.equal(loaded.predictive_draws(x, 8, seed=0), trained.predictive_draws(x, 8, seed=0))
+    assert read_metadata(tmp_path / "ckpt")["feature_names"] == ["a", "b", "c"]
     metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
-    metadata["version"] = 999
+    metadata["version"] = 1  # checkpoints of the single-network model cannot be loaded into this one
     (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
-    with pytest.raises(CheckpointError, match="version"):
+    with pytest.raises(CheckpointError, match="version 1"):
         load_surrogate(tmp_path / "ckpt")
 
 
