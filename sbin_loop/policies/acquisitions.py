@@ -4,10 +4,9 @@ A scorer returns one value per available candidate given the ``pending`` picks o
 the same ``S x N`` draws, so a whole batch costs a few passes over an ``S x N`` tensor instead of network
 evaluations:
 
-- ``expected_improvement``, ``noisy_expected_improvement`` and ``upper_confidence_bound`` are BoTorch's
-  ``qLogExpectedImprovement``, ``qLogNoisyExpectedImprovement`` and ``qUpperConfidenceBound`` on a
-  ``PosteriorSampleCache``; the pending picks enter as BoTorch ``X_pending``, so each pick maximises the joint
-  (incremental) acquisition value of the batch.
+- ``expected_improvement`` and ``noisy_expected_improvement`` are BoTorch's ``qLogExpectedImprovement`` on a
+  ``PosteriorSampleCache`` against a per-draw incumbent that includes the pending picks (the incremental q-EI of
+  the batch); ``upper_confidence_bound`` is qUCB's per-draw utility, maximised jointly with the pending picks.
 - ``uncertainty`` is the posterior variance conditioned on the pending picks: the draws' residuals are projected off
   each pick's residual (Gaussian conditioning with the draws' empirical covariance on an exact observation), so a
   candidate that co-varies with a pick loses the variance the pick will explain.
@@ -17,14 +16,13 @@ evaluations:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
 import torch
-from botorch.acquisition.logei import qLogExpectedImprovement, qLogNoisyExpectedImprovement
-from botorch.acquisition.monte_carlo import MCAcquisitionFunction, qUpperConfidenceBound
-from botorch.acquisition.objective import LinearMCObjective
+from botorch.acquisition.logei import qLogExpectedImprovement
 from torch import Tensor
 
 from sbin_loop.config import AcquisitionConfig
@@ -36,7 +34,7 @@ Scale = Literal["log_gain", "gain", "value"]
 or ``value`` (any real number). Only gains can be divided by a cost."""
 
 MAX_CHUNK_ELEMENTS = 1 << 22
-"""Bound on ``S x candidates x points`` draws held at once when evaluating a BoTorch acquisition function."""
+"""Bound on the ``S x candidates`` draws scored at once by BoTorch's qLogEI."""
 
 
 class Scorer(Protocol):
@@ -86,57 +84,69 @@ def best_measured(scores: PoolScores, weights: Tensor, draws: Tensor) -> float:
 
 
 @dataclass
-class BoTorchScorer:
-    """A BoTorch MC acquisition function on cached draws; candidates are addressed by index.
+class LogExpectedImprovement:
+    """BoTorch ``qLogExpectedImprovement`` of each candidate over a per-draw incumbent that includes the picks so far.
+
+    For draw ``s`` the incumbent is ``max(base[s], max over pending picks p of draws[s, p])``. The value of a
+    candidate is then the log of its expected improvement *on top of* the pending picks, whose argmax is the
+    sequential-greedy maximiser of the joint q-EI of the batch; it costs one ``S x N`` pass per pick instead of a
+    joint evaluation of ``S x N x (picks + 1)`` draws. With ``base`` the best measured value this is qLogEI; with
+    ``base`` the per-draw maximum over the measured candidates' draws it is noisy EI (BoTorch's qLogNEI with
+    ``incremental=True`` on the same draws).
 
     Attributes:
-        function: The acquisition function (its model is a ``PosteriorSampleCache``).
-        n_candidates: ``N``; cache rows beyond ``N`` (baseline draws) are never candidates.
-        points_per_candidate: Draws per candidate in one evaluation besides the pending picks (the baseline of
-            noisy EI), for bounding memory.
-        acquisition: Name stored with each pick.
-        scale: ``log_gain`` for the log-EI family, ``value`` for UCB.
+        draws: ``S x N`` draws of the scalar objective.
+        base: ``S`` incumbent values before any pick.
+        acquisition: ``qLogEI`` or ``qLogNEI``.
     """
 
-    function: MCAcquisitionFunction
-    n_candidates: int
-    points_per_candidate: int
+    draws: Tensor
+    base: Tensor
     acquisition: str
-    scale: Scale
+    scale: Scale = "log_gain"
 
     def values(self, pending: list[int], step: int) -> Tensor:
-        """Acquisition value of each candidate added to the pending picks."""
-        self.function.set_X_pending(torch.tensor(pending, dtype=torch.float64).unsqueeze(-1) if pending else None)
-        n_draws = self.function.model.samples.shape[0]
-        points = self.points_per_candidate + len(pending) + 1
-        chunk = max(1, MAX_CHUNK_ELEMENTS // (n_draws * points))
-        choices = torch.arange(self.n_candidates, dtype=torch.float64).reshape(-1, 1, 1)
-        with torch.no_grad():
-            return torch.cat([self.function(part) for part in choices.split(chunk)])
-
-
-def _botorch_scorer(rule: AcquisitionConfig, scores: PoolScores, weights: Tensor, draws: Tensor) -> BoTorchScorer:
-    samples = scores.samples.to(torch.float64)
-    n_candidates = samples.shape[1]
-    objective = LinearMCObjective(weights)
-    sampler = EnsembleMemberSampler(samples.shape[0])
-    if rule.kind == "noisy_expected_improvement":
-        if scores.baseline is None or scores.baseline.shape[1] == 0:
-            raise ValueError("noisy expected improvement needs posterior draws of the evaluated candidates")
-        n_baseline = scores.baseline.shape[1]
-        cache = PosteriorSampleCache(torch.cat([samples, scores.baseline.to(torch.float64)], dim=1))
-        baseline = torch.arange(n_candidates, n_candidates + n_baseline, dtype=torch.float64).unsqueeze(-1)
-        function = qLogNoisyExpectedImprovement(
-            cache, baseline, sampler=sampler, objective=objective, prune_baseline=False, cache_root=False
+        """Log expected improvement of each candidate over the incumbent and the pending picks."""
+        incumbent = self.base
+        if pending:
+            incumbent = torch.maximum(incumbent, self.draws[:, pending].max(dim=1).values)
+        cache = PosteriorSampleCache(self.draws.unsqueeze(-1))
+        function = qLogExpectedImprovement(
+            cache, best_f=incumbent.unsqueeze(-1), sampler=EnsembleMemberSampler(self.draws.shape[0])
         )
-        return BoTorchScorer(function, n_candidates, n_baseline, "qLogNEI", "log_gain")
-    cache = PosteriorSampleCache(samples)
-    if rule.kind == "expected_improvement":
-        best = best_measured(scores, weights, draws)
-        function = qLogExpectedImprovement(cache, best_f=best, sampler=sampler, objective=objective)
-        return BoTorchScorer(function, n_candidates, 0, "qLogEI", "log_gain")
-    function = qUpperConfidenceBound(cache, beta=rule.beta, sampler=sampler, objective=objective)
-    return BoTorchScorer(function, n_candidates, 0, "qUCB", "value")
+        chunk = max(1, MAX_CHUNK_ELEMENTS // self.draws.shape[0])
+        choices = torch.arange(self.draws.shape[1], dtype=torch.float64).reshape(-1, 1, 1)
+        with torch.no_grad():
+            return torch.cat([function(part) for part in choices.split(chunk)])
+
+
+@dataclass
+class UpperConfidenceBound:
+    """qUCB on cached draws: ``E_s[max over the batch of mean + sqrt(beta pi / 2) |draw - mean|]``, added greedily.
+
+    The per-draw utilities are BoTorch ``qUpperConfidenceBound``'s; a candidate's value is the joint qUCB of the
+    pending picks plus it (equal to BoTorch's q = 1 value for the first pick).
+
+    Attributes:
+        utilities: ``S x N`` per-draw UCB utilities.
+    """
+
+    utilities: Tensor
+    acquisition: str = "qUCB"
+    scale: Scale = "value"
+
+    @classmethod
+    def from_draws(cls, draws: Tensor, beta: float) -> UpperConfidenceBound:
+        """Utilities of ``S x N`` draws with exploration weight ``beta``."""
+        mean = draws.mean(dim=0)
+        return cls(mean + math.sqrt(beta * math.pi / 2) * (draws - mean).abs())
+
+    def values(self, pending: list[int], step: int) -> Tensor:
+        """Joint qUCB of the pending picks and each candidate."""
+        if not pending:
+            return self.utilities.mean(dim=0)
+        best = self.utilities[:, pending].max(dim=1, keepdim=True).values
+        return torch.maximum(self.utilities, best).mean(dim=0)
 
 
 @dataclass
@@ -210,8 +220,16 @@ def build_scorer(rule: AcquisitionConfig, scores: PoolScores, rng: np.random.Gen
     """
     weights = objective_weights(rule, scores.objectives)
     draws = scores.samples.to(torch.float64) @ weights  # S x N
-    if rule.kind in ("expected_improvement", "noisy_expected_improvement", "upper_confidence_bound"):
-        return _botorch_scorer(rule, scores, weights, draws), draws
+    if rule.kind == "expected_improvement":
+        base = torch.full((draws.shape[0],), best_measured(scores, weights, draws), dtype=torch.float64)
+        return LogExpectedImprovement(draws, base, "qLogEI"), draws
+    if rule.kind == "noisy_expected_improvement":
+        if scores.baseline is None or scores.baseline.shape[1] == 0:
+            raise ValueError("noisy expected improvement needs posterior draws of the evaluated candidates")
+        base = (scores.baseline.to(torch.float64) @ weights).max(dim=1).values
+        return LogExpectedImprovement(draws, base, "qLogNEI"), draws
+    if rule.kind == "upper_confidence_bound":
+        return UpperConfidenceBound.from_draws(draws, rule.beta), draws
     if rule.kind == "uncertainty":
         return ConditionalVariance(draws - draws.mean(dim=0)), draws
     if rule.kind == "thompson":
