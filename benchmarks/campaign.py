@@ -265,10 +265,10 @@ def plot(summary: dict, path: Path) -> None:
         for method, entry in summary["methods"].items():
             mean = np.array(entry[f"fraction_{key}"])
             label = f"{method} (AF {entry[f'acceleration_factor_{key}']:.1f}x)"
-            ax.plot(budgets, mean, label=label, linestyle="--" if method == "random" else "-")
+            (line,) = ax.plot(budgets, mean, label=label, linestyle="--" if method == "random" else "-")
             if f"fraction_{key}_std" in entry:
                 std = np.array(entry[f"fraction_{key}_std"])
-                ax.fill_between(budgets, mean - std, mean + std, alpha=0.2)
+                ax.fill_between(budgets, mean - std, mean + std, alpha=0.2, color=line.get_color())
         ax.set(xlabel="evaluations", ylabel=f"fraction of {key} found", title=f"{key} ({summary['n_targets'][key]})")
         ax.legend()
     for method, entry in summary["methods"].items():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from botorch.acquisition.logei import qLogExpectedImprovement
+from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 from conftest import campaign_config
 
 from sbin_loop.config import ConfigError, ModelConfig, PolicyConfig
@@ -162,6 +163,10 @@ def test_cached_selection_matches_botorch_on_the_bnn():
     direct = qLogExpectedImprovement(model, best_f=1.0, sampler=EnsembleMemberSampler(32))(pool.unsqueeze(1))
     assert selection.indices[0] == int(direct.argmax())
     assert selection.acquisition_values[0] == pytest.approx(float(direct.max()), rel=1e-6)
+    ucb = select(samples, kind="upper_confidence_bound", beta=2.0)
+    direct = qUpperConfidenceBound(model, beta=2.0, sampler=EnsembleMemberSampler(32))(pool.unsqueeze(1))
+    assert ucb.indices[0] == int(direct.argmax())
+    assert ucb.acquisition_values[0] == pytest.approx(float(direct.max()), rel=1e-6)
 
 
 def test_random_policy_is_seeded_and_distinct():
