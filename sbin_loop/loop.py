@@ -30,12 +30,11 @@ import torch
 from sbin_loop import __version__
 from sbin_loop.candidates import CandidatePool
 from sbin_loop.config import CampaignConfig, ConfigError
-from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
-from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy
+from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
@@ -334,31 +333,34 @@ class Campaign:
         self, selection: Selection, available: np.ndarray, predictions: list | None
     ) -> list[SelectionEntry]:
         entries = []
-        for position, (pick, value) in enumerate(zip(selection.indices, selection.acquisition_values, strict=True)):
+        for position, pick in enumerate(selection.indices):
             row = int(available[pick])
             entries.append(
                 SelectionEntry(
                     candidate_id=self.pool.ids[row],
                     formula=self.pool.formulas[row],
-                    policy=selection.policy,
-                    acquisition=selection.acquisition,
-                    acquisition_value=value,
+                    policy=selection.policies[position],
+                    acquisition=selection.acquisitions[position],
+                    acquisition_value=selection.acquisition_values[position],
+                    reason=selection.reasons[position],
+                    details=selection.details[position],
                     prediction=predictions[position] if predictions is not None else None,
                 )
             )
         return entries
 
     def _pool_scores(self, surrogate: BNNSurrogate, available: np.ndarray, index: int) -> PoolScores:
-        model = BNNModel(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS))
-        features = torch.as_tensor(self.pool.features[available])  # N x d
-        samples = model.posterior(features).values[..., self._objective_index] * self._sign  # S x N
-        observed = [
-            result.values[self.config.policy_objective.name] * self._sign
-            for result in self.store.results()
-            if self.config.policy_objective.name in result.values
-        ]
-        best = max(observed) if observed else float(samples.mean(dim=0).min())
-        return PoolScores(samples=samples, best_observed=best)
+        """Cached draws of every objective over the available and the evaluated candidates."""
+        results = [result for result in self.store.results() if result.candidate_id in self._row_of]
+        evaluated = np.array([self._row_of[result.candidate_id] for result in results], dtype=np.int64)
+        observed = np.array(
+            [[result.values.get(name, np.nan) for name in self.objective_names] for result in results], dtype=float
+        )
+        signs = tuple(1.0 if objective.goal == "maximize" else -1.0 for objective in self.config.objectives)
+        seed = derive_seed(self.config.seed, index, _DRAWS)
+        return draw_pool_scores(
+            surrogate, self.pool.features, available, evaluated, observed, signs, self.config.policy.mc_samples, seed
+        )
 
     def _load_model(self, index: int) -> BNNSurrogate:
         doc = next((doc for doc in self.store.rounds() if doc.round == index), None)

@@ -11,7 +11,7 @@ from sbin_loop.policies.base import PoolScores, Selection
 
 @dataclass
 class RandomPolicy:
-    """Pick ``batch_size`` distinct candidates uniformly at random (seeded).
+    """Pick ``batch_size`` distinct candidates uniformly at random (seeded); needs no model.
 
     Attributes:
         batch_size: Candidates per round.
@@ -24,5 +24,5 @@ class RandomPolicy:
     def select(self, scores: PoolScores | None, n_available: int, rng: np.random.Generator) -> Selection:
         """Uniform choice without replacement; ``scores`` is ignored."""
         q = min(self.batch_size, n_available)
-        picks = rng.choice(n_available, size=q, replace=False)
-        return Selection([int(index) for index in picks], [None] * q, self.name, "uniform")
+        picks = [int(index) for index in rng.choice(n_available, size=q, replace=False)]
+        return Selection(picks, [None] * q, [self.name] * q, ["uniform"] * q, ["uniform random pick"] * q, [{}] * q)

@@ -93,7 +93,17 @@ class CandidateInterval(BaseModel):
 
 
 class SelectionEntry(BaseModel):
-    """One pick of a round and why it was picked."""
+    """One pick of a round and why it was picked.
+
+    Attributes:
+        policy: Acquisition rule that chose it (a component's rule in a composite policy).
+        acquisition: Acquisition function (e.g. ``qLogEI``).
+        acquisition_value: Its value when chosen, given the earlier picks of the batch (``None`` for random picks).
+        reason: One line: rule, objective, acquisition value and the posterior behind the choice.
+        details: The numbers behind the choice (posterior ``mean``/``std`` of the rule's objective, ``p_feasible``,
+            ``cost``).
+        prediction: Interval predicted for the policy's objective before the result existed.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -102,6 +112,8 @@ class SelectionEntry(BaseModel):
     policy: str
     acquisition: str
     acquisition_value: float | None
+    reason: str | None = None
+    details: dict[str, float] = Field(default_factory=dict)
     prediction: Interval | None = None
 
 

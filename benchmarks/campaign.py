@@ -1,0 +1,372 @@
+"""Retrospective discovery benchmark: how fast does the loop find the top 1% (and 5%) of a measured pool?
+
+Protocol (after Liang et al. 2021, npj Comput. Mater. 7:188): each seed starts from ``--initial`` random compositions,
+then rounds of ``--batch`` picks until ``--budget`` evaluations; the oracle replays the pool's measured values.
+
+Methods, on the same seeds, initial sets and descriptors:
+
+- ``sbin``: the campaign's code path in-process: ``BNNSurrogate.fit`` on everything measured, ``draw_pool_scores``
+  (posterior draws of the pool cached once per round) and the ``BatchPolicy`` built from a ``PolicyConfig``
+  (default qLogEI on the target, batch filled sequentially on the cached draws).
+- ``gp_ei``: BoTorch ``SingleTaskGP`` (log1p target for non-negative targets, standardised descriptors, hyperparameters
+  warm-started from the previous round) + expected improvement: analytic LogEI screens the pool, then the joint GP
+  posterior of the ``--gp-screen`` best candidates is sampled and the batch chosen by the same qLogEI greedy policy.
+- ``random``: the analytic baseline; ``n`` random picks out of ``N`` find on average ``n / N`` of any target set.
+
+Reported per method and budget: mean (and std over seeds) fraction of the top-1% and top-5% found; enhancement factor
+``EF(n) = f(n) / (n / N)``; acceleration factor ``AF = n_random / n_method`` for the fraction reached at the final
+budget (``n_random = f N`` is what random search needs, ``n_method`` the first budget where the mean curve reaches
+``f``); per-round wall time (fit, score, select). Targets: ``AF_top1(sbin) >= 10`` and ``sbin >= gp_ei`` at every
+budget.
+
+Example: ``python benchmarks/campaign.py --quick --json out/campaign.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sbin_loop.config import ModelConfig, PolicyConfig
+from sbin_loop.features import featurize_compositions
+from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.policies import PoolScores, build_policy, draw_pool_scores
+from sbin_loop.space import parse_formula, read_formula_table
+
+METHODS = ("sbin", "gp_ei")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a seed's run needs besides the pool."""
+
+    initial: int
+    batch: int
+    budget: int
+    mc_samples: int
+    model: ModelConfig
+    policy: PolicyConfig
+    gp_screen: int
+    gp_max_train: int
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Descriptors and measured values of the benchmark pool."""
+
+    features: np.ndarray
+    values: np.ndarray
+    transform: str
+
+
+def load_pool(source: str, target: str, formula_column: str) -> tuple[Pool, list[str]]:
+    """Unique compositions with a measured target, featurised with the campaign's descriptors."""
+    frame = read_formula_table(source, formula_column, (target,), require_values=True).frame
+    frame = frame[np.isfinite(frame[target].to_numpy(dtype=float))].reset_index(drop=True)
+    features = featurize_compositions([parse_formula(formula) for formula in frame["formula"]])
+    values = frame[target].to_numpy(dtype=float)
+    transform = "log1p" if (values >= 0).all() else "none"
+    return Pool(features, values, transform), frame["formula"].tolist()
+
+
+def top_set(values: np.ndarray, fraction: float) -> np.ndarray:
+    """Indices of the ``ceil(fraction * N)`` largest values."""
+    k = max(1, math.ceil(fraction * len(values)))
+    return np.argsort(-values, kind="stable")[:k]
+
+
+def bnn_round(pool: Pool, evaluated: np.ndarray, available: np.ndarray, settings: Settings, seed: int):
+    """Fit the BNN on the measured rows and draw the pool's posterior once (the campaign's ``_pool_scores``)."""
+    surrogate = BNNSurrogate(pool.features.shape[1], ("target",), (pool.transform,), settings.model)
+    start = time.perf_counter()
+    surrogate.fit(pool.features[evaluated], pool.values[evaluated, None], seed=seed)
+    fitted = time.perf_counter()
+    scores = draw_pool_scores(
+        surrogate, pool.features, available, evaluated, pool.values[evaluated, None], (1.0,), settings.mc_samples, seed
+    )
+    return scores, available, fitted - start, time.perf_counter() - fitted
+
+
+class GPBaseline:
+    """SingleTaskGP + expected improvement, refitted every round from the previous round's hyperparameters."""
+
+    def __init__(self, pool: Pool) -> None:
+        x = torch.as_tensor(pool.features, dtype=torch.float64)
+        std = x.std(dim=0)
+        self.x = (x - x.mean(dim=0)) / torch.where(std > 1e-12, std, torch.ones_like(std))
+        self.transform = pool.transform
+        self.values = pool.values
+        self.state: dict | None = None
+
+    def _targets(self, rows: np.ndarray) -> torch.Tensor:
+        y = torch.as_tensor(self.values[rows], dtype=torch.float64).unsqueeze(-1)
+        return torch.log1p(y) if self.transform == "log1p" else y
+
+    def round(self, evaluated: np.ndarray, available: np.ndarray, settings: Settings, seed: int):
+        """Fit, screen the pool by analytic LogEI, and draw the joint posterior of the best ``gp_screen``."""
+        from botorch.acquisition.analytic import LogExpectedImprovement
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms import Standardize
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        start = time.perf_counter()
+        train = evaluated
+        if len(train) > settings.gp_max_train:  # keep the best and a random rest
+            ranked = train[np.argsort(-self.values[train])]
+            keep = settings.gp_max_train // 2
+            rest = np.random.default_rng(seed).choice(ranked[keep:], settings.gp_max_train - keep, replace=False)
+            train = np.concatenate([ranked[:keep], rest])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # descriptors are standardised, not scaled to the unit cube
+            model = SingleTaskGP(self.x[train], self._targets(train), outcome_transform=Standardize(m=1))
+            if self.state is not None:
+                model.load_state_dict(self.state, strict=False)
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+        self.state = {k: v for k, v in model.state_dict().items() if not k.startswith("outcome_transform")}
+        fitted = time.perf_counter()
+        best = float(self._targets(evaluated).max())
+        acquisition = LogExpectedImprovement(model, best_f=best)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # jitter added to the joint covariance of near-duplicate compositions
+            log_ei = torch.cat([acquisition(chunk.unsqueeze(1)) for chunk in self.x[available].split(2048)])
+            screened = available[torch.topk(log_ei, min(settings.gp_screen, len(available))).indices.numpy()]
+            posterior = model.posterior(self.x[screened])
+            torch.manual_seed(seed)
+            draws = posterior.rsample(torch.Size([settings.mc_samples]))  # S x M x 1
+        if self.transform == "log1p":
+            draws = torch.expm1(draws)
+        observed = torch.as_tensor(self.values[evaluated, None])
+        scores = PoolScores(draws, ("target",), observed=observed)
+        return scores, screened, fitted - start, time.perf_counter() - fitted
+
+
+def run_seed(job: tuple[str, int, Pool, Settings]) -> dict:
+    """One method on one seed: the evaluated rows in order and per-round wall times."""
+    method, seed, pool, settings = job
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    n = len(pool.values)
+    evaluated = rng.choice(n, settings.initial, replace=False)
+    policy = build_policy(settings.policy)
+    gp = GPBaseline(pool) if method == "gp_ei" else None
+    timings = []
+    round_index = 0
+    while len(evaluated) < settings.budget:
+        round_index += 1
+        mask = np.ones(n, dtype=bool)
+        mask[evaluated] = False
+        available = np.flatnonzero(mask)
+        model_seed = seed * 1000 + round_index
+        if gp is None:
+            scores, rows, fit_s, score_s = bnn_round(pool, evaluated, available, settings, model_seed)
+        else:
+            scores, rows, fit_s, score_s = gp.round(evaluated, available, settings, model_seed)
+        start = time.perf_counter()
+        selection = policy.select(scores, len(rows), rng)
+        select_s = time.perf_counter() - start
+        picks = rows[selection.indices][: settings.budget - len(evaluated)]
+        evaluated = np.concatenate([evaluated, picks])
+        timings.append(
+            {"n_train": int(len(evaluated) - len(picks)), "fit": fit_s, "score": score_s, "select": select_s}
+        )
+    return {"method": method, "seed": seed, "evaluated": evaluated.tolist(), "timings": timings}
+
+
+def curves(runs: list[dict], targets: np.ndarray, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over seeds of the fraction of ``targets`` found after each budget."""
+    target_set = set(targets.tolist())
+    found = np.array(
+        [[len(target_set.intersection(run["evaluated"][:b])) / len(targets) for b in budgets] for run in runs]
+    )
+    return found.mean(axis=0), found.std(axis=0)
+
+
+def acceleration(mean: np.ndarray, budgets: np.ndarray, n: int) -> float:
+    """Evaluations random search needs for the fraction reached at the final budget, over those the method needed."""
+    reached = mean[-1]
+    if reached <= 0:
+        return 0.0
+    needed = budgets[int(np.argmax(mean >= reached - 1e-12))]
+    return float(reached * n / needed)
+
+
+def summarise(runs: list[dict], pool: Pool, settings: Settings) -> dict:
+    """Per-method curves, factors and timings, plus the target checks."""
+    n = len(pool.values)
+    budgets = np.arange(settings.initial, settings.budget + 1, settings.batch)
+    if budgets[-1] != settings.budget:
+        budgets = np.append(budgets, settings.budget)
+    tops = {"top1": top_set(pool.values, 0.01), "top5": top_set(pool.values, 0.05)}
+    result: dict = {"n_pool": n, "budgets": budgets.tolist(), "n_targets": {k: len(v) for k, v in tops.items()}}
+    methods: dict = {"random": {}}
+    for key in tops:
+        random_mean = budgets / n
+        methods["random"][f"fraction_{key}"] = random_mean.tolist()
+        methods["random"][f"acceleration_factor_{key}"] = 1.0
+    for method in sorted({run["method"] for run in runs}):
+        mine = [run for run in runs if run["method"] == method]
+        entry: dict = {"seeds": len(mine)}
+        for key, targets in tops.items():
+            mean, std = curves(mine, targets, budgets)
+            entry[f"fraction_{key}"] = mean.tolist()
+            entry[f"fraction_{key}_std"] = std.tolist()
+            entry[f"enhancement_factor_{key}"] = (mean / (budgets / n)).tolist()
+            entry[f"acceleration_factor_{key}"] = acceleration(mean, budgets, n)
+        rounds = [t for run in mine for t in run["timings"]]
+        entry["round_seconds"] = {
+            step: float(np.mean([t[step] for t in rounds])) for step in ("fit", "score", "select")
+        }
+        entry["round_seconds"]["total"] = sum(entry["round_seconds"].values())
+        entry["round_seconds_by_train_size"] = _timing_by_size(rounds)
+        methods[method] = entry
+    result["methods"] = methods
+    result["targets"] = _targets(methods)
+    return result
+
+
+def _timing_by_size(rounds: list[dict]) -> dict[str, float]:
+    sizes = sorted({t["n_train"] for t in rounds})
+    return {
+        str(s): float(np.mean([t["fit"] + t["score"] + t["select"] for t in rounds if t["n_train"] == s]))
+        for s in sizes
+    }
+
+
+def _targets(methods: dict) -> dict:
+    checks = {}
+    if "sbin" in methods:
+        checks["acceleration_top1_at_least_10x"] = methods["sbin"]["acceleration_factor_top1"] >= 10
+    if "sbin" in methods and "gp_ei" in methods:
+        sbin, gp = np.array(methods["sbin"]["fraction_top1"]), np.array(methods["gp_ei"]["fraction_top1"])
+        checks["at_least_gp_ei_at_every_budget"] = bool((sbin >= gp - 1e-12).all())
+    return checks
+
+
+def plot(summary: dict, path: Path) -> None:
+    """Fraction of top-1% / top-5% found vs evaluations, and per-round wall time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = np.array(summary["budgets"])
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for ax, key in zip(axes[:2], ("top1", "top5"), strict=True):
+        for method, entry in summary["methods"].items():
+            mean = np.array(entry[f"fraction_{key}"])
+            label = f"{method} (AF {entry[f'acceleration_factor_{key}']:.1f}x)"
+            (line,) = ax.plot(budgets, mean, label=label, linestyle="--" if method == "random" else "-")
+            if f"fraction_{key}_std" in entry:
+                std = np.array(entry[f"fraction_{key}_std"])
+                ax.fill_between(budgets, mean - std, mean + std, alpha=0.2, color=line.get_color())
+        ax.set(xlabel="evaluations", ylabel=f"fraction of {key} found", title=f"{key} ({summary['n_targets'][key]})")
+        ax.legend()
+    for method, entry in summary["methods"].items():
+        if "round_seconds_by_train_size" in entry:
+            sizes = entry["round_seconds_by_train_size"]
+            axes[2].plot([int(s) for s in sizes], list(sizes.values()), label=method)
+    axes[2].set(xlabel="training-set size", ylabel="seconds per round (fit + score + select)", title="wall time")
+    axes[2].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def print_table(summary: dict) -> None:
+    """Fraction found at a few budgets, factors, timings and the target checks."""
+    budgets = summary["budgets"]
+    shown = sorted({0, len(budgets) // 4, len(budgets) // 2, len(budgets) - 1})
+    header = "method   " + "".join(f"  top1@{budgets[i]:<5}" for i in shown) + "  AF_top1  AF_top5  s/round"
+    print(header)
+    for method, entry in summary["methods"].items():
+        cells = "".join(f"  {entry['fraction_top1'][i]:<10.3f}" for i in shown)
+        seconds = entry.get("round_seconds", {}).get("total", float("nan"))
+        print(
+            f"{method:<9}{cells}  {entry['acceleration_factor_top1']:<7.1f}  {entry['acceleration_factor_top5']:<7.1f}"
+            f"  {seconds:.2f}"
+        )
+    for name, held in summary["targets"].items():
+        print(f"target {name}: {'HOLDS' if held else 'MISSED'}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pool", default="bundled:supercon", help="CSV of measured compositions (or bundled:NAME)")
+    parser.add_argument("--target", default="Tc_K", help="column of the measured value to maximise")
+    parser.add_argument("--formula-column", default="formula")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=500, help="total evaluations per seed, initial ones included")
+    parser.add_argument("--initial", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of sbin,gp_ei")
+    parser.add_argument("--policy", default="expected_improvement", help="sbin policy kind (single rule)")
+    parser.add_argument("--mc-samples", type=int, default=64)
+    parser.add_argument("--hidden", default="64,64", help="BNN hidden widths")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--min-steps", type=int, default=200)
+    parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument("--gp-screen", type=int, default=256, help="GP candidates kept by analytic LogEI")
+    parser.add_argument("--gp-max-train", type=int, default=500, help="GP training rows (best half + random rest)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes (one seed each)")
+    parser.add_argument("--quick", action="store_true", help="CI size: 2 seeds, 100 evaluations")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--png", type=Path, default=None, help="plot path (default: next to --json)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.budget = min(args.seeds, 2), min(args.budget, 100)
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, write JSON and PNG, print the table."""
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    pool, _ = load_pool(args.pool, args.target, args.formula_column)
+    model = ModelConfig(
+        hidden=tuple(int(w) for w in args.hidden.split(",")),
+        epochs=args.epochs,
+        min_steps=args.min_steps,
+        max_steps=args.max_steps,
+    )
+    settings = Settings(
+        initial=args.initial,
+        batch=args.batch,
+        budget=args.budget,
+        mc_samples=args.mc_samples,
+        model=model,
+        policy=PolicyConfig(kind=args.policy, batch_size=args.batch, mc_samples=args.mc_samples),
+        gp_screen=args.gp_screen,
+        gp_max_train=args.gp_max_train,
+    )
+    jobs = [(method, seed, pool, settings) for seed in range(args.seeds) for method in args.methods.split(",")]
+    with ProcessPoolExecutor(max_workers=args.workers) as executor:
+        runs = list(executor.map(run_seed, jobs))
+    summary = summarise(runs, pool, settings)
+    summary["settings"] = {
+        **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "model": model.model_dump(mode="json"),
+        "transform": pool.transform,
+    }
+    summary["wall_seconds"] = time.perf_counter() - start
+    print_table(summary)
+    print(f"{len(runs)} runs on {len(pool.values)} compositions in {summary['wall_seconds']:.0f} s")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=1))
+        plot(summary, args.png or args.json.with_suffix(".png"))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
