@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +48,17 @@ CALIBRATION_GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.l
 
 def _forward_transform(kind: str, values: Tensor) -> Tensor:
     return torch.log1p(values) if kind == "log1p" else values
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with ``count`` intra-op threads, restoring the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 LOG1P_MAX = 80.0
@@ -257,13 +270,14 @@ class BNNSurrogate(nn.Module):
         validation = (x[val_rows_t], y[val_rows_t], mask[val_rows_t]) if len(val_rows) else None
         total_steps, best = 0, []
         nll = kl = 0.0
-        for member in range(cfg.ensemble_size):
-            steps, nll, kl, best_nll = self._fit_member(
-                member, x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
-            )
-            total_steps += steps
-            if best_nll is not None:
-                best.append(best_nll)
+        with torch_threads(cfg.train_threads):
+            for member in range(cfg.ensemble_size):
+                steps, nll, kl, best_nll = self._fit_member(
+                    member, x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
+                )
+                total_steps += steps
+                if best_nll is not None:
+                    best.append(best_nll)
         self.eval()
         if validation is not None and cfg.recalibrate:
             self._recalibrate(*validation, seed=seed)

@@ -1,0 +1,86 @@
+"""Crash-safety benchmark: kill -9 a running campaign many times and count what was lost or launched twice.
+
+A small campaign (80 real SuperCon compositions, replay oracle with latency so kills land inside the oracle phase) is
+run once uninterrupted as the reference, then again under ``--kills`` SIGKILLs at seeded random moments, restarting
+after each. Printed and written to JSON: kills, restarts, the campaign state at each kill, lost results, duplicate
+launches, and rounds that differ from the reference (all three must be 0).
+
+    python benchmarks/faults.py --kills 100 --json faults.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from sbin_loop.data import bundled_path
+from sbin_loop.faults import FaultReport, check_invariants, run_uninterrupted, run_with_kills
+
+
+def write_campaign(directory: Path, rounds: int) -> Path:
+    """A small, fast campaign config and its pool in ``directory``."""
+    pool = directory / "pool.csv"
+    pd.read_csv(bundled_path("supercon")).iloc[:120][["formula", "Tc_K"]].to_csv(pool, index=False)
+    config = {
+        "name": "faults",
+        "seed": 5,
+        "space": {"kind": "pool", "source": str(pool)},
+        "objectives": [{"name": "Tc_K", "unit": "K"}],
+        "model": {"hidden": [32, 32], "epochs": 20, "min_steps": 150, "max_steps": 400, "ensemble_size": 1},
+        "policy": {"batch_size": 4, "mc_samples": 32},
+        "oracle": {"poll_seconds": 0.05, "latency_seconds": 0.3},
+        "budget": {"initial": 6, "rounds": rounds},
+        "intervals": {"n_draws": 200},
+    }
+    path = directory / "faults.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def summary(report: FaultReport) -> dict:
+    """JSON-ready figures of a fault run."""
+    return {
+        "kills": report.kills,
+        "restarts": report.restarts,
+        "states_at_kill": dict(report.states_at_kill),
+        "lost_results": len(report.lost_results),
+        "duplicate_launches": len(report.duplicate_launches),
+        "rounds_differing": len(report.round_differences),
+        "details": report.lost_results + report.duplicate_launches + report.round_differences,
+        "seconds": round(report.seconds, 1),
+        "ok": report.ok,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=12, help="acquisition rounds of the test campaign")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill times")
+    parser.add_argument("--max-delay", type=float, default=6.0, help="latest kill after a start, seconds")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sbin-faults-") as scratch:
+        directory = Path(scratch)
+        config = write_campaign(directory, args.rounds)
+        run_uninterrupted(config, directory / "reference")
+        report = run_with_kills(config, directory / "killed", args.kills, args.seed, args.max_delay)
+        result = summary(check_invariants(directory / "killed", directory / "reference", report))
+    print(f"kills {result['kills']}, restarts {result['restarts']}, {result['seconds']} s")
+    print("campaign state at the kills: " + ", ".join(f"{k} x{v}" for k, v in sorted(result["states_at_kill"].items())))
+    print(f"lost results {result['lost_results']}, duplicate launches {result['duplicate_launches']}")
+    print(f"rounds differing from the uninterrupted run {result['rounds_differing']}")
+    print("PASS" if result["ok"] else "FAIL: " + "; ".join(result["details"][:10]))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
