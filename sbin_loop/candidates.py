@@ -15,8 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.features import descriptor_names, featurize_compositions, featurize_fractions
 from sbin_loop.space import parse_formula
+from sbin_loop.space.chunks import CandidateChunk
+
+
+def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
+    """Descriptor names of a pool: composition descriptors, then the space's own."""
+    return [*descriptor_names(), *extra_names]
 
 
 class PoolCacheError(RuntimeError):
@@ -53,6 +59,15 @@ class CandidatePool:
             feature_names=descriptor_names(),
         )
 
+    @classmethod
+    def from_chunk(cls, chunk: CandidateChunk, extra_names: tuple[str, ...]) -> CandidatePool:
+        """Featurise an enumerated space: composition descriptors followed by the space's own (``extra``)."""
+        ids = [str(candidate) for candidate in chunk.ids]
+        features = np.concatenate([featurize_fractions(chunk.indices, chunk.fractions), chunk.extra], axis=1)
+        return cls(
+            ids=ids, formulas=ids, features=features.astype(np.float32), feature_names=pool_feature_names(extra_names)
+        )
+
     def save(self, directory: Path) -> None:
         """Write the pool files into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -70,8 +85,12 @@ class CandidatePool:
         os.replace(meta_tmp, directory / "pool.json")
 
     @classmethod
-    def load(cls, directory: Path) -> CandidatePool:
+    def load(cls, directory: Path, feature_names: list[str]) -> CandidatePool:
         """Read pool files written by ``save``.
+
+        Args:
+            directory: The pool directory.
+            feature_names: Descriptor names this sbin computes for the campaign's space.
 
         Raises:
             PoolCacheError: If a file is missing or sizes or descriptor names disagree.
@@ -84,7 +103,7 @@ class CandidatePool:
             raise PoolCacheError(f"{directory}: cannot read cached pool: {error}") from None
         if not (meta["n_candidates"] == len(table) == features.shape[0]):
             raise PoolCacheError(f"{directory}: cached pool files disagree on the number of candidates")
-        if meta["feature_names"] != descriptor_names():
+        if meta["feature_names"] != feature_names:
             raise PoolCacheError(
                 f"{directory}: cached descriptors differ from this sbin's; start a new campaign directory"
             )

@@ -25,6 +25,7 @@ from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_met
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula, read_formula_table
+from sbin_loop.space.cli import space_app
 from sbin_loop.status import NotACampaignError, campaign_status
 from sbin_loop.stores import StoreError
 
@@ -34,6 +35,7 @@ app.add_typer(model_app, name="model")
 daemon_app = typer.Typer(help="Run campaigns detached from the terminal.", no_args_is_help=True)
 app.add_typer(daemon_app, name="daemon")
 app.command("report")(report)
+app.add_typer(space_app, name="space")
 
 USER_ERRORS = (
     ConfigError,

@@ -384,6 +384,8 @@ class OracleConfig(_Section):
         timeout_seconds: A job attempt running longer than this fails with a timeout (and may be retried).
         latency_seconds: Dataset replay only: delay before an answer is available (exercises asynchronous polling).
         noise_std: Dataset replay only: standard deviation of Gaussian noise added to replayed values (seeded).
+        where: Dataset replay only: keep only the table's rows whose columns equal these values, e.g.
+            ``{is_lowest_ehull_assignment: true}`` for the physical A/B site assignment of the Emery-Wolverton table.
     """
 
     kind: Literal["dataset"] = "dataset"
@@ -394,6 +396,7 @@ class OracleConfig(_Section):
     timeout_seconds: float = Field(default=86400.0, gt=0)
     latency_seconds: float = Field(default=0.0, ge=0)
     noise_std: float = Field(default=0.0, ge=0)
+    where: dict[str, str | float | bool] | None = None
 
 
 class BudgetConfig(_Section):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,14 +29,16 @@ import numpy as np
 import torch
 
 from sbin_loop import __version__
-from sbin_loop.candidates import CandidatePool
-from sbin_loop.config import CampaignConfig, ConfigError
+from sbin_loop.candidates import CandidatePool, pool_feature_names
+from sbin_loop.config import CampaignConfig, ConfigError, PoolSpaceConfig
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
+from sbin_loop.space.chunks import CandidateChunk
+from sbin_loop.space.spaces import CandidateSpace, open_space
 from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
@@ -150,24 +153,43 @@ class Campaign:
     def _load_or_build_pool(self) -> CandidatePool:
         pool_dir = self.directory / "pool"
         if (pool_dir / "pool.json").is_file():
-            return CandidatePool.load(pool_dir)
-        table = self._oracle_table if self._oracle_reads_pool_source else self._read_pool_source()
-        logger.info("%s", table.summary())
-        frame = sample_rows(table.frame, self.config.space.sample, derive_seed(self.config.seed, _POOL))
-        if len(frame) < self.config.budget.initial:
-            raise ConfigError(
-                f"space: the pool has {len(frame)} usable compositions, fewer than budget.initial="
-                f"{self.config.budget.initial}"
-            )
-        pool = CandidatePool.from_frame(frame)
+            return CandidatePool.load(pool_dir, pool_feature_names(self._space.extra_names))
+        if isinstance(self.config.space, PoolSpaceConfig):
+            table = self._oracle_table if self._oracle_reads_pool_source else self._read_pool_source()
+            logger.info("%s", table.summary())
+            frame = sample_rows(table.frame, self.config.space.sample, derive_seed(self.config.seed, _POOL))
+            self._require_initial(len(frame), f"{len(table.rejected)} rows rejected")
+            pool = CandidatePool.from_frame(frame)
+        else:
+            rejected: Counter = Counter()
+            chunks = list(self._space.chunks(rejected=rejected))
+            self._require_initial(sum(len(chunk) for chunk in chunks), f"rejected by rule: {dict(rejected)}")
+            pool = CandidatePool.from_chunk(CandidateChunk.concatenate(chunks), self._space.extra_names)
+            logger.info("perovskite space: %d candidates kept, rejected %s", len(pool), dict(rejected))
         pool.save(pool_dir)
         logger.info("pool of %d candidates featurised with %d descriptors", len(pool), pool.features.shape[1])
         return pool
 
+    def _require_initial(self, n_candidates: int, why: str) -> None:
+        if n_candidates < self.config.budget.initial:
+            raise ConfigError(
+                f"space: {n_candidates} usable candidates ({why}), fewer than budget.initial="
+                f"{self.config.budget.initial}"
+            )
+
+    @cached_property
+    def _space(self) -> CandidateSpace:
+        return open_space(self.config.space, self.base_dir)
+
     @property
     def _oracle_reads_pool_source(self) -> bool:
         oracle, space = self.config.oracle, self.config.space
-        return oracle.source in (None, space.source) and oracle.formula_column in (None, space.formula_column)
+        return (
+            isinstance(space, PoolSpaceConfig)
+            and oracle.where is None
+            and oracle.source in (None, space.source)
+            and oracle.formula_column in (None, space.formula_column)
+        )
 
     def _read_pool_source(self) -> FormulaTable:
         space = self.config.space
@@ -180,12 +202,16 @@ class Campaign:
     @cached_property
     def _oracle_table(self) -> FormulaTable:
         """The replayed table, read once per process (also serves as the pool source when they are the same)."""
-        oracle = self.config.oracle
+        oracle, space = self.config.oracle, self.config.space
+        source = oracle.source or getattr(space, "source", None)
+        if source is None:
+            raise ConfigError("oracle.source: required for a dataset oracle when the space is not a pool of formulas")
         return read_formula_table(
-            oracle.source or self.config.space.source,
-            oracle.formula_column or self.config.space.formula_column,
+            source,
+            oracle.formula_column or getattr(space, "formula_column", "formula"),
             value_columns=tuple(self._objective_columns.values()),
             base_dir=self.base_dir,
+            where=oracle.where,
         )
 
     def _build_oracle(self) -> Oracle:

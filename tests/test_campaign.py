@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from conftest import campaign_config
+from conftest import FAST_MODEL, campaign_config
 
-from sbin_loop.config import ConfigError
+from sbin_loop.config import ConfigError, parse_config
+from sbin_loop.data import bundled_path
 from sbin_loop.loop import Campaign
 from sbin_loop.oracles import JobRequest, OracleOutcome
+from sbin_loop.space import parse_formula
 
 
 class Interrupted(Exception):
@@ -138,3 +141,43 @@ def test_failed_and_nan_jobs_are_recorded_not_ingested(tmp_path: Path, pool_csv:
     ingested = {result.candidate_id for result in campaign.store.results()}
     assert bad not in ingested and nan not in ingested and len(ingested) == 4
     assert campaign.store.rounds()[0].n_failed == 2
+
+
+def test_perovskite_space_campaign_with_filtered_replay(tmp_path: Path):
+    config = parse_config(
+        {
+            "name": "abo3",
+            "seed": 1,
+            "space": {
+                "kind": "perovskite",
+                "a_site": ["Ca", "Sr", "Ba", "La"],
+                "b_site": ["Ti", "Zr", "Al", "Ga", "Fe"],
+                "max_species_a": 1,
+                "max_species_b": 1,
+            },
+            "objectives": [{"name": "Ef_vac_O", "column": "e_form oxygen", "unit": "eV"}],
+            "model": FAST_MODEL,
+            "policy": {"kind": "uncertainty", "batch_size": 2, "mc_samples": 16},
+            "oracle": {
+                "source": "bundled:emery_wolverton",
+                "where": {"is_lowest_ehull_assignment": True},
+                "poll_seconds": 0.01,
+                "max_attempts": 1,
+            },
+            "budget": {"initial": 4, "rounds": 1},
+            "intervals": {"n_draws": 100},
+        }
+    )
+    campaign = Campaign(config, tmp_path / "abo3")
+    assert "SrTiO3" in campaign.pool.ids and "perovskite tolerance_factor" in campaign.pool.feature_names
+    campaign.run()
+    assert [doc.state for doc in campaign.store.rounds()] == ["complete", "complete"]
+    results = {result.candidate_id: result.values["Ef_vac_O"] for result in campaign.store.results()}
+    table = pd.read_csv(bundled_path("emery_wolverton"))
+    physical = table[table["is_lowest_ehull_assignment"]]
+    for candidate, value in results.items():  # the physical site assignment's value, never the other one
+        rows = physical[[parse_formula(f).reduced_formula == candidate for f in physical["formula"]]]
+        assert value == pytest.approx(rows["e_form oxygen"].median())
+    failed = [job for job in campaign.store.jobs() if job.state == "failed"]
+    assert all("not in the replayed table" in job.errors[0] for job in failed)
+    assert len(results) + len(failed) == 6

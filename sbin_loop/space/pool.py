@@ -143,6 +143,7 @@ def read_formula_table(
     value_columns: tuple[str, ...] = (),
     base_dir: Path | None = None,
     require_values: bool = False,
+    where: dict[str, object] | None = None,
 ) -> FormulaTable:
     """Read a CSV of formulas (and optionally measured values) into unique compositions.
 
@@ -152,6 +153,7 @@ def read_formula_table(
         value_columns: Numeric columns to carry along (median over duplicates).
         base_dir: Directory for relative paths.
         require_values: Reject rows whose value columns are all missing.
+        where: Keep only rows whose columns equal these values (filtered rows are neither candidates nor rejected).
 
     Raises:
         DataSourceError: If the file is missing or a named column does not exist.
@@ -163,14 +165,17 @@ def read_formula_table(
         raw = pd.read_csv(path, dtype={formula_column: str}, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
         raise DataSourceError(f"{path}: cannot read as CSV: {error}") from None
-    missing = [column for column in (formula_column, *value_columns) if column not in raw.columns]
+    missing = [column for column in (formula_column, *value_columns, *(where or {})) if column not in raw.columns]
     if missing:
         raise DataSourceError(f"{path}: missing column(s) {missing}; columns are {list(raw.columns)}")
+    for column, value in (where or {}).items():
+        raw = raw[raw[column] == value]
 
     values = raw[list(value_columns)].apply(pd.to_numeric, errors="coerce") if value_columns else None
     ids, keep, rejected = [], [], []
+    lines = raw.index.to_numpy() + 2  # line numbers in the file (header is line 1), kept through ``where``
     for position, formula in enumerate(raw[formula_column].tolist()):
-        line = position + 2
+        line = int(lines[position])
         try:
             composition = parse_formula(formula)
         except InvalidFormulaError as error:
