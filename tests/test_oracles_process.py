@@ -27,25 +27,24 @@ def _request(job_id: str, formula: str, attempt: int = 1) -> JobRequest:
     return JobRequest(job_id=job_id, candidate_id=job_id, formula=formula, round=0, attempt=attempt)
 
 
-def _wait(oracle: ProcessOracle, job_ids: list[str], limit: float = 40.0) -> dict[str, OracleOutcome]:
+def _wait(oracle: ProcessOracle, requests: list[JobRequest], limit: float = 40.0) -> dict[str, OracleOutcome]:
     outcomes: dict[str, OracleOutcome] = {}
     start = time.monotonic()
-    while len(outcomes) < len(job_ids) and time.monotonic() - start < limit:
-        outcomes.update(oracle.poll(job_ids))
+    while len(outcomes) < len(requests) and time.monotonic() - start < limit:
+        outcomes.update(oracle.poll(requests))
         time.sleep(0.05)
     return outcomes
 
 
 def test_failures_of_every_kind_are_reported_with_reasons(tmp_path: Path):
-    oracle = ProcessOracle(
-        "test", "1", sleepy_task, tmp_path, workers=4, timeout_seconds=8.0
-    )  # start-up (spawn, imports) counts
-    oracle.submit(
-        [_request("slow", "30"), _request("crash", "crash"), _request("raise", "raise"), _request("nan", "nan")]
-    )
-    assert oracle.poll(["slow"]) == {}  # submit returned at once; still running
-    outcomes = _wait(oracle, ["slow", "crash", "raise", "nan"])
-    assert outcomes["slow"].status == "failed" and outcomes["slow"].error == "timed out after 8 s"
+    # the limit counts process start-up (spawn, imports), slow on a loaded machine
+    oracle = ProcessOracle("test", "1", sleepy_task, tmp_path, workers=4, timeout_seconds=12.0)
+    requests = [_request("slow", "30"), _request("crash", "crash"), _request("raise", "raise"), _request("nan", "nan")]
+    oracle.submit(requests)
+    assert oracle.poll(requests[:1]) == {}  # submit returned at once; still running
+    assert oracle.known(requests) == {"slow", "crash", "raise", "nan"}
+    outcomes = _wait(oracle, requests)
+    assert outcomes["slow"].status == "failed" and outcomes["slow"].error == "timed out after 12 s"
     assert "exited with code 3" in outcomes["crash"].error
     assert outcomes["raise"].error == "ValueError: bad input"
     nan = checked_outcome(outcomes["nan"], ("y",))
@@ -53,12 +52,18 @@ def test_failures_of_every_kind_are_reported_with_reasons(tmp_path: Path):
     assert outcomes["raise"].provenance["oracle"] == "test" and outcomes["raise"].provenance["attempt"] == 1
 
 
-def test_resubmitted_attempt_runs_once_and_a_retry_runs_again(tmp_path: Path):
+def test_attempts_run_once_survive_restarts_and_retries_run_again(tmp_path: Path):
     oracle = ProcessOracle("test", "1", sleepy_task, tmp_path, workers=1)
-    oracle.submit([_request("a", "0")])
-    oracle.submit([_request("a", "0")])  # same attempt: no second computation
-    first = _wait(oracle, ["a"])["a"]
-    assert first.values == {"y": 1.0} and len(list((tmp_path / "a").iterdir())) == 1
-    oracle.submit([_request("a", "0", attempt=2)])
-    assert _wait(oracle, ["a"])["a"].values == {"y": 2.0}
-    oracle.close()
+    first = _request("a", "0")
+    oracle.submit([first])
+    oracle.submit([first])  # same attempt: no second computation
+    assert _wait(oracle, [first])["a"].values == {"y": 1.0} and len(list((tmp_path / "a").iterdir())) == 1
+    restarted = ProcessOracle("test", "1", sleepy_task, tmp_path, workers=1)
+    assert restarted.known([first]) == {"a"} and restarted.poll([first]) == {}
+    restarted.submit([first])  # a restarted campaign gets the stored outcome
+    assert restarted.poll([first])["a"].values == {"y": 1.0}
+    retry = _request("a", "0", attempt=2)
+    assert restarted.known([retry]) == set() and restarted.poll([retry]) == {}
+    restarted.submit([retry])
+    assert _wait(restarted, [retry])["a"].values == {"y": 2.0}
+    restarted.close()

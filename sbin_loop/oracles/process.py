@@ -92,7 +92,7 @@ class ProcessOracle:
     def submit(self, requests: list[JobRequest]) -> None:
         """Queue job attempts; an attempt already queued, running or finished (here or on disk) is not run again."""
         for request in requests:
-            if request.job_id in self.known([request]):
+            if self._accepted(request):
                 continue
             stored = _job_dir(self._work_dir, request) / _OUTCOME
             if stored.is_file():
@@ -107,11 +107,11 @@ class ProcessOracle:
         return {
             request.job_id
             for request in requests
-            if request.key in self._queued
-            or request.key in self._running
-            or request.key in self._finished
-            or (_job_dir(self._work_dir, request) / _OUTCOME).is_file()
+            if self._accepted(request) or (_job_dir(self._work_dir, request) / _OUTCOME).is_file()
         }
+
+    def _accepted(self, request: JobRequest) -> bool:
+        return request.key in self._queued or request.key in self._running or request.key in self._finished
 
     def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
         """Outcomes, by job id, of the finished attempts among ``requests`` (after reaping and starting jobs)."""
