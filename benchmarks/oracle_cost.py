@@ -8,7 +8,7 @@
 
 Runs the same ``DefectWorkflowMaker`` flow the oracle runs, in this process (no worker start-up in the timings).
 
-Usage: ``python benchmarks/oracle_cost.py [--quick] [--out benchmarks/results]``
+Usage: ``python benchmarks/oracle_cost.py [--quick] [--threads 2] [--json PATH] [--plot PATH]``
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def dft_compounds(n: int) -> pd.DataFrame:
     return rows[agree].head(n).rename(columns={"e_form oxygen": "dft"})
 
 
-def accuracy(n: int, min_atoms: int, mu_o: float, out: Path) -> dict:
+def accuracy(n: int, min_atoms: int, mu_o: float, plot: Path) -> dict:
     """Force-field vs DFT O-vacancy formation energies; writes the parity plot."""
     import matplotlib
 
@@ -113,7 +113,8 @@ def accuracy(n: int, min_atoms: int, mu_o: float, out: Path) -> dict:
     ax.set(xlabel="DFT E_f(V_O) [eV] (Emery & Wolverton 2017)", ylabel=f"CHGNet E_f(V_O) [eV], {min_atoms} atoms")
     ax.set_title(f"MAE {np.abs(error).mean():.2f} eV, n = {len(frame)}")
     fig.tight_layout()
-    fig.savefig(out / "oracle_parity.png", dpi=150)
+    plot.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(plot, dpi=150)
     return {
         "n": len(frame),
         "min_atoms": min_atoms,
@@ -129,19 +130,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40/80 atoms, 1 vacancy, 6 compounds")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--json", type=Path, help="JSON results (default benchmarks/results/oracle_cost[_quick].json)")
+    parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/oracle_parity.png"), help="parity PNG")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    args.out.mkdir(parents=True, exist_ok=True)
     sizes, sites, n_compounds = ([40, 80], 1, 6) if args.quick else ([40, 80, 135], 2, 24)
     mu_o = oxygen_potential()
     print(f"mu_O (CHGNet, 1/2 O2 in a box) = {mu_o:.3f} eV")
     print("cost (SrTiO3):")
     timings = cost(sizes, sites, mu_o)
     print("accuracy vs DFT:")
-    agreement = accuracy(n_compounds, 40, mu_o, args.out)
+    agreement = accuracy(n_compounds, 40, mu_o, args.plot)
     result = {
         "quick": args.quick,
         "threads": args.threads,
@@ -150,8 +151,9 @@ def main() -> None:
         "cost": timings,
         "dft": agreement,
     }
-    name = "oracle_cost_quick.json" if args.quick else "oracle_cost.json"
-    (args.out / name).write_text(json.dumps(result, indent=1))
+    path = args.json or Path("benchmarks/results") / ("oracle_cost_quick.json" if args.quick else "oracle_cost.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
     print(f"\n{'atoms':>6} {'vacancies':>9} {'s/eval':>8} {'eval/h':>7}")
     for row in timings:
         seconds, per_hour = row["seconds_per_evaluation"], row["evaluations_per_hour"]
