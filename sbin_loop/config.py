@@ -731,10 +731,13 @@ class CampaignConfig(_Section):
         return next(objective for objective in self.objectives if objective.name == name)
 
 
-def _format_errors(error: ValidationError) -> str:
+def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"] if part not in _UNION_TAGS) or "(top level)"
+        loc = item["loc"]
+        if single_oracle and loc[:2] == ("oracles", 0):
+            loc = ("oracle", *loc[2:])  # name the field as the user wrote it
+        field = ".".join(str(part) for part in loc if part not in _UNION_TAGS) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
@@ -757,7 +760,8 @@ def parse_config(data: object, origin: str = "config") -> CampaignConfig:
     try:
         return CampaignConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"{origin}: invalid campaign config\n{_format_errors(error)}") from None
+        single_oracle = "oracle" in data and "oracles" not in data
+        raise ConfigError(f"{origin}: invalid campaign config\n{_format_errors(error, single_oracle)}") from None
 
 
 def load_config(path: str | Path) -> tuple[CampaignConfig, Path]:
