@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
@@ -372,31 +372,234 @@ class PolicyConfig(_AcquisitionFields):
         return bool(self.constraints) or any(rule.kind != "random" for rule in self.acquisitions)
 
 
-class OracleConfig(_Section):
-    """Where results come from.
+class OracleSelection(_Section):
+    """Which picks of a round an oracle evaluates (all of them, or the best few by predicted value).
 
     Attributes:
-        kind: ``dataset``: replay measured values from a table.
-        source: Table to replay; defaults to the pool's source.
-        formula_column: Formula column of that table; defaults to the pool's.
+        top_k: Evaluate only the ``top_k`` picks with the best predicted ``rank_by`` value; ``None`` for every pick.
+        rank_by: Objective whose predicted mean ranks the picks; the policy objective if not given.
+    """
+
+    top_k: int | None = Field(default=None, gt=0)
+    rank_by: str | None = None
+
+
+class _OracleBase(_Section):
+    """Settings every oracle shares.
+
+    Attributes:
         max_attempts: How often a failed job is tried before it is recorded as failed for good.
         poll_seconds: Pause between polls of jobs that are still running.
         timeout_seconds: A job attempt running longer than this fails with a timeout (and may be retried).
-        latency_seconds: Dataset replay only: delay before an answer is available (exercises asynchronous polling).
-        noise_std: Dataset replay only: standard deviation of Gaussian noise added to replayed values (seeded).
-        where: Dataset replay only: keep only the table's rows whose columns equal these values, e.g.
+        select: Which picks of a round this oracle evaluates.
+    """
+
+    max_attempts: int = Field(default=2, gt=0)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    timeout_seconds: float = Field(default=86400.0, gt=0)
+    select: OracleSelection = OracleSelection()
+
+
+class DatasetOracleConfig(_OracleBase):
+    """Replay measured values from a table.
+
+    Attributes:
+        kind: Discriminator, ``dataset``.
+        source: Table to replay; defaults to the pool's source.
+        formula_column: Formula column of that table; defaults to the pool's.
+        latency_seconds: Delay before an answer is available (exercises asynchronous polling).
+        noise_std: Standard deviation of Gaussian noise added to replayed values (seeded).
+        where: Keep only the table's rows whose columns equal these values, e.g.
             ``{is_lowest_ehull_assignment: true}`` for the physical A/B site assignment of the Emery-Wolverton table.
     """
 
     kind: Literal["dataset"] = "dataset"
     source: str | None = None
     formula_column: str | None = None
-    max_attempts: int = Field(default=2, gt=0)
-    poll_seconds: float = Field(default=1.0, gt=0)
-    timeout_seconds: float = Field(default=86400.0, gt=0)
     latency_seconds: float = Field(default=0.0, ge=0)
     noise_std: float = Field(default=0.0, ge=0)
     where: dict[str, str | float | bool] | None = None
+
+
+class SupercellConfig(_Section):
+    """Site-disordered perovskite supercell built for each composition.
+
+    Attributes:
+        min_atoms: Smallest number of atoms; the most compact n1 x n2 x n3 multiple of the 5-atom cubic cell with at
+            least this many atoms is used (40 -> 2x2x2, 80 -> 2x2x4, 128 -> 3x3x3).
+        decoration: ``random`` shuffles each sublattice; ``sqs`` additionally swaps sites to bring nearest-neighbour
+            pair counts on each sublattice to their random-alloy values (special-quasirandom-like).
+        sqs_steps: Swap attempts of the ``sqs`` decoration.
+        lattice_parameter: Starting cubic lattice parameter in angstrom; estimated from ionic radii if not given.
+        amorphous: Melt the cell by force-field MD and quench it before the defect calculations (force field only).
+        melt_temperature_K: Melt temperature of the amorphous cell.
+        melt_steps: MD steps (2 fs) of the melt.
+    """
+
+    min_atoms: int = Field(default=40, ge=5)
+    decoration: Literal["random", "sqs"] = "sqs"
+    sqs_steps: int = Field(default=2000, ge=0)
+    lattice_parameter: float | None = Field(default=None, gt=0)
+    amorphous: bool = False
+    melt_temperature_K: float = Field(default=3000.0, gt=0)
+    melt_steps: int = Field(default=1000, gt=0)
+
+
+class DefectConfig(_Section):
+    """Defects computed in each supercell and how their energies become densities.
+
+    Attributes:
+        vacancies: Elements whose vacancies are computed (absent elements are skipped).
+        sites_per_species: Sites sampled per element (every site differs in a disordered cell).
+        temperature_K: Temperature of the Boltzmann (Fermi-Dirac site-occupancy) defect densities.
+        formation_energy_bounds: Formation energies (eV) outside these bounds reject the job as implausible.
+        chemical_potentials: Fixed chemical potentials (eV/atom) by element; the others come from elemental
+            references computed with the same energy model (O, N, F, Cl, H from molecules in a box).
+    """
+
+    vacancies: tuple[str, ...] = ("O",)
+    sites_per_species: int = Field(default=4, gt=0)
+    temperature_K: float = Field(default=1000.0, gt=0)
+    formation_energy_bounds: tuple[float, float] = (-3.0, 15.0)
+    chemical_potentials: dict[str, float] = Field(default_factory=dict)
+
+
+class _DefectOracleBase(_OracleBase):
+    """Settings the force-field and VASP defect workflows share.
+
+    Attributes:
+        supercell: Supercell construction.
+        defects: Defects and densities.
+        values: Objective name -> quantity of the result (e.g. ``Ef_vac_O: Ef_vac_O_mean``); quantities whose names
+            equal an objective's name are returned without a mapping.
+        seed: Seed of the decoration and site sampling (combined with each candidate's id).
+    """
+
+    supercell: SupercellConfig = SupercellConfig()
+    defects: DefectConfig = DefectConfig()
+    values: dict[str, str] = Field(default_factory=dict)
+    seed: int = Field(default=0, ge=0)
+
+
+class ForceFieldOracleConfig(_DefectOracleBase):
+    """Defect workflow with a universal machine-learned potential, run here through jobflow.
+
+    Attributes:
+        kind: Discriminator, ``forcefield``.
+        force_field: atomate2 force-field name (``CHGNet`` ships its weights; others may download them).
+        fmax: Force convergence of relaxations, eV/angstrom.
+        max_steps: Optimiser steps per relaxation.
+        workers: Jobs run at once, each in its own process.
+        threads_per_worker: Torch threads per worker process.
+    """
+
+    kind: Literal["forcefield"] = "forcefield"
+    force_field: str = "CHGNet"
+    fmax: float = Field(default=0.05, gt=0)
+    max_steps: int = Field(default=500, gt=0)
+    workers: int = Field(default=1, gt=0)
+    threads_per_worker: int = Field(default=1, gt=0)
+
+
+class VaspOracleConfig(_DefectOracleBase):
+    """The same defect workflow with atomate2 VASP makers (PBE), submitted to a cluster through jobflow-remote.
+
+    Attributes:
+        kind: Discriminator, ``vasp``.
+        encut: Plane-wave cutoff, eV.
+        incar_updates: Further INCAR settings for every calculation.
+        supercell: Supercell construction; at least 128 atoms by default.
+        worker: jobflow-remote worker that runs the jobs (required to submit).
+        project: jobflow-remote project; its default project if not given.
+    """
+
+    kind: Literal["vasp"] = "vasp"
+    encut: float = Field(default=400.0, gt=0)
+    incar_updates: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    supercell: SupercellConfig = SupercellConfig(min_atoms=128)
+    worker: str | None = None
+    project: str | None = None
+
+
+class SynthesisConditions(_Section):
+    """Conditions a synthesis request asks for.
+
+    Attributes:
+        temperature_C: Firing temperature.
+        dwell_hours: Time at temperature.
+        atmosphere: Furnace atmosphere.
+        batch_mmol: Amount of product per request, in millimoles of formula units.
+    """
+
+    temperature_C: float = Field(default=1000.0, gt=0)
+    dwell_hours: float = Field(default=12.0, gt=0)
+    atmosphere: str = "air"
+    batch_mmol: float = Field(default=5.0, gt=0)
+
+
+class FileQueueConfig(_Section):
+    """A lab served through directories: requests written to ``outbox``, results read from ``inbox``.
+
+    Attributes:
+        kind: Discriminator, ``file_queue``.
+        outbox: Directory requests are written to (relative to the campaign directory).
+        inbox: Directory results are read from (relative to the campaign directory).
+    """
+
+    kind: Literal["file_queue"] = "file_queue"
+    outbox: str = "synthesis/outbox"
+    inbox: str = "synthesis/inbox"
+
+
+class SimulatedLabConfig(_Section):
+    """A simulated lab replaying a table with noise, delays and failures (for tests and rehearsals).
+
+    Attributes:
+        kind: Discriminator, ``simulated``.
+        source: Table replayed (as the pool's ``source``); the pool's source if not given.
+        formula_column: Formula column of that table.
+        noise_std: Standard deviation of Gaussian noise added to each measured value.
+        delay_seconds: Range of the uniform random delay before a result arrives.
+        failure_rate: Probability that a synthesis fails.
+        seed: Seed of noise, delays and failures (combined with each request's id).
+    """
+
+    kind: Literal["simulated"] = "simulated"
+    source: str | None = None
+    formula_column: str = "formula"
+    noise_std: float = Field(default=0.0, ge=0)
+    delay_seconds: tuple[float, float] = (0.0, 0.0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    seed: int = Field(default=0, ge=0)
+
+
+class SynthesisOracleConfig(_OracleBase):
+    """Robot (or human) synthesis and measurement.
+
+    Attributes:
+        kind: Discriminator, ``synthesis``.
+        backend: Where requests go and results come from.
+        conditions: Synthesis conditions sent with every request.
+        values: Objective name -> measured quantity (``Tc_K``, ``phase_purity``); same-named ones need no mapping.
+    """
+
+    kind: Literal["synthesis"] = "synthesis"
+    backend: Annotated[
+        _tagged(FileQueueConfig, "file_queue") | _tagged(SimulatedLabConfig, "simulated"),
+        Discriminator(_kind_or("file_queue")),
+    ] = FileQueueConfig()
+    conditions: SynthesisConditions = SynthesisConditions()
+    values: dict[str, str] = Field(default_factory=dict)
+
+
+OracleConfig = Annotated[
+    _tagged(DatasetOracleConfig, "dataset")
+    | _tagged(ForceFieldOracleConfig, "forcefield")
+    | _tagged(VaspOracleConfig, "vasp")
+    | _tagged(SynthesisOracleConfig, "synthesis"),
+    Discriminator(_kind_or("dataset")),
+]
+"""Any oracle's settings, told apart by ``kind``."""
 
 
 class BudgetConfig(_Section):
@@ -462,7 +665,8 @@ class CampaignConfig(_Section):
         objectives: Quantities learned by the model (at least one).
         model: Surrogate model settings.
         policy: Acquisition policy.
-        oracle: Source of results.
+        oracles: Sources of results. The first oracle must evaluate every pick; later ones may evaluate only the
+            best few (``select.top_k``). A single ``oracle:`` mapping in the YAML is read as a one-element list.
         budget: Stop criteria.
         intervals: Monte Carlo interval settings.
         store: Document store.
@@ -474,10 +678,40 @@ class CampaignConfig(_Section):
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
     model: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
-    oracle: OracleConfig = OracleConfig()
+    oracles: tuple[OracleConfig, ...] = (DatasetOracleConfig(),)
     budget: BudgetConfig = BudgetConfig()
     intervals: IntervalConfig = IntervalConfig()
     store: StoreConfig = StoreConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_oracle_shorthand(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "oracle" in data:
+            if "oracles" in data:
+                raise ValueError("give either oracle (one) or oracles (a list), not both")
+            data["oracles"] = [data.pop("oracle")]
+        return data
+
+    @model_validator(mode="after")
+    def _oracles_consistent(self) -> CampaignConfig:
+        names = {objective.name for objective in self.objectives}
+        if not self.oracles or self.oracles[0].select.top_k is not None:
+            raise ValueError("oracles: the first oracle must evaluate every pick (no select.top_k)")
+        for position, oracle in enumerate(self.oracles):
+            unknown = sorted(set(getattr(oracle, "values", {})) - names)
+            if unknown:
+                raise ValueError(f"oracles.{position}.values: {unknown} are not objectives {sorted(names)}")
+            if oracle.select.rank_by is not None and oracle.select.rank_by not in names:
+                raise ValueError(f"oracles.{position}.select.rank_by: {oracle.select.rank_by!r} is not an objective")
+        return self
+
+    @property
+    def oracle(self) -> OracleConfig:
+        """The primary oracle: the one that evaluates every pick."""
+        return self.oracles[0]
 
     @model_validator(mode="after")
     def _policy_objective_exists(self) -> CampaignConfig:
@@ -500,10 +734,13 @@ class CampaignConfig(_Section):
         return next(objective for objective in self.objectives if objective.name == name)
 
 
-def _format_errors(error: ValidationError) -> str:
+def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
     lines = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"] if part not in _UNION_TAGS) or "(top level)"
+        loc = item["loc"]
+        if single_oracle and loc[:2] == ("oracles", 0):
+            loc = ("oracle", *loc[2:])  # name the field as the user wrote it
+        field = ".".join(str(part) for part in loc if part not in _UNION_TAGS) or "(top level)"
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
@@ -526,7 +763,8 @@ def parse_config(data: object, origin: str = "config") -> CampaignConfig:
     try:
         return CampaignConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(f"{origin}: invalid campaign config\n{_format_errors(error)}") from None
+        single_oracle = "oracle" in data and "oracles" not in data
+        raise ConfigError(f"{origin}: invalid campaign config\n{_format_errors(error, single_oracle)}") from None
 
 
 def load_config(path: str | Path) -> tuple[CampaignConfig, Path]:

@@ -30,11 +30,11 @@ import torch
 
 from sbin_loop import __version__
 from sbin_loop.candidates import CandidatePool, pool_feature_names
-from sbin_loop.config import CampaignConfig, ConfigError, PoolSpaceConfig
+from sbin_loop.config import CampaignConfig, ConfigError, DatasetOracleConfig, PoolSpaceConfig
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
-from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, checked_outcome
+from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, build_oracle, checked_outcome
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.space.chunks import CandidateChunk
@@ -186,6 +186,7 @@ class Campaign:
         oracle, space = self.config.oracle, self.config.space
         return (
             isinstance(space, PoolSpaceConfig)
+            and isinstance(oracle, DatasetOracleConfig)
             and oracle.where is None
             and oracle.source in (None, space.source)
             and oracle.formula_column in (None, space.formula_column)
@@ -215,7 +216,14 @@ class Campaign:
         )
 
     def _build_oracle(self) -> Oracle:
+        if len(self.config.oracles) > 1:
+            raise ConfigError(
+                "oracles: the campaign loop runs one oracle per campaign so far; mixed stages (e.g. synthesis of the "
+                "top few) are configured but not yet run. Keep one entry."
+            )
         oracle = self.config.oracle
+        if not isinstance(oracle, DatasetOracleConfig):
+            return build_oracle(self.config, self.base_dir, self.directory / "oracle")
         return DatasetReplayOracle(
             self._oracle_table,
             self._objective_columns,
@@ -288,6 +296,9 @@ class Campaign:
             if on_round is not None:
                 on_round(summary)
         self._record_stop_reason()
+        close = getattr(self.oracle, "close", None)
+        if close is not None and self.next_round() is None:
+            close()
         return summaries
 
     def _record_stop_reason(self) -> None:
@@ -489,6 +500,7 @@ class Campaign:
                     values=outcome.values,
                     oracle=self.oracle.name,
                     provenance={**outcome.provenance, "wall_seconds": outcome.wall_seconds, "attempt": job.attempts},
+                    document=outcome.document,
                 )
             )
             self.store.put_job(job.model_copy(update={"state": "completed"}))

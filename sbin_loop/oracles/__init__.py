@@ -1,6 +1,126 @@
-"""Oracles: where the values of picked candidates come from."""
+"""Oracles: where the values of picked candidates come from.
 
-from sbin_loop.oracles.base import JobRequest, Oracle, OracleOutcome, checked_outcome
+``build_oracle`` makes the campaign's primary oracle (the one that evaluates every pick) from its config;
+``build_oracles`` makes every configured oracle, each with the selection of picks it evaluates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sbin_loop.config import (
+    CampaignConfig,
+    DatasetOracleConfig,
+    ForceFieldOracleConfig,
+    OracleConfig,
+    OracleSelection,
+    SynthesisOracleConfig,
+    VaspOracleConfig,
+)
+from sbin_loop.oracles.base import JobRequest, Oracle, OracleOutcome, checked_outcome, rename_values
 from sbin_loop.oracles.dataset import DatasetReplayOracle
+from sbin_loop.space import read_formula_table
 
-__all__ = ["DatasetReplayOracle", "JobRequest", "Oracle", "OracleOutcome", "checked_outcome"]
+__all__ = [
+    "DatasetReplayOracle",
+    "JobRequest",
+    "Oracle",
+    "OracleOutcome",
+    "OracleStage",
+    "build_oracle",
+    "build_oracles",
+    "checked_outcome",
+    "rename_values",
+]
+
+
+@dataclass(frozen=True)
+class OracleStage:
+    """A configured oracle and which picks of a round it evaluates.
+
+    Attributes:
+        oracle: The oracle.
+        select: ``top_k`` / ``rank_by`` (``top_k`` ``None``: every pick).
+        max_attempts: Tries per job before it is recorded as failed.
+        poll_seconds: Pause between polls.
+    """
+
+    oracle: Oracle
+    select: OracleSelection
+    max_attempts: int
+    poll_seconds: float
+
+
+def _objective_columns(config: CampaignConfig) -> dict[str, str]:
+    return {objective.name: objective.data_column for objective in config.objectives}
+
+
+def _make(settings: OracleConfig, config: CampaignConfig, base_dir: Path, work_dir: Path) -> Oracle:
+    if isinstance(settings, DatasetOracleConfig):
+        table = read_formula_table(
+            settings.source or config.space.source,
+            settings.formula_column or config.space.formula_column,
+            value_columns=tuple(_objective_columns(config).values()),
+            base_dir=base_dir,
+        )
+        return DatasetReplayOracle(
+            table,
+            _objective_columns(config),
+            ledger=work_dir / "oracle" / "dataset_ledger.jsonl",
+            latency_seconds=settings.latency_seconds,
+            noise_std=settings.noise_std,
+            seed=config.seed,
+        )
+    if isinstance(settings, ForceFieldOracleConfig):
+        from sbin_loop.oracles.forcefield import forcefield_oracle
+
+        return forcefield_oracle(settings, work_dir / "forcefield")
+    if isinstance(settings, VaspOracleConfig):
+        from sbin_loop.oracles.vasp import VaspDefectOracle
+
+        return VaspDefectOracle(settings)
+    assert isinstance(settings, SynthesisOracleConfig)
+    from sbin_loop.oracles.synthesis import FileQueueBackend, SimulatedLab, SynthesisOracle
+
+    backend = settings.backend
+    if backend.kind == "file_queue":
+        lab = FileQueueBackend(work_dir / backend.outbox, work_dir / backend.inbox)
+    else:
+        measured = {name: name for name in settings.values.values()} or _objective_columns(config)
+        measured.pop("phase_purity", None)
+        table = read_formula_table(
+            backend.source or config.space.source,
+            backend.formula_column,
+            value_columns=tuple(measured.values()),
+            base_dir=base_dir,
+        )
+        lab = SimulatedLab(table, measured, backend)
+    return SynthesisOracle(lab, settings.conditions, settings.values)
+
+
+def build_oracles(config: CampaignConfig, base_dir: Path, work_dir: Path) -> list[OracleStage]:
+    """Every oracle of a campaign, in config order (the first evaluates every pick).
+
+    Args:
+        config: The campaign config.
+        base_dir: Directory relative paths in the config are resolved against.
+        work_dir: Campaign directory; oracles keep job directories, queues and stores under it.
+    """
+    return [
+        OracleStage(
+            _make(settings, config, base_dir, work_dir), settings.select, settings.max_attempts, settings.poll_seconds
+        )
+        for settings in config.oracles
+    ]
+
+
+def build_oracle(config: CampaignConfig, base_dir: Path, work_dir: Path) -> Oracle:
+    """The campaign's primary oracle (``config.oracle``), which evaluates every pick.
+
+    Args:
+        config: The campaign config.
+        base_dir: Directory relative paths in the config are resolved against.
+        work_dir: Campaign directory; the oracle keeps job directories, queues and stores under it.
+    """
+    return _make(config.oracle, config, base_dir, work_dir)

@@ -31,15 +31,26 @@ class JobRequest(BaseModel):
 
 
 class OracleOutcome(BaseModel):
-    """What came back for one job: values on success, a reason on failure, provenance either way."""
+    """What came back for one job: values on success, a reason on failure, provenance either way.
 
-    model_config = ConfigDict(extra="forbid")
+    Attributes:
+        job_id: The job.
+        status: ``completed`` or ``failed``.
+        values: Scalar results keyed by objective name (what the model learns).
+        error: Why the job failed.
+        provenance: Oracle name and version, code versions, inputs, where the job ran.
+        document: The oracle's full validated result (structures, per-site energies, densities...), JSON-ready.
+        wall_seconds: Wall time of the computation.
+    """
+
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
     job_id: str
     status: Literal["completed", "failed"]
     values: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
     provenance: dict = Field(default_factory=dict)
+    document: dict | None = None
     wall_seconds: float = 0.0
 
 
@@ -80,5 +91,18 @@ def checked_outcome(outcome: OracleOutcome, expected: tuple[str, ...]) -> Oracle
     present = [name for name in expected if name in outcome.values]
     if bad or not present:
         reason = f"non-finite values {bad}" if bad else f"none of the expected values {list(expected)} returned"
-        return outcome.model_copy(update={"status": "failed", "values": {}, "error": reason})
+        return outcome.model_copy(update={"status": "failed", "values": {}, "document": None, "error": reason})
     return outcome.model_copy(update={"values": {name: outcome.values[name] for name in present}})
+
+
+def rename_values(quantities: dict[str, float], mapping: dict[str, str]) -> dict[str, float]:
+    """An oracle's quantities under their own names, plus each mapped quantity under its objective's name.
+
+    Objectives whose quantity was not produced are left out (the loop then records the job as failed).
+
+    Args:
+        quantities: Scalar results by the oracle's names.
+        mapping: Objective name -> quantity name.
+    """
+    renamed = {objective: quantities[quantity] for objective, quantity in mapping.items() if quantity in quantities}
+    return {**quantities, **renamed}

@@ -23,6 +23,15 @@ from sbin_loop.oracles.base import JobRequest, OracleOutcome
 from sbin_loop.space import FormulaTable
 
 
+def table_values(table: FormulaTable, columns: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Values of each candidate of a table: candidate id -> {name: value} for ``columns`` (name -> column)."""
+    frame = table.frame.set_index("candidate_id")
+    return {
+        candidate: {name: float(row[column]) for name, column in columns.items()}
+        for candidate, row in frame[list(columns.values())].iterrows()
+    }
+
+
 class DatasetReplayOracle:
     """Replays values from a ``FormulaTable``.
 
@@ -47,11 +56,7 @@ class DatasetReplayOracle:
         noise_std: float = 0.0,
         seed: int = 0,
     ) -> None:
-        frame = table.frame.set_index("candidate_id")
-        self._values = {
-            candidate: {name: float(row[column]) for name, column in columns.items()}
-            for candidate, row in frame[list(columns.values())].iterrows()
-        }
+        self._values = table_values(table, columns)
         self._source = str(table.source) if table.source is not None else None
         self._ledger = ledger
         self._latency = latency_seconds

@@ -68,7 +68,11 @@ class JobDoc(_Document):
 
 
 class ResultDoc(_Document):
-    """A measured or computed result, keyed by the job that produced it (ingesting it twice changes nothing)."""
+    """A measured or computed result, keyed by the job that produced it (ingesting it twice changes nothing).
+
+    ``document`` is the oracle's full validated output when it has one (relaxed structure, per-site defect
+    energies, densities, code versions), kept beside the values the model learns from.
+    """
 
     job_id: str
     round: int
@@ -77,6 +81,7 @@ class ResultDoc(_Document):
     values: dict[str, float]
     oracle: str
     provenance: dict = Field(default_factory=dict)
+    document: dict | None = None
     created_at: str = Field(default_factory=utc_now)
 
 

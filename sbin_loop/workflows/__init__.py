@@ -1,0 +1,1 @@
+"""Materials-science workflows (jobflow flows of atomate2 makers) that the oracles launch."""
