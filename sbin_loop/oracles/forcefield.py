@@ -15,7 +15,9 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
-from sbin_loop.config import ForceFieldOracleConfig
+from pymatgen.core import Structure
+
+from sbin_loop.config import ForceFieldOracleConfig, VaspOracleConfig
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.process import ProcessOracle
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
@@ -32,6 +34,23 @@ def candidate_seed(seed: int, candidate_id: str) -> int:
     """A 31-bit seed from the oracle seed and a candidate id (stable across processes and platforms)."""
     digest = hashlib.sha256(f"{seed}:{candidate_id}".encode()).digest()
     return int.from_bytes(digest[:4], "little") >> 1
+
+
+def candidate_supercell(
+    config: ForceFieldOracleConfig | VaspOracleConfig, request: JobRequest
+) -> tuple[int, Structure]:
+    """The job's seed and its decorated perovskite supercell, built as the oracle's ``supercell`` section says."""
+    seed = candidate_seed(config.seed, request.candidate_id)
+    cell = config.supercell
+    supercell = build_supercell(
+        request.formula,
+        min_atoms=cell.min_atoms,
+        decoration=cell.decoration,
+        seed=seed,
+        sqs_steps=cell.sqs_steps,
+        lattice_parameter=cell.lattice_parameter,
+    )
+    return seed, supercell
 
 
 def forcefield_workflow_maker(config: ForceFieldOracleConfig) -> DefectWorkflowMaker:
@@ -105,16 +124,7 @@ class ForceFieldTask:
         from maggma.stores import MontyStore
 
         torch.set_num_threads(self.config.threads_per_worker)
-        seed = candidate_seed(self.config.seed, request.candidate_id)
-        cell = self.config.supercell
-        supercell = build_supercell(
-            request.formula,
-            min_atoms=cell.min_atoms,
-            decoration=cell.decoration,
-            seed=seed,
-            sqs_steps=cell.sqs_steps,
-            lattice_parameter=cell.lattice_parameter,
-        )
+        seed, supercell = candidate_supercell(self.config, request)
         maker = dataclasses.replace(
             self.maker, seed=seed, record={**self.maker.record, "max_fraction_error": supercell.max_fraction_error}
         )

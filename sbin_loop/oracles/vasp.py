@@ -16,10 +16,9 @@ from jobflow import Flow
 
 from sbin_loop.config import VaspOracleConfig
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
-from sbin_loop.oracles.forcefield import candidate_seed
+from sbin_loop.oracles.forcefield import candidate_supercell
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
 from sbin_loop.workflows.defects import DefectWorkflowMaker
-from sbin_loop.workflows.perovskite import build_supercell
 from sbin_loop.workflows.vasp import vasp_workflow_maker
 
 VERSION = "1"
@@ -42,16 +41,7 @@ def _jobflow_remote() -> ModuleType:
 
 def build_vasp_flow(config: VaspOracleConfig, request: JobRequest, maker: DefectWorkflowMaker | None = None) -> Flow:
     """The VASP vacancy flow for one job (supercell decorated with the candidate's seed)."""
-    seed = candidate_seed(config.seed, request.candidate_id)
-    cell = config.supercell
-    supercell = build_supercell(
-        request.formula,
-        min_atoms=cell.min_atoms,
-        decoration=cell.decoration,
-        seed=seed,
-        sqs_steps=cell.sqs_steps,
-        lattice_parameter=cell.lattice_parameter,
-    )
+    seed, supercell = candidate_supercell(config, request)
     maker = dataclasses.replace(maker or vasp_workflow_maker(config), seed=seed)
     return maker.make(supercell.structure, formula=request.formula)
 
