@@ -1,3 +1,5 @@
+import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,22 @@ def _result(job_id: str = "c:r0000:SrTiO3", value: float = 1.0) -> ResultDoc:
     )
 
 
-@pytest.mark.parametrize("embedded", [True, False])
-def test_result_ingestion_is_idempotent(tmp_path: Path, embedded: bool):
-    store = CampaignStore.open("c", StoreConfig(), tmp_path if embedded else None)
+MONGODB_URI = os.environ.get("SBIN_TEST_MONGODB_URI")
+"""A reachable MongoDB for the backend tests (none can run on the development machines, so unset there)."""
+
+
+@pytest.fixture(params=["embedded", "memory", "mongodb"])
+def backend(request, tmp_path: Path) -> tuple[StoreConfig, Path | None]:
+    """Store settings of each backend: MontyStore on disk, maggma's MemoryStore, and MongoDB when reachable."""
+    if request.param == "mongodb":
+        if not MONGODB_URI:
+            pytest.skip("set SBIN_TEST_MONGODB_URI to run the store tests against MongoDB")
+        return StoreConfig(uri=MONGODB_URI, database=f"sbin_test_{uuid.uuid4().hex[:12]}"), tmp_path
+    return StoreConfig(), tmp_path if request.param == "embedded" else None
+
+
+def test_result_ingestion_is_idempotent(backend):
+    store = CampaignStore.open("c", *backend)
     assert store.put_result(_result())
     assert not store.put_result(_result(value=99.0))
     assert [result.values["y"] for result in store.results()] == [1.0]
@@ -36,9 +51,9 @@ def test_embedded_store_survives_reopening(tmp_path: Path):
     assert [job.job_id for job in reopened.jobs()] == ["j1"]
 
 
-def test_campaigns_are_isolated(tmp_path: Path):
-    CampaignStore.open("c", StoreConfig(), tmp_path).put_result(_result())
-    assert CampaignStore.open("other", StoreConfig(), tmp_path).results() == []
+def test_campaigns_are_isolated(backend):
+    CampaignStore.open("c", *backend).put_result(_result())
+    assert CampaignStore.open("other", *backend).results() == []
 
 
 def test_foreign_schema_version_is_refused(tmp_path: Path):
