@@ -34,7 +34,7 @@ from sbin_loop.config import CampaignConfig, ConfigError, DatasetOracleConfig, P
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
-from sbin_loop.oracles import DatasetReplayOracle, JobRequest, Oracle, OracleOutcome, build_oracle, checked_outcome
+from sbin_loop.oracles import JobRequest, Oracle, OracleOutcome, build_oracle, checked_outcome, dataset_table
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.space.chunks import CandidateChunk
@@ -45,7 +45,7 @@ from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
 logger = logging.getLogger(__name__)
 
-_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL, _ORACLE = range(6)
+_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL = range(5)
 """Purposes mixed into derived seeds so that no two random streams coincide."""
 
 
@@ -197,23 +197,9 @@ class Campaign:
         return read_formula_table(space.source, space.formula_column, base_dir=self.base_dir)
 
     @cached_property
-    def _objective_columns(self) -> dict[str, str]:
-        return {objective.name: objective.data_column for objective in self.config.objectives}
-
-    @cached_property
     def _oracle_table(self) -> FormulaTable:
         """The replayed table, read once per process (also serves as the pool source when they are the same)."""
-        oracle, space = self.config.oracle, self.config.space
-        source = oracle.source or getattr(space, "source", None)
-        if source is None:
-            raise ConfigError("oracle.source: required for a dataset oracle when the space is not a pool of formulas")
-        return read_formula_table(
-            source,
-            oracle.formula_column or getattr(space, "formula_column", "formula"),
-            value_columns=tuple(self._objective_columns.values()),
-            base_dir=self.base_dir,
-            where=oracle.where,
-        )
+        return dataset_table(self.config.oracle, self.config, self.base_dir)
 
     def _build_oracle(self) -> Oracle:
         if len(self.config.oracles) > 1:
@@ -221,17 +207,8 @@ class Campaign:
                 "oracles: the campaign loop runs one oracle per campaign so far; mixed stages (e.g. synthesis of the "
                 "top few) are configured but not yet run. Keep one entry."
             )
-        oracle = self.config.oracle
-        if not isinstance(oracle, DatasetOracleConfig):
-            return build_oracle(self.config, self.base_dir, self.directory / "oracle")
-        return DatasetReplayOracle(
-            self._oracle_table,
-            self._objective_columns,
-            ledger=self.directory / "oracle" / "dataset_ledger.jsonl",
-            latency_seconds=oracle.latency_seconds,
-            noise_std=oracle.noise_std,
-            seed=derive_seed(self.config.seed, _ORACLE),
-        )
+        table = self._oracle_table if isinstance(self.config.oracle, DatasetOracleConfig) else None
+        return build_oracle(self.config, self.base_dir, self.directory, table=table)
 
     # Round bookkeeping ------------------------------------------------------------------------------------------
     @property

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sbin_loop.config import (
     CampaignConfig,
+    ConfigError,
     DatasetOracleConfig,
     ForceFieldOracleConfig,
     OracleConfig,
@@ -20,7 +21,7 @@ from sbin_loop.config import (
 )
 from sbin_loop.oracles.base import JobRequest, Oracle, OracleOutcome, checked_outcome, rename_values
 from sbin_loop.oracles.dataset import DatasetReplayOracle
-from sbin_loop.space import read_formula_table
+from sbin_loop.space import FormulaTable, read_formula_table
 
 __all__ = [
     "DatasetReplayOracle",
@@ -31,6 +32,7 @@ __all__ = [
     "build_oracle",
     "build_oracles",
     "checked_outcome",
+    "dataset_table",
     "rename_values",
 ]
 
@@ -56,16 +58,30 @@ def _objective_columns(config: CampaignConfig) -> dict[str, str]:
     return {objective.name: objective.data_column for objective in config.objectives}
 
 
-def _make(settings: OracleConfig, config: CampaignConfig, base_dir: Path, work_dir: Path) -> Oracle:
+def dataset_table(settings: DatasetOracleConfig, config: CampaignConfig, base_dir: Path) -> FormulaTable:
+    """The table a dataset oracle replays: its own source, or the pool's, with ``where`` applied.
+
+    Raises:
+        ConfigError: If neither the oracle nor the space names a table.
+    """
+    source = settings.source or getattr(config.space, "source", None)
+    if source is None:
+        raise ConfigError("oracle.source: required for a dataset oracle when the space is not a pool of formulas")
+    return read_formula_table(
+        source,
+        settings.formula_column or getattr(config.space, "formula_column", "formula"),
+        value_columns=tuple(_objective_columns(config).values()),
+        base_dir=base_dir,
+        where=settings.where,
+    )
+
+
+def _make(
+    settings: OracleConfig, config: CampaignConfig, base_dir: Path, work_dir: Path, table: FormulaTable | None = None
+) -> Oracle:
     if isinstance(settings, DatasetOracleConfig):
-        table = read_formula_table(
-            settings.source or config.space.source,
-            settings.formula_column or config.space.formula_column,
-            value_columns=tuple(_objective_columns(config).values()),
-            base_dir=base_dir,
-        )
         return DatasetReplayOracle(
-            table,
+            table if table is not None else dataset_table(settings, config, base_dir),
             _objective_columns(config),
             ledger=work_dir / "oracle" / "dataset_ledger.jsonl",
             latency_seconds=settings.latency_seconds,
@@ -115,12 +131,13 @@ def build_oracles(config: CampaignConfig, base_dir: Path, work_dir: Path) -> lis
     ]
 
 
-def build_oracle(config: CampaignConfig, base_dir: Path, work_dir: Path) -> Oracle:
+def build_oracle(config: CampaignConfig, base_dir: Path, work_dir: Path, table: FormulaTable | None = None) -> Oracle:
     """The campaign's primary oracle (``config.oracle``), which evaluates every pick.
 
     Args:
         config: The campaign config.
         base_dir: Directory relative paths in the config are resolved against.
         work_dir: Campaign directory; the oracle keeps job directories, queues and stores under it.
+        table: For a dataset oracle, its table if the caller has already read it (``dataset_table``).
     """
-    return _make(config.oracle, config, base_dir, work_dir)
+    return _make(config.oracle, config, base_dir, work_dir, table)
