@@ -365,11 +365,7 @@ class Campaign:
 
     def _pool_scores(self, surrogate: BNNSurrogate, available: np.ndarray, index: int) -> PoolScores:
         """Cached draws of every objective over the available and the evaluated candidates."""
-        results = [result for result in self.store.results() if result.candidate_id in self._row_of]
-        evaluated = np.array([self._row_of[result.candidate_id] for result in results], dtype=np.int64)
-        observed = np.array(
-            [[result.values.get(name, np.nan) for name in self.objective_names] for result in results], dtype=float
-        )
+        evaluated, observed, _ = self._training_data()
         signs = tuple(1.0 if objective.goal == "maximize" else -1.0 for objective in self.config.objectives)
         seed = derive_seed(self.config.seed, index, _DRAWS)
         return draw_pool_scores(
