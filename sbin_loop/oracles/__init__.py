@@ -105,8 +105,11 @@ def _make(
     else:
         measured = {name: name for name in settings.values.values()} or _objective_columns(config)
         measured.pop("phase_purity", None)
+        source = backend.source or getattr(config.space, "source", None)
+        if source is None:
+            raise ConfigError("oracle.backend.source: required for a simulated lab when the space is not a pool")
         table = read_formula_table(
-            backend.source or config.space.source,
+            source,
             backend.formula_column,
             value_columns=tuple(measured.values()),
             base_dir=base_dir,
