@@ -6,6 +6,7 @@ import torch
 from botorch.acquisition import qUpperConfidenceBound
 
 from sbin_loop.config import ModelConfig
+from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.surrogate import BNNSurrogate, _masked_gaussian_nll, split_draws, validation_split
@@ -38,6 +39,18 @@ def test_shapes_of_draws(trained):
     draws = trained.predictive_draws(x, 12, seed=0)
     assert draws.shape == (12, 7, 2)
     assert (draws[..., 0] > -1).all()  # log1p target mapped back with expm1
+
+
+def test_weight_set_evaluation_equals_one_network_per_draw(trained):
+    x = torch.as_tensor(_data(50, seed=2)[0])
+    weight_sets = trained.draw_weight_sets(5, seed=4)
+    batched = VariationalMLP.evaluate_weight_sets(x, weight_sets)
+    for draw in range(5):
+        h = x
+        for layer, (weights, biases) in enumerate(weight_sets):
+            h = h @ weights[draw] + biases[draw]
+            h = torch.relu(h) if layer < len(weight_sets) - 1 else h
+        torch.testing.assert_close(batched[draw], h, rtol=1e-5, atol=1e-5)
 
 
 def test_draws_are_split_across_members():

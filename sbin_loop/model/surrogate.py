@@ -30,8 +30,9 @@ from sbin_loop.model.bnn import VariationalMLP
 TRANSFORMS = ("none", "log1p")
 """Target transforms: the model learns ``log1p(y)`` for ``log1p`` targets and maps draws back with ``expm1``."""
 
-DEFAULT_CHUNK = 2048
-"""Candidates evaluated per chunk when drawing posterior functions (bounds memory at ``S x chunk x width``)."""
+DRAW_CHUNK_ELEMENTS = 16384
+"""Candidates x draws evaluated per chunk when drawing posterior functions (bounds memory at that many rows of
+``width`` activations). About this size keeps a chunk's activations in the CPU cache, twice as fast as 2048 x 64."""
 
 NOISE_FLOOR = 1e-3
 """Smallest observation noise standard deviation, in standardised transformed units."""
@@ -402,11 +403,12 @@ class BNNSurrogate(nn.Module):
             torch.arange(len(self.members)), torch.as_tensor(split_draws(n_draws, len(self.members)))
         )
         member_noise = self.raw_noise.detach()[member_of_draw][:, None, :]  # S x 1 x m
+        chunk = max(16, DRAW_CHUNK_ELEMENTS // n_draws)
         with torch.no_grad():
             raw = torch.cat(
                 [
-                    VariationalMLP.evaluate_weight_sets(x[start : start + DEFAULT_CHUNK], weight_sets)
-                    for start in range(0, x.shape[0], DEFAULT_CHUNK)
+                    VariationalMLP.evaluate_weight_sets(x[start : start + chunk], weight_sets)
+                    for start in range(0, x.shape[0], chunk)
                 ],
                 dim=1,
             )
