@@ -175,7 +175,10 @@ class ModelConfig(_Section):
             prior).
         fan_in_scaling: Scale prior and initial posterior standard deviations by ``1 / sqrt(fan_in)`` per layer.
         kl_weight: Weight of the KL term in the ELBO (1 is the proper ELBO; below 1 tempers the posterior).
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate (the starting one under a schedule).
+        learning_rate_schedule: ``constant``; ``cosine``: annealed to 1% of ``learning_rate`` over the step budget;
+            ``plateau``: halved whenever ``patience // 3`` validation checks in a row bring no improvement (constant
+            when there is no validation split).
         batch_size: Minibatch size.
         epochs: Passes over the training data.
         min_steps: Lower bound on optimiser steps, so tiny training sets are still fitted.
@@ -209,6 +212,7 @@ class ModelConfig(_Section):
     fan_in_scaling: bool = True
     kl_weight: float = Field(default=0.01, ge=0)
     learning_rate: float = Field(default=3e-3, gt=0)
+    learning_rate_schedule: Literal["constant", "cosine", "plateau"] = "constant"
     batch_size: int = Field(default=128, gt=0)
     epochs: int = Field(default=200, gt=0)
     min_steps: int = Field(default=1500, ge=0)

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 from pymatgen.core import Composition, Element
 
-from sbin_loop.features import MAX_Z, element_fractions, element_property_table
+from sbin_loop.features import element_fractions, element_property_table
+from sbin_loop.space.formula import MAX_Z
 
 
 def element_fraction_vector(compositions: Sequence[Composition]) -> np.ndarray:

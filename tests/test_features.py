@@ -73,3 +73,26 @@ def test_known_statistics_of_srtio3_by_hand():
 def test_features_do_not_depend_on_formula_scaling():
     a, b = featurize_compositions([Composition("SrTiO3"), Composition("Sr2Ti2O6")])
     np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_element_fraction_vector_places_fractions_by_atomic_number():
+    from sbin_loop.extra_descriptors import element_fraction_vector
+
+    vector = element_fraction_vector([Composition("SrTiO3"), Composition("H2O")])
+    assert vector.shape[0] == 2
+    np.testing.assert_allclose(vector.sum(axis=1), 1.0, rtol=1e-6)
+    assert vector[0, 38 - 1] == pytest.approx(0.2)  # Sr
+    assert vector[0, 8 - 1] == pytest.approx(0.6)  # O
+    assert vector[1, 1 - 1] == pytest.approx(2 / 3)  # H
+
+
+def test_site_descriptors_tell_the_two_site_assignments_apart():
+    from sbin_loop.extra_descriptors import site_descriptor_names, site_descriptors
+
+    values = site_descriptors(["Sr", "Ti"], ["Ti", "Sr"])
+    assert values.shape == (2, len(site_descriptor_names()))
+    half = values.shape[1] // 2
+    np.testing.assert_array_equal(values[0, :half], values[1, half:])
+    assert not np.array_equal(values[0], values[1])
+    with pytest.raises(ValueError, match="2 A-site symbols but 1"):
+        site_descriptors(["Sr", "Ba"], ["Ti"])

@@ -311,6 +311,16 @@ class BNNSurrogate(nn.Module):
         steps_per_epoch = math.ceil(n / batch)
         max_steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
         optimiser = torch.optim.Adam([*net.parameters(), self.raw_noise], lr=cfg.learning_rate)
+        cosine = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max_steps, eta_min=0.01 * cfg.learning_rate)
+            if cfg.learning_rate_schedule == "cosine"
+            else None
+        )
+        plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(cfg.patience // 3 - 1, 0))
+            if cfg.learning_rate_schedule == "plateau"
+            else None
+        )
         net.train()
         order = torch.randperm(n, generator=generator)
         best_nll, best_state, stale = math.inf, None, 0
@@ -329,11 +339,15 @@ class BNNSurrogate(nn.Module):
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+            if cosine is not None:
+                cosine.step()
             if validation is not None and (step % cfg.validation_interval == 0 or step == max_steps):
                 with torch.no_grad():
                     raw = net.forward_mean(validation[0])
                     noise = self._noise_std(raw, self.raw_noise[member])
                     val_nll = float(_masked_gaussian_nll(raw[:, : self.n_outputs], noise, *validation[1:]))
+                if plateau is not None:
+                    plateau.step(val_nll)
                 if val_nll < best_nll:
                     best_nll, stale = val_nll, 0
                     best_state = (copy.deepcopy(net.state_dict()), self.raw_noise[member].detach().clone())
