@@ -66,7 +66,7 @@ def run_uninterrupted(config: Path, directory: Path, timeout: float = 1800) -> N
 
 
 def _round_state(directory: Path) -> str:
-    """Short description of where the campaign stands ("r3:launched"), read while the process is dead."""
+    """Where the campaign stands ("r3:launched", "r3:launched:s1" in a later oracle stage), read while it is dead."""
     try:
         store, _ = open_campaign(directory)
     except FileNotFoundError:
@@ -75,7 +75,10 @@ def _round_state(directory: Path) -> str:
         rounds = store.rounds()
     finally:
         store.close()
-    return f"r{rounds[-1].round}:{rounds[-1].state}" if rounds else "no round"
+    if not rounds:
+        return "no round"
+    last = rounds[-1]
+    return f"r{last.round}:{last.state}" + (f":s{last.stage}" if last.stage else "")
 
 
 def run_with_kills(

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import campaign_config
 from typer.testing import CliRunner
 
 from sbin_loop.cli import app
 from sbin_loop.config import CampaignConfig
-from sbin_loop.faults import LEDGER
+from sbin_loop.faults import LEDGER, check_invariants, run_uninterrupted, run_with_kills
 from sbin_loop.inspection import open_view
 from sbin_loop.loop import Campaign
 from sbin_loop.oracles import JobRequest, Oracle, OracleOutcome
@@ -329,3 +330,17 @@ def test_staged_demo_config_runs_and_reports(tmp_path: Path):
     assert set(view.evaluations()["oracle"]) == {"dataset", "synthesis"}
     assert CliRunner().invoke(app, ["report", str(directory)]).exit_code == 0
     assert "synthesis" in (directory / "report.html").read_text()
+
+
+def test_sigkills_during_oracle_stages_lose_and_duplicate_nothing(inputs: tuple[Path, Path, Path], tmp_path: Path):
+    pool_csv, lab_csv, _ = inputs
+    config = _staged(pool_csv, {**_replay_stage(lab_csv), "latency_seconds": 1.0}, budget={"initial": 6, "rounds": 3})
+    data = config.model_dump(mode="json")
+    data["oracles"][0].update(poll_seconds=0.05, latency_seconds=0.3)
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump(data))
+    run_uninterrupted(path, tmp_path / "reference")
+    report = run_with_kills(path, tmp_path / "killed", kills=8, seed=1, max_delay=6.0)
+    check_invariants(tmp_path / "killed", tmp_path / "reference", report)
+    assert report.kills == 8 and report.ok, report
+    assert any(state.endswith("launched:s1") for state in report.states_at_kill), report.states_at_kill
