@@ -1,6 +1,6 @@
 """The campaign loop: one round at a time, every step persisted, resumable after any interruption.
 
-A round goes through three stored states:
+A round goes through these stored states:
 
 1. ``proposed``: candidates picked (round 0 at random, later rounds by the policy on the previous round's model) and
    the round document written, with the prediction made for each pick before its result exists.
@@ -46,17 +46,8 @@ from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.space.chunks import CandidateChunk
 from sbin_loop.space.spaces import CandidateSpace, open_space
 from sbin_loop.status import read_marker, write_marker
-from sbin_loop.stores import (
-    CampaignDoc,
-    CampaignStore,
-    CandidateInterval,
-    JobDoc,
-    ResultDoc,
-    RoundDoc,
-    SelectionEntry,
-    merged_values,
-)
-from sbin_loop.stores.documents import elapsed_seconds, utc_now
+from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
+from sbin_loop.stores.documents import elapsed_seconds, merged_values, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -361,10 +352,9 @@ class Campaign:
         entries = []
         for position, pick in enumerate(selection.indices):
             row = int(available[pick])
-            predicted = {
-                name: per_objective[position]
-                for name, per_objective in zip(self.objective_names, predictions or [], strict=predictions is not None)
-            }
+            predicted = {}
+            if predictions is not None:
+                predicted = dict(zip(self.objective_names, (column[position] for column in predictions), strict=True))
             entries.append(
                 SelectionEntry(
                     candidate_id=self.pool.ids[row],
