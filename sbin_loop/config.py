@@ -6,6 +6,7 @@ silently ignored setting. ``load_config`` turns pydantic's errors into one messa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -377,11 +378,16 @@ class PolicyConfig(_AcquisitionFields):
 
 
 class OracleSelection(_Section):
-    """Which picks of a round an oracle evaluates (all of them, or the best few by predicted value).
+    """Which picks of a round an oracle stage evaluates: all of them, or the best few.
+
+    A later stage only sees the picks whose job in the stage before it completed (failed picks are never promoted).
+    They are ranked in the direction of the ``rank_by`` objective's goal by the latest value an earlier stage of the
+    round measured for it, else by the model's predicted mean stored with the pick; picks with neither (random picks
+    of round 0 before anything measured ``rank_by``) come last. Ties keep pick order.
 
     Attributes:
-        top_k: Evaluate only the ``top_k`` picks with the best predicted ``rank_by`` value; ``None`` for every pick.
-        rank_by: Objective whose predicted mean ranks the picks; the policy objective if not given.
+        top_k: Evaluate only the ``top_k`` best-ranked picks; ``None`` for every pick the previous stage completed.
+        rank_by: Objective that ranks the picks; the policy objective if not given.
     """
 
     top_k: int | None = Field(default=None, gt=0)
@@ -669,8 +675,10 @@ class CampaignConfig(_Section):
         objectives: Quantities learned by the model (at least one).
         model: Surrogate model settings.
         policy: Acquisition policy.
-        oracles: Sources of results. The first oracle must evaluate every pick; later ones may evaluate only the
-            best few (``select.top_k``). A single ``oracle:`` mapping in the YAML is read as a one-element list.
+        oracles: Sources of results, run as stages of each round in this order. The first oracle must evaluate every
+            pick; each later one evaluates the picks its previous stage completed, or only the best few of them
+            (``select.top_k`` by ``select.rank_by``). A single ``oracle:`` mapping in the YAML is read as a
+            one-element list.
         budget: Stop criteria.
         intervals: Monte Carlo interval settings.
         store: Document store.
@@ -710,7 +718,21 @@ class CampaignConfig(_Section):
                 raise ValueError(f"oracles.{position}.values: {unknown} are not objectives {sorted(names)}")
             if oracle.select.rank_by is not None and oracle.select.rank_by not in names:
                 raise ValueError(f"oracles.{position}.select.rank_by: {oracle.select.rank_by!r} is not an objective")
+        self._own_queue_directories()
         return self
+
+    def _own_queue_directories(self) -> None:
+        """Two file-queue labs sharing a directory would take each other's requests or results."""
+        used: dict[str, str] = {}
+        for position, oracle in enumerate(self.oracles):
+            if not isinstance(oracle, SynthesisOracleConfig) or not isinstance(oracle.backend, FileQueueConfig):
+                continue
+            for field in ("outbox", "inbox"):
+                where = f"oracles.{position}.backend.{field}"
+                directory = os.path.normpath(getattr(oracle.backend, field))
+                if directory in used:
+                    raise ValueError(f"{where}: {directory!r} is also {used[directory]}; give each lab its own")
+                used[directory] = where
 
     @property
     def oracle(self) -> OracleConfig:

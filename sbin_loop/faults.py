@@ -4,9 +4,10 @@ The campaign runs as ``python -m sbin_loop run CONFIG --dir DIR`` in a subproces
 random moments, restarted, and so on until it finishes. The result is compared with an uninterrupted run of the same
 config in another directory:
 
-- lost results: jobs that completed without a stored result, picks without a job in a final state, or results in
-  the uninterrupted run missing from the interrupted one;
-- duplicate launches: a job attempt submitted to the oracle more than once (read from the replay oracle's ledger);
+- lost results: jobs that completed without a stored result, jobs of any oracle stage not in a final state, picks
+  without a job, or results in the uninterrupted run missing from the interrupted one;
+- duplicate launches: a job attempt submitted to the oracle more than once (read from the replay oracle's ledger,
+  which the dataset oracles of every stage share);
 - identical rounds: the same picks in the same order, acquisition values and best candidates in every round.
 
 Used by the test suite (20 kills) and ``benchmarks/faults.py`` (100 kills). Needs a config whose oracle is the
@@ -65,7 +66,7 @@ def run_uninterrupted(config: Path, directory: Path, timeout: float = 1800) -> N
 
 
 def _round_state(directory: Path) -> str:
-    """Short description of where the campaign stands ("r3:launched"), read while the process is dead."""
+    """Where the campaign stands ("r3:launched", "r3:launched:s1" in a later oracle stage), read while it is dead."""
     try:
         store, _ = open_campaign(directory)
     except FileNotFoundError:
@@ -74,7 +75,10 @@ def _round_state(directory: Path) -> str:
         rounds = store.rounds()
     finally:
         store.close()
-    return f"r{rounds[-1].round}:{rounds[-1].state}" if rounds else "no round"
+    if not rounds:
+        return "no round"
+    last = rounds[-1]
+    return f"r{last.round}:{last.state}" + (f":s{last.stage}" if last.stage else "")
 
 
 def run_with_kills(
@@ -141,16 +145,17 @@ def check_invariants(directory: Path, reference: Path, report: FaultReport) -> F
         picks = [(doc.round, entry.candidate_id) for doc in store.rounds() for entry in doc.selected]
     finally:
         store.close()
-    job_of = {(job.round, job.candidate_id): job for job in jobs}
+    first_stage = {(job.round, job.candidate_id) for job in jobs if job.stage == 0}
     report.lost_results += [
         f"{job.job_id}: completed without result"
         for job in jobs
         if job.state == "completed" and job.job_id not in results
     ]
     report.lost_results += [
-        f"r{index}:{candidate}: no finished job"
-        for index, candidate in picks
-        if job_of.get((index, candidate)) is None or job_of[(index, candidate)].state not in ("completed", "failed")
+        f"{job.job_id}: left {job.state}" for job in jobs if job.state not in ("completed", "failed")
+    ]
+    report.lost_results += [
+        f"r{index}:{candidate}: no job" for index, candidate in picks if (index, candidate) not in first_stage
     ]
     reference_store, _ = open_campaign(reference)
     try:

@@ -1,13 +1,19 @@
 """The campaign loop: one round at a time, every step persisted, resumable after any interruption.
 
-A round goes through three stored states:
+A round goes through these stored states:
 
 1. ``proposed``: candidates picked (round 0 at random, later rounds by the policy on the previous round's model) and
    the round document written, with the prediction made for each pick before its result exists.
-2. ``launched``: one job document per pick written (the intent), then the jobs submitted to the oracle.
-3. ``complete``: outcomes collected (failures retried up to ``oracle.max_attempts``, then recorded as failed and never
-   ingested), the model retrained on every result, its checkpoint saved, and Monte Carlo intervals stored for the
-   picks, the best measured and the best predicted candidates.
+2. ``launched``: one job document per pick written (the intent), then the jobs submitted to the first oracle.
+   With several oracles (``config.oracles``) the round runs them as stages, in order: once every job of a stage is
+   completed or failed, the next stage's jobs are written and submitted and the round is stored ``launched`` again
+   with that ``stage``. A later stage evaluates the picks its previous stage completed, or the ``select.top_k`` best
+   of them by ``select.rank_by`` (see ``Campaign._promoted``).
+3. ``ingested``: every job of the last stage completed or failed (failures retried up to the stage's
+   ``max_attempts``, then recorded as failed and never ingested).
+4. ``trained`` and ``complete``: the model retrained on every result (where stages measured the same value of a
+   candidate, the latest stage's), its checkpoint saved, and Monte Carlo intervals stored for the picks, the best
+   measured and the best predicted candidates.
 
 A restarted campaign continues the last round from its stored state with the stored picks, so it neither re-picks
 nor re-labels anything. All randomness derives from the campaign seed and the round number.
@@ -34,14 +40,14 @@ from sbin_loop.config import CampaignConfig, ConfigError, DatasetOracleConfig, P
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
-from sbin_loop.oracles import JobRequest, Oracle, OracleOutcome, build_oracle, checked_outcome, dataset_table
+from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage, build_oracles, checked_outcome, dataset_table
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.space.chunks import CandidateChunk
 from sbin_loop.space.spaces import CandidateSpace, open_space
 from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
-from sbin_loop.stores.documents import elapsed_seconds, utc_now
+from sbin_loop.stores.documents import elapsed_seconds, merged_values, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -96,15 +102,15 @@ class Campaign:
         config: The validated campaign config.
         directory: Campaign directory (created if needed); holds the embedded store, pool cache, checkpoints, log.
         base_dir: Directory that relative paths in the config are resolved against.
-        oracle: Oracle to use instead of the one the config describes (tests, custom backends).
+
+    Attributes:
+        stages: The oracle stages of every round, in ``config.oracles`` order (the first evaluates every pick).
 
     Raises:
         ConfigError: If the directory holds a campaign started with a different config (other than its budget).
     """
 
-    def __init__(
-        self, config: CampaignConfig, directory: Path, base_dir: Path | None = None, oracle: Oracle | None = None
-    ) -> None:
+    def __init__(self, config: CampaignConfig, directory: Path, base_dir: Path | None = None) -> None:
         self.config = config
         self.directory = Path(directory)
         self.base_dir = base_dir or Path.cwd()
@@ -114,9 +120,9 @@ class Campaign:
         stored = self.store.campaign_doc()
         if stored is not None:
             self._check_config_unchanged(stored)
-        # Pool and oracle are built (and so validated) before a new campaign writes anything to its store.
+        # Pool and oracles are built (and so validated) before a new campaign writes anything to its store.
         self.pool = self._load_or_build_pool()
-        self.oracle = oracle or self._build_oracle()
+        self.stages = self._build_stages()
         if stored is None:
             current = config.model_dump(mode="json")
             self.store.put_campaign(CampaignDoc(campaign=config.name, config=current, sbin_version=__version__))
@@ -201,14 +207,9 @@ class Campaign:
         """The replayed table, read once per process (also serves as the pool source when they are the same)."""
         return dataset_table(self.config.oracle, self.config, self.base_dir)
 
-    def _build_oracle(self) -> Oracle:
-        if len(self.config.oracles) > 1:
-            raise ConfigError(
-                "oracles: the campaign loop runs one oracle per campaign so far; mixed stages (e.g. synthesis of the "
-                "top few) are configured but not yet run. Keep one entry."
-            )
+    def _build_stages(self) -> list[OracleStage]:
         table = self._oracle_table if isinstance(self.config.oracle, DatasetOracleConfig) else None
-        return build_oracle(self.config, self.base_dir, self.directory, table=table)
+        return build_oracles(self.config, self.base_dir, self.directory, table=table)
 
     # Round bookkeeping ------------------------------------------------------------------------------------------
     @property
@@ -273,9 +274,11 @@ class Campaign:
             if on_round is not None:
                 on_round(summary)
         self._record_stop_reason()
-        close = getattr(self.oracle, "close", None)
-        if close is not None and self.next_round() is None:
-            close()
+        if self.next_round() is None:
+            for stage in self.stages:
+                close = getattr(stage.oracle, "close", None)
+                if close is not None:
+                    close()
         return summaries
 
     def _record_stop_reason(self) -> None:
@@ -329,8 +332,7 @@ class Campaign:
             surrogate = self._load_model(index - 1)
             scores = self._pool_scores(surrogate, available, index) if self.policy.needs_model else None
             selection = self.policy.select(scores, available.size, rng)
-            rows = available[selection.indices]
-            predictions = self._intervals(surrogate, rows, index)[self._objective_index]
+            predictions = self._intervals(surrogate, available[selection.indices], index)
         doc = RoundDoc(
             campaign=self.config.name,
             round=index,
@@ -344,11 +346,15 @@ class Campaign:
         return doc
 
     def _selection_entries(
-        self, selection: Selection, available: np.ndarray, predictions: list | None
+        self, selection: Selection, available: np.ndarray, predictions: list[list] | None
     ) -> list[SelectionEntry]:
+        """The picks as stored, with the intervals predicted for them (per objective, then per pick) if any."""
         entries = []
         for position, pick in enumerate(selection.indices):
             row = int(available[pick])
+            predicted = {}
+            if predictions is not None:
+                predicted = dict(zip(self.objective_names, (column[position] for column in predictions), strict=True))
             entries.append(
                 SelectionEntry(
                     candidate_id=self.pool.ids[row],
@@ -358,7 +364,8 @@ class Campaign:
                     acquisition_value=selection.acquisition_values[position],
                     reason=selection.reasons[position],
                     details=selection.details[position],
-                    prediction=predictions[position] if predictions is not None else None,
+                    prediction=predicted.get(self.config.policy_objective.name),
+                    predicted_means={name: interval.mean for name, interval in predicted.items()},
                 )
             )
         return entries
@@ -379,14 +386,24 @@ class Campaign:
         return load_surrogate(self.directory / doc.checkpoint)
 
     # Step 2: launch ---------------------------------------------------------------------------------------------
-    def _job_id(self, index: int, candidate: str) -> str:
-        return f"{self.config.name}:r{index:04d}:{candidate}"
+    def _job_id(self, index: int, stage: int, candidate: str) -> str:
+        """``campaign:rNNNN:candidate`` in stage 0 (ids from before stages), ``campaign:rNNNN:sK:candidate`` in K."""
+        return f"{self.config.name}:r{index:04d}:{f's{stage}:' if stage else ''}{candidate}"
 
-    def _launch(self, doc: RoundDoc) -> RoundDoc:
-        """Write one ``pending`` job per pick (the intent), then submit them."""
-        existing = {job.job_id for job in self.store.jobs(doc.round)}
-        for entry in doc.selected:
-            job_id = self._job_id(doc.round, entry.candidate_id)
+    def _stage_jobs(self, index: int, stage: int) -> list[JobDoc]:
+        # Filtered here, not in the query: jobs stored before stages existed have no ``stage`` field in the backend.
+        return [job for job in self.store.jobs(index) if job.stage == stage]
+
+    def _launch(self, doc: RoundDoc, stage: int = 0) -> RoundDoc:
+        """Write one ``pending`` job per pick the stage evaluates (the intent), submit them, store the round launched.
+
+        Rewriting the intents after a restart is harmless: the picks of a stage are computed from stored documents
+        only, the same every time, and jobs already written are kept as they are.
+        """
+        existing = {job.job_id for job in self._stage_jobs(doc.round, stage)}
+        oracle = self.stages[stage].oracle
+        for entry in doc.selected if stage == 0 else self._promoted(doc, stage):
+            job_id = self._job_id(doc.round, stage, entry.candidate_id)
             if job_id not in existing:
                 self.store.put_job(
                     JobDoc(
@@ -395,12 +412,37 @@ class Campaign:
                         round=doc.round,
                         candidate_id=entry.candidate_id,
                         formula=entry.formula,
-                        oracle=self.oracle.name,
+                        oracle=oracle.name,
+                        stage=stage,
                         state="pending",
                     )
                 )
-        self._submit_pending(doc.round)
-        return self.store.update_round(doc, state="launched")
+        self._submit_pending(doc.round, stage)
+        if stage:
+            logger.info("round %d: stage %d (%s) launched", doc.round, stage, oracle.name)
+        return self.store.update_round(doc, state="launched", stage=stage)
+
+    def _promoted(self, doc: RoundDoc, stage: int) -> list[SelectionEntry]:
+        """The picks a later stage evaluates, best first.
+
+        Only picks whose job in the previous stage completed are eligible. They are ranked by the ``select.rank_by``
+        objective (the policy objective if not given) in its goal's direction: by the latest value an earlier stage of
+        this round measured, else by the predicted mean stored with the pick; picks with neither come last; ties keep
+        pick order. The first ``select.top_k`` are returned (all of them without ``top_k``).
+        """
+        select = self.stages[stage].select
+        completed = {job.candidate_id for job in self._stage_jobs(doc.round, stage - 1) if job.state == "completed"}
+        name = select.rank_by or self.config.policy_objective.name
+        goal = next(objective.goal for objective in self.config.objectives if objective.name == name)
+        sign = 1.0 if goal == "maximize" else -1.0
+        measured = merged_values(result for result in self.store.results() if result.round == doc.round)
+
+        def rank(entry: SelectionEntry) -> tuple[bool, float]:
+            value = measured.get(entry.candidate_id, {}).get(name, entry.predicted_means.get(name))
+            return value is None, 0.0 if value is None else -sign * value
+
+        ranked = sorted((entry for entry in doc.selected if entry.candidate_id in completed), key=rank)
+        return ranked[: select.top_k]
 
     @staticmethod
     def _request(job: JobDoc) -> JobRequest:
@@ -408,18 +450,22 @@ class Campaign:
             job_id=job.job_id, candidate_id=job.candidate_id, formula=job.formula, round=job.round, attempt=job.attempts
         )
 
-    def _submit_pending(self, index: int) -> None:
-        """Submit the round's ``pending`` attempts the oracle does not already know, then record them submitted."""
-        pending = [job for job in self.store.jobs(index) if job.state == "pending"]
+    def _submit_pending(self, index: int, stage: int) -> None:
+        """Submit the stage's ``pending`` attempts its oracle does not already know, then record them submitted."""
+        pending = [job for job in self._stage_jobs(index, stage) if job.state == "pending"]
         if not pending:
             return
-        known = self.oracle.known([self._request(job) for job in pending])
+        oracle = self.stages[stage].oracle
+        known = oracle.known([self._request(job) for job in pending])
         fresh = [job for job in pending if job.job_id not in known]
         if fresh:
-            self.oracle.submit([self._request(job) for job in fresh])
+            oracle.submit([self._request(job) for job in fresh])
         if len(fresh) < len(pending):
             logger.info(
-                "round %d: %d attempts were already submitted before a restart", index, len(pending) - len(fresh)
+                "round %d, stage %d: %d attempts were already submitted before a restart",
+                index,
+                stage,
+                len(pending) - len(fresh),
             )
         now = utc_now()
         for job in pending:
@@ -427,19 +473,24 @@ class Campaign:
 
     # Step 3: collect outcomes -----------------------------------------------------------------------------------
     def _ingest(self, doc: RoundDoc) -> RoundDoc:
-        """Poll until every job is completed or failed; retry failures; ingest each result exactly once."""
+        """Poll the launched stage until each of its jobs is completed or failed; then launch the next stage.
+
+        Failures are retried and each result is ingested exactly once. After the last stage the round is stored
+        ``ingested``.
+        """
         start = time.perf_counter()
-        self._submit_pending(doc.round)
-        running = {job.job_id: job for job in self.store.jobs(doc.round) if job.state == "submitted"}
-        known = self.oracle.known([self._request(job) for job in running.values()])
+        stage = self.stages[doc.stage]
+        self._submit_pending(doc.round, doc.stage)
+        running = {job.job_id: job for job in self._stage_jobs(doc.round, doc.stage) if job.state == "submitted"}
+        known = stage.oracle.known([self._request(job) for job in running.values()])
         lost = [job for job in running.values() if job.job_id not in known]
         if lost:
-            logger.warning("round %d: the oracle lost %d submitted attempts; resubmitting", doc.round, len(lost))
-            self.oracle.submit([self._request(job) for job in lost])
+            logger.warning("round %d, stage %d: %d submitted attempts lost", doc.round, doc.stage, len(lost))
+            stage.oracle.submit([self._request(job) for job in lost])
         while running:
             if self._stop.is_set():
                 return doc
-            outcomes = self.oracle.poll([self._request(job) for job in running.values()])
+            outcomes = stage.oracle.poll([self._request(job) for job in running.values()])
             for job_id, job in list(running.items()):
                 outcome = outcomes.get(job_id) or self._timeout(job)
                 if outcome is None:
@@ -449,13 +500,16 @@ class Campaign:
                 if retry is not None:
                     running[job_id] = retry
             if running and not outcomes:
-                self._stop.wait(self.config.oracle.poll_seconds)
-        timings = {**doc.timings, "oracle": doc.timings.get("oracle", 0.0) + time.perf_counter() - start}
+                self._stop.wait(stage.poll_seconds)
+        timer = f"oracle_s{doc.stage}" if doc.stage else "oracle"
+        timings = {**doc.timings, timer: doc.timings.get(timer, 0.0) + time.perf_counter() - start}
+        if doc.stage + 1 < len(self.stages):
+            return self._launch(doc.model_copy(update={"timings": timings}), doc.stage + 1)
         return self.store.update_round(doc, state="ingested", timings=timings)
 
     def _timeout(self, job: JobDoc) -> OracleOutcome | None:
-        """A failure outcome if the job's current attempt has run longer than ``oracle.timeout_seconds``."""
-        limit = self.config.oracle.timeout_seconds
+        """A failure outcome if the job's current attempt has run longer than its stage's ``timeout_seconds``."""
+        limit = self.stages[job.stage].timeout_seconds
         if job.submitted_at is None or elapsed_seconds(job.submitted_at) <= limit:
             return None
         return OracleOutcome(job_id=job.job_id, status="failed", error=f"timed out after {limit:g} s")
@@ -471,7 +525,8 @@ class Campaign:
                     candidate_id=job.candidate_id,
                     formula=job.formula,
                     values=outcome.values,
-                    oracle=self.oracle.name,
+                    oracle=job.oracle,
+                    stage=job.stage,
                     provenance={**outcome.provenance, "wall_seconds": outcome.wall_seconds, "attempt": job.attempts},
                     document=outcome.document,
                 )
@@ -480,21 +535,26 @@ class Campaign:
             return None
         errors = [*job.errors, outcome.error or "unknown failure"]
         logger.warning("job %s failed (attempt %d): %s", job.job_id, job.attempts, errors[-1])
-        if job.attempts >= self.config.oracle.max_attempts:
+        if job.attempts >= self.stages[job.stage].max_attempts:
             self.store.put_job(job.model_copy(update={"state": "failed", "errors": errors}))
             return None
         self.store.put_job(job.model_copy(update={"attempts": job.attempts + 1, "errors": errors, "state": "pending"}))
-        self._submit_pending(job.round)
+        self._submit_pending(job.round, job.stage)
         return next(retry for retry in self.store.jobs(job.round) if retry.job_id == job.job_id)
 
     # Step 4: retrain --------------------------------------------------------------------------------------------
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, list[ResultDoc]]:
+        """Pool rows and targets (``NaN`` where not measured), one row per measured candidate, and every result.
+
+        A value that several stages measured trains with the latest stage's (``merged_values``).
+        """
         results = self.store.results()
-        rows = np.array([self._row_of[result.candidate_id] for result in results], dtype=np.int64)
+        measured = merged_values(results)
+        rows = np.array([self._row_of[candidate] for candidate in measured], dtype=np.int64)
         targets = np.array(
-            [[result.values.get(name, np.nan) for name in self.objective_names] for result in results],
+            [[values.get(name, np.nan) for name in self.objective_names] for values in measured.values()],
             dtype=np.float64,
-        ).reshape(len(results), len(self.objective_names))
+        ).reshape(len(measured), len(self.objective_names))
         return rows, targets, results
 
     def _train(self, doc: RoundDoc) -> RoundDoc:
@@ -561,8 +621,7 @@ class Campaign:
         """Store Monte Carlo intervals for the picks, the best measured and the best predicted candidates."""
         start = time.perf_counter()
         surrogate = self._load_model(doc.round)
-        results = self.store.results()
-        observed = {result.candidate_id: result.values for result in results}
+        observed = merged_values(self.store.results())
         name = self.config.policy_objective.name
         measured = [(self._sign * values[name], candidate) for candidate, values in observed.items() if name in values]
         ranked = [candidate for _, candidate in sorted(measured, key=lambda item: (-item[0], item[1]))]

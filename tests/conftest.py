@@ -46,7 +46,7 @@ def finished_campaign(tmp_path_factory: pytest.TempPathFactory, supercon: pd.Dat
 
 
 def campaign_config(pool_csv: Path, **overrides: object) -> CampaignConfig:
-    """A small, fast campaign over ``pool_csv``; ``overrides`` replace top-level sections."""
+    """A small, fast campaign over ``pool_csv``; ``overrides`` replace top-level sections (``oracles`` the oracle)."""
     data: dict = {
         "name": "test",
         "seed": 3,
@@ -59,4 +59,6 @@ def campaign_config(pool_csv: Path, **overrides: object) -> CampaignConfig:
         "intervals": {"n_draws": 200, "top_k": 3},
     }
     data.update(overrides)
+    if "oracles" in overrides:
+        del data["oracle"]
     return parse_config(data)

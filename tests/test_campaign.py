@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -102,7 +103,7 @@ def test_same_seed_gives_same_rounds(finished: Campaign, tmp_path: Path, pool_cs
 def test_resume_after_interruption_continues_from_last_round(finished: Campaign, tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv)
     crashing = Campaign(config, tmp_path / "c")
-    crashing.oracle = CrashingOracle(crashing.oracle, crash_round=2)
+    crashing.stages[0] = replace(crashing.stages[0], oracle=CrashingOracle(crashing.stages[0].oracle, crash_round=2))
     with pytest.raises(Interrupted):
         crashing.run()
     stored = crashing.store.rounds()
@@ -132,7 +133,7 @@ def test_failed_and_nan_jobs_are_recorded_not_ingested(tmp_path: Path, pool_csv:
     campaign = Campaign(config, tmp_path / "f")
     first = Campaign(config, tmp_path / "probe")._propose(0)  # the seeded initial picks, in a scratch directory
     bad, nan = first.selected[0].candidate_id, first.selected[1].candidate_id
-    campaign.oracle = FailingOracle(campaign.oracle, fail=bad, nan=nan)
+    campaign.stages[0] = replace(campaign.stages[0], oracle=FailingOracle(campaign.stages[0].oracle, fail=bad, nan=nan))
     campaign.run()
     jobs = {job.candidate_id: job for job in campaign.store.jobs()}
     assert jobs[bad].state == "failed" and jobs[bad].attempts == config.oracle.max_attempts

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sbin_loop.config import ConfigError, load_config, parse_config
-from sbin_loop.oracles import build_oracle, build_oracles
+from sbin_loop.oracles import build_oracles
 from sbin_loop.oracles.process import ProcessOracle
 from sbin_loop.oracles.synthesis import SynthesisOracle
 
@@ -45,6 +45,10 @@ def test_mixed_oracles():
         ([{"kind": "forcefield", "values": {"Ef": "Ef_vac_O_mean"}}], "not objectives"),
         ([{"kind": "synthesis", "select": {"top_k": 1}}], "first oracle must evaluate every pick"),
         ([{"kind": "dataset"}, {"kind": "synthesis", "select": {"rank_by": "Hc2"}}], "rank_by"),
+        (
+            [{"kind": "dataset"}, {"kind": "synthesis"}, {"kind": "synthesis", "backend": {"outbox": "x/"}}],
+            r"oracles\.2\.backend\.inbox: 'synthesis/inbox' is also oracles\.1\.backend\.inbox",
+        ),
     ],
 )
 def test_bad_oracle_sections_are_named(oracles, message):
@@ -56,7 +60,7 @@ def test_bad_oracle_sections_are_named(oracles, message):
 
 def test_build_oracles_from_the_demo_config(tmp_path: Path):
     config, base = load_config(CONFIGS / "forcefield_demo.yaml")
-    oracle = build_oracle(config, base, tmp_path)
+    oracle = build_oracles(config, base, tmp_path)[0].oracle
     assert isinstance(oracle, ProcessOracle) and oracle.name == "forcefield:CHGNet"
     mixed = config.model_copy(
         update={"oracles": (*config.oracles, parse_config(_config(oracles=[{}, {"kind": "synthesis"}])).oracles[1])}

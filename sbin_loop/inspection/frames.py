@@ -20,7 +20,7 @@ from scipy import stats
 from sbin_loop.config import CampaignConfig, ObjectiveConfig, StoreConfig, parse_config
 from sbin_loop.model.intervals import Interval
 from sbin_loop.status import open_campaign
-from sbin_loop.stores import CampaignDoc, CampaignStore, JobDoc, ResultDoc, RoundDoc
+from sbin_loop.stores import CampaignDoc, CampaignStore, JobDoc, ResultDoc, RoundDoc, merged_values
 
 MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 
@@ -103,7 +103,8 @@ class CampaignView:
     def evaluations(self) -> pd.DataFrame:
         """One row per result (by round, then job id), with a column for every value any result carries.
 
-        ``evaluation`` counts results from 1; ``best_so_far`` is the best policy-objective value up to that row (in
+        ``oracle`` and ``stage`` say which oracle stage of the round produced the result. ``evaluation`` counts results
+        from 1; ``best_so_far`` is the best policy-objective value up to that row (in
         the objective's direction) and ``best_candidate`` the candidate holding it.
         """
         rows = [
@@ -114,6 +115,7 @@ class CampaignView:
                 "candidate_id": result.candidate_id,
                 "formula": result.formula,
                 "oracle": result.oracle,
+                "stage": result.stage,
                 "created_at": result.created_at,
                 **result.values,
             }
@@ -138,11 +140,15 @@ class CampaignView:
         """One row per pick, in round and pick order (``rank``), with why and what came of it.
 
         Columns: ``policy``, ``acquisition`` and ``acquisition_value`` (``NaN`` for random picks), the prediction made
-        at pick time for the policy objective (``pred_*``, ``NaN`` in round 0), ``job_state`` and ``observed`` (the
-        policy-objective value measured later, ``NaN`` if none).
+        at pick time for the policy objective (``pred_*``, ``NaN`` in round 0), ``job_state`` (of the first oracle
+        stage's job), ``oracles`` (the oracles that returned a result for the pick, in stage order) and ``observed``
+        (the policy-objective value measured later, the latest stage's where several measured it; ``NaN`` if none).
         """
-        observed = {(result.round, result.candidate_id): result.values for result in self.results}
-        job_state = {(job.round, job.candidate_id): job.state for job in self.jobs}
+        observed = merged_values(self.results)
+        job_state = {(job.round, job.candidate_id): job.state for job in self.jobs if job.stage == 0}
+        oracles: dict[str, list[str]] = {}
+        for result in sorted(self.results, key=lambda result: result.stage):
+            oracles.setdefault(result.candidate_id, []).append(result.oracle)
         rows = []
         for doc in self.rounds:
             for rank, entry in enumerate(doc.selected):
@@ -158,7 +164,8 @@ class CampaignView:
                         "acquisition_value": np.nan if entry.acquisition_value is None else entry.acquisition_value,
                         **{f"pred_{name}": value for name, value in interval_columns(entry.prediction).items()},
                         "job_state": job_state.get(key),
-                        "observed": observed.get(key, {}).get(self.objective.name, np.nan),
+                        "oracles": ", ".join(oracles.get(entry.candidate_id, [])),
+                        "observed": observed.get(entry.candidate_id, {}).get(self.objective.name, np.nan),
                     }
                 )
         return pd.DataFrame(rows)
@@ -211,6 +218,28 @@ class CampaignView:
                 "band_upper": stats.binom.ppf(0.975, n, level) / n if n else np.nan,
             }
         )
+
+    def stages(self) -> pd.DataFrame:
+        """One row per configured oracle stage, with counts of its jobs so far.
+
+        Columns: ``stage``, ``oracle`` (its kind), ``top_k`` and ``rank_by`` (both empty for a stage evaluating every
+        pick its previous stage completed), ``jobs``, ``completed`` and ``failed``.
+        """
+        rows = []
+        for stage, settings in enumerate(self.config.oracles):
+            states = [job.state for job in self.jobs if job.stage == stage]
+            rows.append(
+                {
+                    "stage": stage,
+                    "oracle": settings.kind,
+                    "top_k": settings.select.top_k,
+                    "rank_by": (settings.select.rank_by or self.objective.name) if settings.select.top_k else None,
+                    "jobs": len(states),
+                    "completed": states.count("completed"),
+                    "failed": states.count("failed"),
+                }
+            )
+        return pd.DataFrame(rows).astype({"top_k": "Int64"})
 
     def training(self) -> pd.DataFrame:
         """Model training metrics per retrained round (every key the loop stored, e.g. ``n_train``, ``final_nll``)."""

@@ -20,7 +20,17 @@ from sbin_loop.inspection.plots import FIGURES, FigureSpec, campaign_figures
 from sbin_loop.stores.documents import utc_now
 
 DPI = 110
-PICK_COLUMNS = ("round", "rank", "formula", "acquisition_value", "pred_mean", "pred_lower", "pred_upper", "observed")
+PICK_COLUMNS = (
+    "round",
+    "rank",
+    "formula",
+    "acquisition_value",
+    "pred_mean",
+    "pred_lower",
+    "pred_upper",
+    "oracles",
+    "observed",
+)
 """Columns of ``CampaignView.selections`` shown in the report."""
 
 _STYLE = """
@@ -68,7 +78,7 @@ def provenance(view: CampaignView) -> pd.DataFrame:
         "read from": view.source,
         "created at": view.campaign.created_at,
         "run with sbin": view.campaign.sbin_version,
-        "oracle (config)": view.config.oracle.kind,
+        "oracles (config)": " → ".join(settings.kind for settings in view.config.oracles),
         "oracle (jobs)": ", ".join(oracles) or "no jobs yet",
         "oracle version": ", ".join(versions) or "not recorded",
         "policy": f"{view.config.policy.kind} on {view.objective.name} ({view.objective.goal})",
@@ -120,6 +130,7 @@ def render_html(view: CampaignView, images: dict[str, bytes]) -> str:
     structures = view.structures().drop(columns="structure")
     sections = [
         _section("Provenance", _table(provenance(view))),
+        _section("Oracle stages", _table(view.stages())),
         _section("Candidates", _candidate_tables(view)),
         _section("Figures", figures),
         _section("Rounds", _table(view.rounds_frame().drop(columns=["created_at", "updated_at"], errors="ignore"))),

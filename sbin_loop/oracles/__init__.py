@@ -1,7 +1,7 @@
 """Oracles: where the values of picked candidates come from.
 
-``build_oracle`` makes the campaign's primary oracle (the one that evaluates every pick) from its config;
-``build_oracles`` makes every configured oracle, each with the selection of picks it evaluates.
+``build_oracles`` makes every configured oracle as an ``OracleStage``: the oracle with the selection of a round's picks
+it evaluates and its retry, polling and timeout settings. The campaign loop runs the stages of a round in order.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ __all__ = [
     "Oracle",
     "OracleOutcome",
     "OracleStage",
-    "build_oracle",
     "build_oracles",
     "checked_outcome",
     "dataset_table",
@@ -46,12 +45,14 @@ class OracleStage:
         select: ``top_k`` / ``rank_by`` (``top_k`` ``None``: every pick).
         max_attempts: Tries per job before it is recorded as failed.
         poll_seconds: Pause between polls.
+        timeout_seconds: A job attempt running longer than this fails (and may be retried).
     """
 
     oracle: Oracle
     select: OracleSelection
     max_attempts: int
     poll_seconds: float
+    timeout_seconds: float
 
 
 def _objective_columns(config: CampaignConfig) -> dict[str, str]:
@@ -118,29 +119,27 @@ def _make(
     return SynthesisOracle(lab, settings.conditions, settings.values)
 
 
-def build_oracles(config: CampaignConfig, base_dir: Path, work_dir: Path) -> list[OracleStage]:
-    """Every oracle of a campaign, in config order (the first evaluates every pick).
+def build_oracles(
+    config: CampaignConfig, base_dir: Path, work_dir: Path, table: FormulaTable | None = None
+) -> list[OracleStage]:
+    """Every oracle of a campaign as a stage, in config order (the first evaluates every pick).
+
+    Dataset oracles of all stages share one submission ledger (``oracle/dataset_ledger.jsonl``); their job ids differ
+    by stage, so their entries never collide.
 
     Args:
         config: The campaign config.
         base_dir: Directory relative paths in the config are resolved against.
         work_dir: Campaign directory; oracles keep job directories, queues and stores under it.
+        table: For a primary (first) dataset oracle, its table if the caller has already read it (``dataset_table``).
     """
     return [
         OracleStage(
-            _make(settings, config, base_dir, work_dir), settings.select, settings.max_attempts, settings.poll_seconds
+            _make(settings, config, base_dir, work_dir, table if position == 0 else None),
+            settings.select,
+            settings.max_attempts,
+            settings.poll_seconds,
+            settings.timeout_seconds,
         )
-        for settings in config.oracles
+        for position, settings in enumerate(config.oracles)
     ]
-
-
-def build_oracle(config: CampaignConfig, base_dir: Path, work_dir: Path, table: FormulaTable | None = None) -> Oracle:
-    """The campaign's primary oracle (``config.oracle``), which evaluates every pick.
-
-    Args:
-        config: The campaign config.
-        base_dir: Directory relative paths in the config are resolved against.
-        work_dir: Campaign directory; the oracle keeps job directories, queues and stores under it.
-        table: For a dataset oracle, its table if the caller has already read it (``dataset_table``).
-    """
-    return _make(config.oracle, config, base_dir, work_dir, table)

@@ -9,6 +9,7 @@ from sbin_loop.stores.documents import (
     ResultDoc,
     RoundDoc,
     SelectionEntry,
+    merged_values,
 )
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "RoundDoc",
     "SelectionEntry",
     "StoreError",
+    "merged_values",
     "open_backend",
 ]

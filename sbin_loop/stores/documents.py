@@ -1,11 +1,13 @@
 """Documents a campaign stores, one pydantic model each, validated on every write and read.
 
 Every document carries ``schema_version``; a document written by an incompatible version is refused with a message
-naming the collection and the version, rather than misread.
+naming the collection and the version, rather than misread. Fields added later with a default (``stage`` of jobs,
+results and rounds, ``predicted_means`` of picks) keep the version: documents written before them read unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -46,12 +48,13 @@ JobState = Literal["pending", "submitted", "completed", "failed"]
 
 
 class JobDoc(_Document):
-    """One oracle job: the evaluation of one candidate in one round.
+    """One oracle job: the evaluation of one candidate in one round by one oracle stage.
 
-    The id is derived from (campaign, round, candidate), so writing the intent to launch twice yields one job.
-    States: ``pending`` (intent written, not yet known to be submitted), ``submitted`` (the oracle accepted it),
-    ``completed`` (its result is ingested) or ``failed`` (every allowed attempt failed; never ingested).
-    ``submitted_at`` is when the current attempt was submitted, for timeouts.
+    The id is derived from (campaign, round, stage, candidate), so writing the intent to launch twice yields one job.
+    ``stage`` is the index of the oracle in ``config.oracles`` and ``oracle`` its name. States: ``pending`` (intent
+    written, not yet known to be submitted), ``submitted`` (the oracle accepted it), ``completed`` (its result is
+    ingested) or ``failed`` (every allowed attempt failed; never ingested). ``submitted_at`` is when the current
+    attempt was submitted, for timeouts.
     """
 
     job_id: str
@@ -59,6 +62,7 @@ class JobDoc(_Document):
     candidate_id: str
     formula: str
     oracle: str
+    stage: int = Field(default=0, ge=0)
     state: JobState
     attempts: int = 1
     errors: list[str] = Field(default_factory=list)
@@ -71,7 +75,8 @@ class ResultDoc(_Document):
     """A measured or computed result, keyed by the job that produced it (ingesting it twice changes nothing).
 
     ``document`` is the oracle's full validated output when it has one (relaxed structure, per-site defect
-    energies, densities, code versions), kept beside the values the model learns from.
+    energies, densities, code versions), kept beside the values the model learns from. ``oracle`` and ``stage`` are
+    those of the job.
     """
 
     job_id: str
@@ -80,9 +85,23 @@ class ResultDoc(_Document):
     formula: str
     values: dict[str, float]
     oracle: str
+    stage: int = Field(default=0, ge=0)
     provenance: dict = Field(default_factory=dict)
     document: dict | None = None
     created_at: str = Field(default_factory=utc_now)
+
+
+def merged_values(results: Iterable[ResultDoc]) -> dict[str, dict[str, float]]:
+    """Measured values per candidate over all its results: what the model trains on.
+
+    Where several oracle stages measured the same value of a candidate, the latest stage's value is kept (later stages
+    are the higher-fidelity ones, e.g. synthesis after a force field); values only an earlier stage measured are kept
+    too. Candidates appear in the order of their first result by stage, then in the order given.
+    """
+    merged: dict[str, dict[str, float]] = {}
+    for result in sorted(results, key=lambda result: result.stage):
+        merged.setdefault(result.candidate_id, {}).update(result.values)
+    return merged
 
 
 class CandidateInterval(BaseModel):
@@ -108,6 +127,8 @@ class SelectionEntry(BaseModel):
         details: The numbers behind the choice (posterior ``mean``/``std`` of the rule's objective, ``p_feasible``,
             ``cost``).
         prediction: Interval predicted for the policy's objective before the result existed.
+        predicted_means: Predicted mean of every objective at pick time (empty for random picks in round 0); later
+            oracle stages rank picks by it where no earlier stage measured the value.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -120,6 +141,7 @@ class SelectionEntry(BaseModel):
     reason: str | None = None
     details: dict[str, float] = Field(default_factory=dict)
     prediction: Interval | None = None
+    predicted_means: dict[str, float] = Field(default_factory=dict)
 
 
 RoundState = Literal["proposed", "launched", "ingested", "trained", "complete"]
@@ -129,15 +151,18 @@ class RoundDoc(_Document):
     """A round: picks (written before anything is launched), then results, retraining and intervals.
 
     Attributes:
-        state: ``proposed`` once the picks are stored, ``launched`` once every job is submitted, ``ingested`` once
-            every job is completed or failed, ``trained`` once the retrained model's checkpoint is saved,
-            ``complete`` once intervals are stored.
+        state: ``proposed`` once the picks are stored, ``launched`` once every job of oracle stage ``stage`` is
+            submitted, ``ingested`` once every job of every stage is completed or failed, ``trained`` once the
+            retrained model's checkpoint is saved, ``complete`` once intervals are stored.
+        stage: Index in ``config.oracles`` of the stage whose jobs are launched; a round goes through ``launched``
+            once per stage, each stage launched after the previous one's jobs are all completed or failed.
         selected: Picks in the order they were chosen, with the prediction made before their results arrived.
         intervals: After retraining: ``selected``, ``best_observed`` and ``top_predicted`` candidate intervals.
     """
 
     round: int
     state: RoundState
+    stage: int = Field(default=0, ge=0)
     seed: int
     selected: list[SelectionEntry]
     n_evaluations: int = 0
