@@ -23,7 +23,7 @@ def test_file_queue_round_trip(tmp_path: Path):
     oracle = SynthesisOracle(backend, SynthesisConditions(batch_mmol=2.0), {"Tc": "Tc_K"})
     jobs = [_job("YBa2Cu3O7"), _job("MgB2")]
     oracle.submit(jobs)
-    requests = {json.loads(p.read_text())["formula"]: json.loads(p.read_text()) for p in (tmp_path / "out").iterdir()}
+    requests = {json.loads(p.read_text())["formula"]: json.loads(p.read_text()) for p in (tmp_path / "out").glob("*.json")}
     assert requests["YBa2Cu3O7"]["target_mmol"]["Cu"] == pytest.approx(6.0)
     assert oracle.poll(jobs) == {} and oracle.known(jobs) == {"c:r1:MgB2", "c:r1:YBa2Cu3O7"}
 
@@ -36,7 +36,7 @@ def test_file_queue_round_trip(tmp_path: Path):
     outcomes = oracle.poll(jobs)
     assert checked_outcome(outcomes["c:r1:MgB2"], ("Tc",)).values == {"Tc": 38.5}
     assert outcomes["c:r1:YBa2Cu3O7"].status == "failed" and "negative Tc_K" in outcomes["c:r1:YBa2Cu3O7"].error
-    assert (tmp_path / "in" / "rejected" / "b.json").is_file() and (tmp_path / "in" / "done" / "a.json").is_file()
+    assert (tmp_path / "in" / "rejected" / "b.json").is_file() and (tmp_path / "in" / "processed" / "c_r1_MgB2_1.json").is_file()
 
 
 def test_simulated_lab_is_seeded_delayed_noisy_and_fails(tmp_path: Path):
