@@ -157,15 +157,18 @@ class FileQueueBackend:
         }
 
     def _read_ledger(self) -> dict[str, SynthesisRequest]:
+        text = self.ledger.read_text() if self.ledger.is_file() else ""
+        if text and not text.endswith("\n"):  # a line cut off by a crash: the next entry must start a line of its own
+            with self.ledger.open("a") as handle:
+                handle.write("\n")
         sent = {}
-        if self.ledger.is_file():
-            for number, line in enumerate(self.ledger.read_text().splitlines(), 1):
-                try:
-                    request = SynthesisRequest.model_validate_json(line)
-                except ValidationError:  # a line cut off by a crash; its request file is read back from the outbox
-                    logger.warning("%s line %d is not a request; skipped", self.ledger, number)
-                    continue
-                sent.setdefault(request.request_id, request)
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                request = SynthesisRequest.model_validate_json(line)
+            except ValidationError:  # its request file, if written, is read back from the outbox
+                logger.warning("%s line %d is not a request; skipped", self.ledger, number)
+                continue
+            sent.setdefault(request.request_id, request)
         return sent
 
     @staticmethod
