@@ -175,6 +175,8 @@ class FileQueueBackend:
     def _read_request(path: Path) -> SynthesisRequest | None:
         try:
             return SynthesisRequest.model_validate_json(path.read_bytes())
+        except FileNotFoundError:  # the lab took it since the outbox was listed
+            return None
         except ValidationError:
             logger.warning("%s is not a synthesis request; ignored", path)
             return None
