@@ -550,6 +550,8 @@ class SynthesisConditions(_Section):
 class FileQueueConfig(_Section):
     """A lab served through directories: requests written to ``outbox``, results read from ``inbox``.
 
+    The files, their schema and what survives a restart: ``sbin_loop.oracles.synthesis`` and the README.
+
     Attributes:
         kind: Discriminator, ``file_queue``.
         outbox: Directory requests are written to (relative to the campaign directory).

@@ -23,7 +23,8 @@ def test_file_queue_round_trip(tmp_path: Path):
     oracle = SynthesisOracle(backend, SynthesisConditions(batch_mmol=2.0), {"Tc": "Tc_K"})
     jobs = [_job("YBa2Cu3O7"), _job("MgB2")]
     oracle.submit(jobs)
-    requests = {json.loads(p.read_text())["formula"]: json.loads(p.read_text()) for p in (tmp_path / "out").iterdir()}
+    sent = [json.loads(path.read_text()) for path in (tmp_path / "out").glob("*.json")]
+    requests = {request["formula"]: request for request in sent}
     assert requests["YBa2Cu3O7"]["target_mmol"]["Cu"] == pytest.approx(6.0)
     assert oracle.poll(jobs) == {} and oracle.known(jobs) == {"c:r1:MgB2", "c:r1:YBa2Cu3O7"}
 
@@ -36,7 +37,8 @@ def test_file_queue_round_trip(tmp_path: Path):
     outcomes = oracle.poll(jobs)
     assert checked_outcome(outcomes["c:r1:MgB2"], ("Tc",)).values == {"Tc": 38.5}
     assert outcomes["c:r1:YBa2Cu3O7"].status == "failed" and "negative Tc_K" in outcomes["c:r1:YBa2Cu3O7"].error
-    assert (tmp_path / "in" / "rejected" / "b.json").is_file() and (tmp_path / "in" / "done" / "a.json").is_file()
+    assert (tmp_path / "in" / "rejected" / "b.json").is_file()
+    assert (tmp_path / "in" / "processed" / "c_r1_MgB2_1.json").is_file()
 
 
 def test_simulated_lab_is_seeded_delayed_noisy_and_fails(tmp_path: Path):
@@ -67,3 +69,77 @@ def test_simulated_lab_is_seeded_delayed_noisy_and_fails(tmp_path: Path):
     first.submit(retry)
     now[0] = 50.0
     assert first.poll(retry)["c:r1:MgB2"].provenance["request"]["request_id"] == "c:r1:MgB2@2"
+
+
+def _drop(inbox: Path, name: str, result: dict | str) -> None:
+    """Drop a result file into the inbox the way a lab should: written aside, then renamed."""
+    partial = inbox / f"{name}.tmp"
+    partial.write_text(result if isinstance(result, str) else json.dumps(result))
+    partial.replace(inbox / name)
+
+
+def test_a_restarted_file_queue_knows_what_it_sent_and_redelivers_unrecorded_results(tmp_path: Path):
+    outbox, inbox = tmp_path / "out", tmp_path / "in"
+    jobs = [_job("MgB2"), _job("NbTi")]
+    first = SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {})
+    first.submit(jobs)
+    for request in outbox.glob("*.json"):  # the lab takes its requests away
+        request.unlink()
+    _drop(inbox, "mgb2.json", {"request_id": "c:r1:MgB2@1", "status": "completed", "measurements": {"Tc_K": 39.0}})
+    assert first.poll(jobs).keys() == {"c:r1:MgB2"}  # read, then the process dies before the loop stores it
+
+    restarted = SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {})
+    assert restarted.known(jobs) == {"c:r1:MgB2", "c:r1:NbTi"} and restarted.known([_job("MgB2", 2)]) == set()
+    restarted.submit(jobs)
+    assert list(outbox.glob("*.json")) == [] and len((outbox / "sent.jsonl").read_text().splitlines()) == 2
+    assert restarted.poll(jobs)["c:r1:MgB2"].values == {"Tc_K": 39.0}
+    _drop(inbox, "nbti.json", {"request_id": "c:r1:NbTi@1", "status": "failed", "failure_reason": "furnace"})
+    outcomes = restarted.poll(jobs[1:])  # MgB2's result was stored by the loop, which no longer asks for it
+    assert outcomes.keys() == {"c:r1:NbTi"} and outcomes["c:r1:NbTi"].error == "furnace"
+    provenance = outcomes["c:r1:NbTi"].provenance["request"]
+    assert provenance["request_id"] == "c:r1:NbTi@1" and provenance["formula"] == "NbTi"
+    assert sorted(path.name for path in (inbox / "processed").iterdir()) == ["c_r1_MgB2_1.json", "c_r1_NbTi_1.json"]
+
+
+def test_a_request_written_but_not_yet_in_the_ledger_is_known_after_a_restart(tmp_path: Path):
+    outbox, inbox = tmp_path / "out", tmp_path / "in"
+    jobs = [_job("MgB2"), _job("NbTi")]
+    SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {}).submit(jobs)
+    ledger = outbox / "sent.jsonl"
+    first, second = ledger.read_text().splitlines()
+    ledger.write_text(first + "\n" + second[:40])  # the crash cut off the second line
+    both = {"c:r1:MgB2", "c:r1:NbTi"}
+    assert SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {}).known(jobs) == both
+    for request in outbox.glob("*.json"):  # the lab takes its requests after the restart
+        request.unlink()
+    assert SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {}).known(jobs) == both
+
+
+def test_bad_result_files_are_rejected_with_a_reason_and_never_ingested(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    outbox, inbox = tmp_path / "out", tmp_path / "in"
+    oracle = SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {})
+    jobs = [_job("MgB2")]
+    oracle.submit(jobs)
+    good = {"request_id": "c:r1:MgB2@1", "status": "completed", "measurements": {"Tc_K": 39.0}}
+    _drop(inbox, "a.json", good)
+    _drop(inbox, "b.json", "{not json")
+    _drop(inbox, "c.json", {"request_id": "c:r1:MgB2@1", "status": "completed", "measurements": {"Tc_K": "hot"}})
+    _drop(inbox, "d.json", {**good, "request_id": "c:r9:Nb3Sn@1"})
+    _drop(inbox, "e.json", {**good, "measurements": {"Tc_K": 12.0}})
+    assert oracle.poll(jobs)["c:r1:MgB2"].values == {"Tc_K": 39.0}
+    _drop(inbox, "b.json", "")  # a second bad file of the same name keeps the first
+    assert oracle.poll(jobs)["c:r1:MgB2"].values == {"Tc_K": 39.0}
+
+    rejected = inbox / "rejected"
+    reasons = {path.name.removesuffix(".reason"): path.read_text() for path in rejected.glob("*.reason")}
+    assert "Invalid JSON" in reasons["b.json"] and "Tc_K" in reasons["c.json"]
+    assert "'c:r9:Nb3Sn@1'" in reasons["d.json"] and "never sent" in reasons["d.json"]
+    assert "already has a result" in reasons["e.json"]
+    assert sorted(path.name for path in rejected.glob("*.json")) == sorted(reasons)  # each file has its reason
+    (again,) = rejected.glob("b.*.json")
+    assert (rejected / "b.json").read_text() == "{not json" and "Invalid JSON" in reasons[again.name]
+    assert len(reasons) == 5
+    assert list(inbox.glob("*.json")) == [] and len(list((inbox / "processed").iterdir())) == 1
+    assert all(name in caplog.text for name in ("b.json", "c.json", "d.json", "e.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,8 @@ from sbin_loop.faults import LEDGER, check_invariants, run_uninterrupted, run_wi
 from sbin_loop.inspection import open_view
 from sbin_loop.loop import Campaign
 from sbin_loop.oracles import JobRequest, Oracle, OracleOutcome
+from sbin_loop.oracles.dataset import table_values
+from sbin_loop.space import read_formula_table
 from sbin_loop.stores import JobDoc, ResultDoc, RoundDoc, SelectionEntry, merged_values
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -35,6 +38,7 @@ class CrashOnce:
 
     ``before_submit``: the pending intents are written, nothing is submitted. ``after_submit``: the oracle accepted the
     attempts but the loop has not recorded them as submitted. ``poll``: the attempts are recorded as submitted.
+    ``after_poll``: the oracle handed over outcomes that the loop has not recorded.
     """
 
     def __init__(self, inner: Oracle, when: str, crash_round: int) -> None:
@@ -60,7 +64,10 @@ class CrashOnce:
     def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
         if self._due("poll", requests):
             raise Crash
-        return self.inner.poll(requests)
+        outcomes = self.inner.poll(requests)
+        if outcomes and self._due("after_poll", requests):
+            raise Crash
+        return outcomes
 
 
 class Flaky:
@@ -85,6 +92,38 @@ class Flaky:
             ):
                 outcomes[request.job_id] = OracleOutcome(job_id=request.job_id, status="failed", error="furnace fault")
         return outcomes
+
+
+class FileLab(threading.Thread):
+    """A lab serving a file queue: takes each request out of the outbox and answers it from a table of values.
+
+    Attributes:
+        seen: How many times each request id reached the lab.
+    """
+
+    def __init__(self, campaign_dir: Path, lab_csv: Path) -> None:
+        super().__init__(daemon=True)
+        self.outbox, self.inbox = campaign_dir / "synthesis" / "outbox", campaign_dir / "synthesis" / "inbox"
+        table = read_formula_table(str(lab_csv), "formula", value_columns=("Tc_K",))
+        self.values = table_values(table, {"Tc_K": "Tc_K"})
+        self.seen: Counter = Counter()
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(0.01):
+            for path in sorted(self.outbox.glob("*.json")):
+                request = json.loads(path.read_text())
+                path.unlink()
+                self.seen[request["request_id"]] += 1
+                result = {
+                    "request_id": request["request_id"],
+                    "status": "completed",
+                    "measurements": self.values[request["candidate_id"]],
+                    "operator": "test",
+                }
+                partial = self.inbox / f"{path.stem}.partial"
+                partial.write_text(json.dumps(result))
+                partial.replace(self.inbox / path.name)
 
 
 def _lab_csv(directory: Path, pool_csv: Path) -> Path:
@@ -293,6 +332,37 @@ def test_crash_while_a_simulated_lab_works_resubmits_its_lost_requests(inputs: t
     assert _stored(resumed) == _stored(uninterrupted)
     assert {oracle for _, oracle, _, _ in _stored(resumed)[0].values()} == {"dataset", "synthesis"}
     assert all(attempts == 1 for _, _, _, attempts in _stored(resumed)[0].values())
+
+
+@pytest.mark.parametrize("when", ["after_submit", "after_poll"])
+def test_crash_while_a_file_queue_lab_works_sends_each_request_once_and_loses_no_result(
+    reference: Campaign, inputs: tuple[Path, Path, Path], tmp_path: Path, when: str
+):
+    pool_csv, lab_csv, _ = inputs
+    stage = {"kind": "synthesis", "select": {"top_k": 2}, "backend": {"kind": "file_queue"}}
+    config = _staged(pool_csv, stage)
+    crashing = Campaign(config, tmp_path / "c")
+    crashing.stages[1] = replace(crashing.stages[1], oracle=CrashOnce(crashing.stages[1].oracle, when, crash_round=1))
+    lab = FileLab(tmp_path / "c", lab_csv)
+    lab.start()
+    try:
+        with pytest.raises(Crash):
+            crashing.run()
+        crashing.store.close()
+        resumed = Campaign(config, tmp_path / "c")  # a new process: the queue's state is read back from its files
+        resumed.run()
+    finally:
+        lab.halt.set()
+        lab.join()
+    jobs, results = _stored(resumed)
+    reference_jobs, reference_results = _stored(reference)
+    assert results == reference_results  # the lab answers what the reference replays from the same table
+    assert {job: (stage, state, attempts) for job, (stage, _, state, attempts) in jobs.items()} == {
+        job: (stage, state, attempts) for job, (stage, _, state, attempts) in reference_jobs.items()
+    }
+    synthesised = {f"{job}@1" for job, (stage, oracle, _, _) in jobs.items() if stage == 1 and oracle == "synthesis"}
+    assert len(synthesised) == 6 and lab.seen == Counter(synthesised)  # every request reached the lab exactly once
+    assert not list((tmp_path / "c" / "synthesis" / "inbox" / "rejected").iterdir())
 
 
 def test_views_and_report_show_the_oracle_of_each_evaluation(reference: Campaign, tmp_path: Path):
