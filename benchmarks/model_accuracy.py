@@ -44,6 +44,7 @@ SEED_CONFIG = ModelConfig(
     fan_in_scaling=False,
     kl_weight=1.0,
     learning_rate=1e-3,
+    learning_rate_schedule="constant",
     batch_size=32,
     noise="homoscedastic",
     nll_beta=0.0,

@@ -177,9 +177,8 @@ class ModelConfig(_Section):
         fan_in_scaling: Scale prior and initial posterior standard deviations by ``1 / sqrt(fan_in)`` per layer.
         kl_weight: Weight of the KL term in the ELBO (1 is the proper ELBO; below 1 tempers the posterior).
         learning_rate: Adam learning rate (the starting one under a schedule).
-        learning_rate_schedule: ``constant``; ``cosine``: annealed to 1% of ``learning_rate`` over the step budget;
-            ``plateau``: halved whenever ``patience // 3`` validation checks in a row bring no improvement (constant
-            when there is no validation split).
+        learning_rate_schedule: ``constant``, or ``cosine``: annealed to 1% of ``learning_rate`` over the step
+            budget (on SuperCon Tc, fold 0, one member: 7.26 K MAE constant, 6.17 K cosine with ``mse`` selection).
         batch_size: Minibatch size.
         epochs: Passes over the training data.
         min_steps: Lower bound on optimiser steps, so tiny training sets are still fitted.
@@ -200,6 +199,10 @@ class ModelConfig(_Section):
             training runs its full length and the spread is not recalibrated.
         validation_interval: Optimiser steps between two validation checks.
         patience: Validation checks without improvement before training stops; the best checkpoint is kept.
+        validation_metric: What "best" means on the validation rows: ``nll`` (Gaussian NLL of the mean network) or
+            ``mse`` (squared error of its mean, standardised units; the spread is fixed afterwards by recalibration).
+            The NLL of a heteroscedastic network is best early, before the mean has converged: selecting on it cost
+            1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
         recalibrate: Fit one factor per output on the validation rows that scales the predictive spread so that
             central intervals have their nominal coverage.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more, and on a
@@ -213,7 +216,7 @@ class ModelConfig(_Section):
     fan_in_scaling: bool = True
     kl_weight: float = Field(default=0.01, ge=0)
     learning_rate: float = Field(default=3e-3, gt=0)
-    learning_rate_schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    learning_rate_schedule: Literal["constant", "cosine"] = "cosine"
     batch_size: int = Field(default=128, gt=0)
     epochs: int = Field(default=200, gt=0)
     min_steps: int = Field(default=1500, ge=0)
@@ -226,6 +229,7 @@ class ModelConfig(_Section):
     min_validation_rows: int = Field(default=30, gt=1)
     validation_interval: int = Field(default=200, gt=0)
     patience: int = Field(default=10, gt=0)
+    validation_metric: Literal["nll", "mse"] = "mse"
     recalibrate: bool = True
     train_threads: int = Field(default=1, gt=0)
 

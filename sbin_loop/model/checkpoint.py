@@ -18,7 +18,7 @@ from sbin_loop.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
 
 WEIGHTS_FILE = "weights.safetensors"

@@ -5,7 +5,7 @@ likelihood masks them, so a composition measured for only one objective still tr
 
 Training holds out a validation split of the rows it is given (``ModelConfig.validation_fraction``; whole groups when
 ``groups`` are passed). The validation rows never produce a gradient: they decide when to stop (the best checkpoint
-by validation NLL is kept) and fit one recalibration factor per output that scales the predictive spread so that
+by the validation metric is kept) and fit one recalibration factor per output that scales the predictive spread so that
 central intervals on the validation rows have their nominal coverage. An ensemble of ``ensemble_size`` variational
 networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` splits its ``S`` draws across the members.
 """
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import isotonic_regression
 from torch import Tensor, nn
 from torch.nn import functional
 
@@ -110,6 +111,11 @@ def validation_split(
     return everything[~is_held], everything[is_held]
 
 
+def _masked_squared_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared error over the observed (``mask``) entries."""
+    return (((mean - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+
+
 def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: Tensor, beta: float = 0.0) -> Tensor:
     """Mean Gaussian negative log-likelihood over the observed (``mask``) entries.
 
@@ -134,7 +140,7 @@ class TrainingReport:
         final_kl_per_datum: Last KL / ``n_train`` of the last member.
         seconds: Wall time of the whole fit.
         n_validation: Rows held out for early stopping and recalibration (0: none).
-        best_validation_nll: Per member, the validation NLL of the kept checkpoint (empty without validation).
+        best_validation_loss: Per member, the ``validation_metric`` of the kept checkpoint (empty without validation).
         calibration_scale: Per output, the factor applied to the predictive spread (1 without recalibration).
     """
 
@@ -144,7 +150,7 @@ class TrainingReport:
     final_kl_per_datum: float
     seconds: float
     n_validation: int = 0
-    best_validation_nll: tuple[float, ...] = ()
+    best_validation_loss: tuple[float, ...] = ()
     calibration_scale: tuple[float, ...] = ()
 
 
@@ -189,6 +195,7 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
+        self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
 
     @property
     def n_features(self) -> int:
@@ -264,6 +271,7 @@ class BNNSurrogate(nn.Module):
         mask = ~torch.isnan(y)
         y = torch.nan_to_num(y)
         self.calibration_scale.fill_(1.0)
+        self.tail_factor.fill_(1.0)
         with torch.no_grad():
             self.raw_noise.fill_(math.log(math.expm1(0.3)))
 
@@ -273,12 +281,12 @@ class BNNSurrogate(nn.Module):
         nll = kl = 0.0
         with torch_threads(cfg.train_threads):
             for member in range(cfg.ensemble_size):
-                steps, nll, kl, best_nll = self._fit_member(
+                steps, nll, kl, best_loss = self._fit_member(
                     member, x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
                 )
                 total_steps += steps
-                if best_nll is not None:
-                    best.append(best_nll)
+                if best_loss is not None:
+                    best.append(best_loss)
         self.eval()
         if validation is not None and cfg.recalibrate:
             self._recalibrate(*validation, seed=seed)
@@ -289,7 +297,7 @@ class BNNSurrogate(nn.Module):
             final_kl_per_datum=kl,
             seconds=time.perf_counter() - start,
             n_validation=len(val_rows),
-            best_validation_nll=tuple(best),
+            best_validation_loss=tuple(best),
             calibration_scale=tuple(float(v) for v in self.calibration_scale),
         )
 
@@ -302,7 +310,7 @@ class BNNSurrogate(nn.Module):
         validation: tuple[Tensor, Tensor, Tensor] | None,
         generator: torch.Generator,
     ) -> tuple[int, float, float, float | None]:
-        """Train one member; returns steps taken, last NLL and KL per datum, and the best validation NLL."""
+        """Train one member; returns steps taken, last NLL and KL per datum, and the best validation loss."""
         cfg = self.config
         net = self.members[member]
         net.reset_parameters(generator)
@@ -316,14 +324,9 @@ class BNNSurrogate(nn.Module):
             if cfg.learning_rate_schedule == "cosine"
             else None
         )
-        plateau = (
-            torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=max(cfg.patience // 3 - 1, 0))
-            if cfg.learning_rate_schedule == "plateau"
-            else None
-        )
         net.train()
         order = torch.randperm(n, generator=generator)
-        best_nll, best_state, stale = math.inf, None, 0
+        best_loss, best_state, stale = math.inf, None, 0
         nll = kl = torch.zeros(())
         step = 0
         for step in range(1, max_steps + 1):
@@ -345,11 +348,12 @@ class BNNSurrogate(nn.Module):
                 with torch.no_grad():
                     raw = net.forward_mean(validation[0])
                     noise = self._noise_std(raw, self.raw_noise[member])
-                    val_nll = float(_masked_gaussian_nll(raw[:, : self.n_outputs], noise, *validation[1:]))
-                if plateau is not None:
-                    plateau.step(val_nll)
-                if val_nll < best_nll:
-                    best_nll, stale = val_nll, 0
+                    if cfg.validation_metric == "nll":
+                        val_loss = float(_masked_gaussian_nll(raw[:, : self.n_outputs], noise, *validation[1:]))
+                    else:
+                        val_loss = float(_masked_squared_error(raw[:, : self.n_outputs], *validation[1:]))
+                if val_loss < best_loss:
+                    best_loss, stale = val_loss, 0
                     best_state = (copy.deepcopy(net.state_dict()), self.raw_noise[member].detach().clone())
                 else:
                     stale += 1
@@ -360,31 +364,53 @@ class BNNSurrogate(nn.Module):
             with torch.no_grad():
                 self.raw_noise[member] = best_state[1]
         net.eval()
-        return step, float(nll.detach()), float(kl.detach()), (best_nll if validation is not None else None)
+        return step, float(nll.detach()), float(kl.detach()), (best_loss if validation is not None else None)
 
     def _recalibrate(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> None:
-        """Fit per output the spread factor whose central intervals best match their nominal coverage on ``x``."""
+        """Fit the spread factors whose central intervals best match their nominal coverage on ``x``.
+
+        Per output: ``calibration_scale``, one factor for all levels (it scales function draws too, so acquisition
+        sees the recalibrated epistemic spread), and ``tail_factor``, a further factor per central level for
+        predictive draws (quantile recalibration, Kuleshov et al., ICML 2018). One factor cannot fix the shape of a
+        predictive distribution whose errors have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage
+        at 95% while matching the middle levels. The per-level factors are made non-decreasing in the level by
+        isotonic regression, so the map of each draw stays monotone.
+        """
         weight_sets = self.draw_weight_sets(CALIBRATION_DRAWS, seed)
         with torch.no_grad():
             mean, noise = self._raw_draws(x, weight_sets)
             noise_draws = torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed + 1))
             draws = mean + noise * noise_draws  # S x n x m, uncalibrated predictive draws
-        centre = mean.mean(dim=0).numpy()
+        centre = draws.median(dim=0).values.numpy()
         levels = np.asarray(CALIBRATION_LEVELS)
         probabilities = np.concatenate([(1 - levels) / 2, (1 + levels) / 2])
         quantiles = np.quantile(draws.numpy(), probabilities, axis=0)  # 2L x n x m
         half = len(levels)
+        grid = np.asarray(CALIBRATION_GRID)
         for j in range(self.n_outputs):
             observed = mask[:, j].numpy()
-            target = y[observed, j].numpy()
-            lower = quantiles[:half, observed, j] - centre[observed, j]
+            offset = y[observed, j].numpy() - centre[observed, j]
+            lower = quantiles[:half, observed, j] - centre[observed, j]  # L x n
             upper = quantiles[half:, observed, j] - centre[observed, j]
-            offset = target - centre[observed, j]
-            errors = [
-                np.abs(((offset >= scale * lower) & (offset <= scale * upper)).mean(axis=1) - levels).mean()
-                for scale in CALIBRATION_GRID
-            ]
-            self.calibration_scale[j] = CALIBRATION_GRID[int(np.argmin(errors))]
+            coverage = np.stack(
+                [((offset >= scale * lower) & (offset <= scale * upper)).mean(axis=1) for scale in grid]
+            )  # G x L
+            overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
+            per_level = grid[np.argmin(np.abs(coverage - levels), axis=0)] / overall
+            self.calibration_scale[j] = float(overall)
+            self.tail_factor[j] = torch.as_tensor(isotonic_regression(per_level).x, dtype=torch.float32)
+
+    def _tail_calibrated(self, draws: Tensor) -> Tensor:
+        """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level."""
+        n_draws = draws.shape[0]
+        centre = draws.median(dim=0, keepdim=True).values
+        level = (2 * (draws.argsort(dim=0).argsort(dim=0) + 0.5) / n_draws - 1).abs().numpy()  # S x n x m
+        levels = np.asarray((0.0, *CALIBRATION_LEVELS, 1.0))
+        factors = np.empty_like(level)
+        for j in range(self.n_outputs):
+            table = self.tail_factor[j].numpy()
+            factors[..., j] = np.interp(level[..., j], levels, np.concatenate([table[:1], table, table[-1:]]))
+        return centre + torch.as_tensor(factors) * (draws - centre)
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
         x = torch.as_tensor(features, dtype=torch.float32)
@@ -463,7 +489,8 @@ class BNNSurrogate(nn.Module):
         """``S x n x m`` posterior predictive draws (function + observation noise), in target units.
 
         The noise (each draw with its own member's and, if heteroscedastic, input's noise level, scaled by the
-        recalibration factor) is added in the standardised transformed space where it was learned, then the draws
+        recalibration factor) is added, and the draws' distances from their median are scaled by the per-level
+        ``tail_factor``; both happen in the standardised transformed space where it was learned, then the draws
         are mapped back, so intervals of ``log1p`` targets are correctly skewed and never below -1.
         """
         mean, noise = self._raw_draws(self._standardise_features(features), self.draw_weight_sets(n_draws, seed))
@@ -471,4 +498,5 @@ class BNNSurrogate(nn.Module):
         with torch.no_grad():
             standard_normal = torch.randn(mean.shape, generator=generator)
             draws = self._calibrated(mean) + self.calibration_scale * noise * standard_normal
+            draws = self._tail_calibrated(draws)
         return self.to_target_units(draws)
