@@ -13,8 +13,10 @@ single-point value. The screened pick is therefore the exact greedy pick wheneve
 is still at least that threshold, which with ``shortlist`` far above the batch size fails only if a few picks take
 most of the improvement (or variance) of thousands of candidates. A Thompson pick is the argmax of one draw over the
 candidates not yet picked, so it is among that draw's top ``batch_size``: each draw's top ``batch_size`` is kept,
-which makes Thompson screening exact. UCB's value given earlier picks (the joint qUCB) is not bounded by its
-single-point value; the first pick is exact and later ones are exact in practice (see the tests).
+which makes Thompson screening exact. UCB's value given earlier picks (the joint qUCB) can exceed its single-point
+value, so only its first pick is guaranteed; the tests find the same joint qUCB at every pick, and the same picks
+except where a pick adds nothing to the joint qUCB and every candidate ties (each pass then takes the lowest pool row
+it scored).
 
 Screened selection may differ from the exact one: with ``min_distance`` (descriptors are standardised over the
 shortlist, not the whole pool), when every rule's shortlist is taken by the constraint fallback, for expected
@@ -35,7 +37,7 @@ import torch
 from torch import Tensor
 
 from sbin_loop.config import AcquisitionConfig, PolicyConfig
-from sbin_loop.policies.acquisitions import build_scorer
+from sbin_loop.policies.acquisitions import ThompsonSampling, build_scorer
 from sbin_loop.policies.base import PoolScores
 from sbin_loop.policies.batch import feasibility
 
@@ -73,14 +75,18 @@ class RunningTop:
         return np.array([], dtype=np.int64) if self.rows is None else np.unique(self.rows.numpy())
 
 
-def single_point_values(rule: AcquisitionConfig, scores: PoolScores, rng: np.random.Generator) -> Tensor:
-    """``R x N`` values a rule's picks are screened on.
+def screening_values(
+    rule: AcquisitionConfig, scores: PoolScores, config: PolicyConfig, rng: np.random.Generator
+) -> list[tuple[Tensor, int]]:
+    """What a rule's picks are screened on: ``R x N`` values, each row keeping its top ``k``, as ``(values, k)``.
 
-    Thompson rules give their ``S`` draws (``R = S``); every other rule its scorer's values for the first pick of a
-    batch (``R = 1``; uniform random numbers for ``random``).
+    Every rule but Thompson keeps the ``shortlist`` best values of its first pick of a batch (uniform random numbers
+    for ``random``). Thompson keeps each of its ``S`` draws' top ``batch_size``.
     """
     scorer, draws = build_scorer(rule, scores, rng)
-    return draws if rule.kind == "thompson" else scorer.values([], 0)[None]
+    if isinstance(scorer, ThompsonSampling):
+        return [(draws, config.batch_size)]
+    return [(scorer.values([], 0)[None], config.shortlist)]
 
 
 def screen(
@@ -94,22 +100,21 @@ def screen(
     Args:
         chunks: The available candidates as (``n`` pool rows, ``n x d`` descriptors) chunks.
         score: Posterior draws of a chunk's candidates (from the same ``S`` functions for every chunk).
-        config: The policy; each rule of ``config.acquisitions`` keeps its top ``config.shortlist`` (Thompson rules
-            the top ``batch_size`` of each draw); with constraints, rules rank only candidates whose probability of
-            feasibility reaches ``min_feasibility``, and the ``shortlist`` most probably feasible are kept too.
+        config: The policy; each rule of ``config.acquisitions`` keeps what ``screening_values`` says; with
+            constraints, rules rank only candidates whose probability of feasibility reaches ``min_feasibility``, and
+            the ``shortlist`` most probably feasible are kept too.
         rng: Seeded generator of the ``random`` rules' scores.
     """
-    rules = config.acquisitions
-    tops = [RunningTop(config.batch_size if rule.kind == "thompson" else config.shortlist) for rule in rules]
+    tops: dict[tuple[int, int], RunningTop] = {}
     feasible_top = RunningTop(config.shortlist)
     for rows, features in chunks:
         scores = score(features)
         p_feasible = feasibility(scores, config)
         if p_feasible is not None:
             feasible_top.update(p_feasible[None], rows)
-        for rule, top in zip(rules, tops, strict=True):
-            values = single_point_values(rule, scores, rng)
-            if p_feasible is not None:
-                values = torch.where(p_feasible >= config.min_feasibility, values, -torch.inf)
-            top.update(values, rows)
-    return np.unique(np.concatenate([feasible_top.kept(), *(top.kept() for top in tops)]))
+        for position, rule in enumerate(config.acquisitions):
+            for kind, (values, k) in enumerate(screening_values(rule, scores, config, rng)):
+                if p_feasible is not None:
+                    values = torch.where(p_feasible >= config.min_feasibility, values, -torch.inf)
+                tops.setdefault((position, kind), RunningTop(k)).update(values, rows)
+    return np.unique(np.concatenate([feasible_top.kept(), *(top.kept() for top in tops.values())]))
