@@ -84,15 +84,29 @@ class _TablePart:
 
 @dataclass(frozen=True)
 class _ChunkPart:
-    chunk: CandidateChunk
+    """A stored chunk of an enumerated space, read from its file when asked (the ids alone when only they are)."""
+
+    path: Path
+
+    def _read(self, key: str) -> np.ndarray:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return data[key]
+        except (OSError, ValueError, KeyError) as error:
+            raise PoolCacheError(f"cannot read cached pool chunk {self.path}: {error}") from None
 
     @property
     def ids(self) -> np.ndarray:
-        return self.chunk.ids
+        return np.strings.decode(self._read("ids"), "utf-8")
 
     def block(self, positions: np.ndarray, rows: np.ndarray) -> PoolBlock:
-        taken = self.chunk.take(positions)
+        chunk = CandidateChunk(self.ids, self._read("indices"), self._read("fractions"), self._read("extra"))
+        taken = chunk.take(positions)
         return PoolBlock(rows, taken.ids, taken.ids, chunk_features(taken))
+
+
+def _chunk_path(directory: Path, index: int) -> Path:
+    return directory / "chunks" / f"{index:06d}.npz"
 
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
@@ -110,16 +124,6 @@ def _save_chunk(chunk: CandidateChunk, path: Path) -> None:
             fractions=chunk.fractions,
             extra=chunk.extra.astype(np.float32),
         )
-
-
-def _load_chunk(directory: Path, index: int) -> _ChunkPart:
-    path = directory / "chunks" / f"{index:06d}.npz"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            ids = np.strings.decode(data["ids"], "utf-8")
-            return _ChunkPart(CandidateChunk(ids, data["indices"], data["fractions"], data["extra"]))
-    except (OSError, ValueError, KeyError) as error:
-        raise PoolCacheError(f"{directory}: cannot read cached pool chunk {path.name}: {error}") from None
 
 
 class CandidatePool:
@@ -161,7 +165,7 @@ class CandidatePool:
         sizes = []
         for chunk in chunks:
             if len(chunk):
-                _write_atomic(directory / "chunks" / f"{len(sizes):06d}.npz", partial(_save_chunk, chunk))
+                _write_atomic(_chunk_path(directory, len(sizes)), partial(_save_chunk, chunk))
                 sizes.append(len(chunk))
         return sizes
 
@@ -203,7 +207,9 @@ class CandidatePool:
             meta = json.loads((directory / "pool.json").read_text())
             if meta.get("layout", "table") == "chunks":
                 sizes = [int(size) for size in meta["sizes"]]
-                pool = cls(meta["feature_names"], sizes, partial(_load_chunk, directory))
+                pool = cls(
+                    meta["feature_names"], sizes, lambda index: _ChunkPart(directory / "chunks" / f"{index:06d}.npz")
+                )
             else:
                 frame = pd.read_csv(directory / "candidates.csv.gz", dtype=str, keep_default_na=False)
                 features = np.load(directory / "features.npy", allow_pickle=False)

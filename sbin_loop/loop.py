@@ -340,10 +340,11 @@ class Campaign:
             surrogate = self._load_model(index - 1)
             scores = None
             if self.policy.needs_model:
+                score = self._scorer(surrogate, index)
                 if n_available > self.config.policy.shortlist:
-                    candidates = self._screen(surrogate, available, index)
+                    candidates = self._screen(score, available, index)
                     screening = {"screened": float(n_available), "shortlist": float(candidates.size)}
-                scores = self._pool_scores(surrogate, candidates, index)
+                scores = score(self.pool.take(candidates).features)
             selection = self.policy.select(scores, candidates.size, rng)
             predictions = self._intervals(surrogate, candidates[selection.indices], index)
         doc = RoundDoc(
@@ -403,22 +404,18 @@ class Campaign:
         return BNNModel(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS))
 
     def _scorer(self, surrogate: BNNSurrogate, index: int) -> Callable[[np.ndarray], PoolScores]:
-        """Posterior draws of any candidates' descriptors, with the evaluated candidates' draws and values."""
+        """Draws of the round's posterior functions at any candidates' descriptors, the measured candidates' too."""
         evaluated, observed, _ = self._training_data()
         evaluated_features = self.pool.take(evaluated).features
         model = self._posterior(surrogate, index)
         return lambda features: draw_pool_scores(model, features, evaluated_features, observed, self._signs)
 
-    def _pool_scores(self, surrogate: BNNSurrogate, rows: np.ndarray, index: int) -> PoolScores:
-        """Cached draws of every objective over the candidates at ``rows`` and the evaluated candidates."""
-        return self._scorer(surrogate, index)(self.pool.take(rows).features)
-
-    def _screen(self, surrogate: BNNSurrogate, available: np.ndarray, index: int) -> np.ndarray:
+    def _screen(self, score: Callable[[np.ndarray], PoolScores], available: np.ndarray, index: int) -> np.ndarray:
         """Rows of the shortlist of a pool too large to score whole (``sbin_loop.policies.screening``)."""
         size = chunk_size(self.config.policy.mc_samples, len(self.objective_names))
         chunks = ((block.rows, block.features) for block in self.pool.blocks(size, available))
         rng = np.random.default_rng(derive_seed(self.config.seed, index, _SCREEN))
-        shortlist = screen(chunks, self._scorer(surrogate, index), self.config.policy, rng)
+        shortlist = screen(chunks, score, self.config.policy, rng)
         logger.info("round %d: screened %d candidates to %d", index, int(available.sum()), shortlist.size)
         return shortlist
 
