@@ -226,47 +226,39 @@ def main() -> None:
     if args.campaign_round is not None:
         round_ = campaign_round(space, args.campaign_round, args.draws)
         results["campaign_round"] = round_
+        print("campaign round:", ", ".join(f"{key} {value:.4g}" for key, value in round_.items() if key != "top_pick"))
+    else:
+        score = score_stream(space, args.n_score, args.draws, with_model=True, chunk=args.chunk)
+        results["score"] = score
+        results["score_1e6_seconds"] = score["seconds"] * 1e6 / score["n_candidates"]
+        results["peak_memory_mb"] = score["peak_memory_mb"]
         print(
-            f"campaign round on {round_['n_candidates']:,}: pool {round_['pool_seconds']:.1f} s, "
-            f"train {round_['train_seconds']:.1f} s, screen {round_['screen_seconds']:.1f} s to "
-            f"{round_['shortlist']:,}, select {round_['select_seconds']:.1f} s; "
-            f"peak RSS {round_['peak_memory_mb']:.0f} MB"
+            f"score {score['n_candidates']:,}: {score['seconds']:.1f} s "
+            f"({score['candidates_per_second']:,.0f}/s; "
+            f"enumerate {score['enumerate_seconds']:.1f}, featurize {score['featurize_seconds']:.1f}, "
+            f"draws {score['draws_seconds']:.1f}, acquisition {score['acquisition_seconds']:.1f}); "
+            f"model {score['model_flops_per_second'] / 1e9:.1f} GFLOP/s "
+            f"= {score['model_flops_per_second'] / results['matmul_flops_per_second']:.0%} of matmul; "
+            f"peak RSS {score['peak_memory_mb']:.0f} MB"
         )
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
-        return
 
-    score = score_stream(space, args.n_score, args.draws, with_model=True, chunk=args.chunk)
-    results["score"] = score
-    results["score_1e6_seconds"] = score["seconds"] * 1e6 / score["n_candidates"]
-    results["peak_memory_mb"] = score["peak_memory_mb"]
-    print(
-        f"score {score['n_candidates']:,}: {score['seconds']:.1f} s "
-        f"({score['candidates_per_second']:,.0f}/s; "
-        f"enumerate {score['enumerate_seconds']:.1f}, featurize {score['featurize_seconds']:.1f}, "
-        f"draws {score['draws_seconds']:.1f}, acquisition {score['acquisition_seconds']:.1f}); "
-        f"model {score['model_flops_per_second'] / 1e9:.1f} GFLOP/s "
-        f"= {score['model_flops_per_second'] / results['matmul_flops_per_second']:.0%} of matmul; "
-        f"peak RSS {score['peak_memory_mb']:.0f} MB"
-    )
+        stream = score_stream(space, args.n_stream, args.draws, with_model=args.stream_model, chunk=args.chunk)
+        results["stream"] = {**stream, "with_model": args.stream_model}
+        print(
+            f"stream {stream['n_candidates']:,} ({'with' if args.stream_model else 'without'} model): "
+            f"{stream['seconds']:.1f} s ({stream['candidates_per_second']:,.0f}/s); "
+            f"peak RSS {stream['peak_memory_mb']:.0f} MB"
+        )
 
-    stream = score_stream(space, args.n_stream, args.draws, with_model=args.stream_model, chunk=args.chunk)
-    results["stream"] = {**stream, "with_model": args.stream_model}
-    print(
-        f"stream {stream['n_candidates']:,} ({'with' if args.stream_model else 'without'} model): "
-        f"{stream['seconds']:.1f} s ({stream['candidates_per_second']:,.0f}/s); "
-        f"peak RSS {stream['peak_memory_mb']:.0f} MB"
-    )
-
-    featurize = featurize_vs_matminer(args.n_featurize)
-    results["featurize"] = featurize
-    results["featurize_speedup_vs_matminer"] = featurize["featurize_speedup_vs_matminer"]
-    print(
-        f"featurize {featurize['n_formulas']:,} formulas: sbin {featurize['sbin_seconds']:.3f} s, "
-        f"matminer {featurize['matminer_seconds']:.1f} s, "
-        f"speedup {featurize['featurize_speedup_vs_matminer']:.0f}x, "
-        f"max |diff| {featurize['max_abs_difference_float64']:.1e} (float64)"
-    )
+        featurize = featurize_vs_matminer(args.n_featurize)
+        results["featurize"] = featurize
+        results["featurize_speedup_vs_matminer"] = featurize["featurize_speedup_vs_matminer"]
+        print(
+            f"featurize {featurize['n_formulas']:,} formulas: sbin {featurize['sbin_seconds']:.3f} s, "
+            f"matminer {featurize['matminer_seconds']:.1f} s, "
+            f"speedup {featurize['featurize_speedup_vs_matminer']:.0f}x, "
+            f"max |diff| {featurize['max_abs_difference_float64']:.1e} (float64)"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
