@@ -19,7 +19,9 @@ except where a pick adds nothing to the joint qUCB and every candidate ties (eac
 it scored).
 
 Screened selection may differ from the exact one: with ``min_distance`` (descriptors are standardised over the
-shortlist, not the whole pool), when every rule's shortlist is taken by the constraint fallback, for expected
+shortlist, not the whole pool); with constraints, where each rule ranks only candidates whose probability of
+feasibility reaches ``min_feasibility`` and the ``shortlist`` most probably feasible are added for the fallback, but
+a pick's eligibility depends on the batch and the arguments above assume every candidate is eligible; for expected
 improvement when no candidate is measured for its objective (the incumbent is then the lowest posterior mean of each
 chunk rather than of the pool), and for ``random`` rules, which pick uniformly among a uniform sample of
 ``shortlist`` candidates joined to the other rules' shortlists.
