@@ -38,6 +38,7 @@ import torch
 
 from sbin_loop.config import ModelConfig, PolicyConfig
 from sbin_loop.features import featurize_compositions
+from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.policies import PoolScores, build_policy, draw_pool_scores
 from sbin_loop.space import parse_formula, read_formula_table
@@ -90,8 +91,9 @@ def bnn_round(pool: Pool, evaluated: np.ndarray, available: np.ndarray, settings
     start = time.perf_counter()
     surrogate.fit(pool.features[evaluated], pool.values[evaluated, None], seed=seed)
     fitted = time.perf_counter()
+    model = BNNModel(surrogate, settings.mc_samples, seed)
     scores = draw_pool_scores(
-        surrogate, pool.features, available, evaluated, pool.values[evaluated, None], (1.0,), settings.mc_samples, seed
+        model, pool.features[available], pool.features[evaluated], pool.values[evaluated, None], (1.0,)
     )
     return scores, available, fitted - start, time.perf_counter() - fitted
 

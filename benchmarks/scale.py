@@ -15,6 +15,11 @@ Stages (each printed, all written to ``--json``):
    expected improvement, keeping the top 10. Model FLOP/s is reported against stage 1.
 4. Streaming ``--n-stream`` candidates the same way (``--stream-model`` to include the model; without it,
    enumerate + rules + descriptors only), showing that memory stays bounded.
+5. With ``--campaign-round N`` (and then only stages 1 and 5): one campaign round's pool, scoring and selection on
+   ``N`` perovskites, through the loop's own code: the pool stored in chunks (``CandidatePool.write_chunks``), a
+   default-architecture BNN trained on 200 of them (a synthetic target), then screening to the shortlist
+   (``screen`` with the loop's ``draw_pool_scores`` on the round's ``BNNModel``) and ``BatchPolicy.select`` of
+   an expected-improvement batch of 10 with ``--draws`` posterior functions.
 
 Peak memory is the process's peak resident set size after each stage (it never decreases, so the stage-3
 figure bounds scoring and the stage-4 figure shows whether streaming ten times more candidates raised it).
@@ -26,17 +31,24 @@ import argparse
 import itertools
 import json
 import resource
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 from pymatgen.core import Composition
 
-from sbin_loop.config import ModelConfig, PerovskiteSpaceConfig
+from sbin_loop.candidates import CandidatePool, chunk_features, pool_feature_names
+from sbin_loop.config import ModelConfig, PerovskiteSpaceConfig, PolicyConfig
 from sbin_loop.features import descriptor_names, featurize_formulas, featurize_fractions
+from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.policies import BatchPolicy, draw_pool_scores
+from sbin_loop.policies.screening import chunk_size, screen
 from sbin_loop.space import PerovskiteSpace, formula_fractions, read_formula_table
+from sbin_loop.space.chunks import CandidateChunk
 
 SPACE = PerovskiteSpaceConfig(
     a_site=("Na", "K", "Rb", "Ca", "Sr", "Ba", "La", "Ce", "Pr", "Nd", "Sm", "Gd", "Bi", "Pb"),
@@ -111,7 +123,7 @@ def score_stream(space: PerovskiteSpace, n: int, draws: int, with_model: bool, c
         block = block.take(slice(0, n - seen))
         timings["enumerate"] += time.perf_counter() - tick
         tick = time.perf_counter()
-        features = np.concatenate([featurize_fractions(block.indices, block.fractions), block.extra], axis=1)
+        features = chunk_features(block)
         timings["featurize"] += time.perf_counter() - tick
         if with_model:
             tick = time.perf_counter()
@@ -139,6 +151,58 @@ def score_stream(space: PerovskiteSpace, n: int, draws: int, with_model: bool, c
     }
 
 
+def limited(chunks: Iterator[CandidateChunk], n: int) -> Iterator[CandidateChunk]:
+    """The first ``n`` candidates of a stream of chunks."""
+    seen = 0
+    for chunk in chunks:
+        if seen >= n:
+            return
+        yield chunk.take(slice(0, n - seen))
+        seen += len(chunk)
+
+
+def campaign_round(space: PerovskiteSpace, n: int, draws: int) -> dict[str, float]:
+    """One campaign round on ``n`` candidates through the loop's pool, screening and selection code."""
+    config = PolicyConfig(kind="expected_improvement", batch_size=10, mc_samples=draws)
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        tick = time.perf_counter()
+        names = pool_feature_names(space.extra_names)
+        sizes = CandidatePool.write_chunks(limited(space.chunks(), n), Path(directory))
+        CandidatePool.write_meta(Path(directory), sizes, names)
+        pool = CandidatePool.load(Path(directory), names)
+        timings["pool"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        evaluated = np.random.default_rng(0).choice(len(pool), 200, replace=False)
+        training = pool.take(evaluated).features
+        target = training[:, names.index("perovskite tolerance_factor")].astype(np.float64)[:, None]
+        surrogate = BNNSurrogate(len(names), ("y",), ("none",), ModelConfig())
+        surrogate.fit(training, target, seed=0)
+        timings["train"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        model = BNNModel(surrogate, draws, seed=1)
+        available = np.ones(len(pool), dtype=bool)
+        available[evaluated] = False
+        chunks = ((block.rows, block.features) for block in pool.blocks(chunk_size(draws, 1), available))
+        score = lambda features: draw_pool_scores(model, features, training, target, (1.0,))  # noqa: E731
+        shortlist = screen(chunks, score, config, np.random.default_rng(2))
+        timings["screen"] = time.perf_counter() - tick
+        tick = time.perf_counter()
+        scores = score(pool.take(shortlist).features)
+        selection = BatchPolicy(config).select(scores, shortlist.size, np.random.default_rng(3))
+        timings["select"] = time.perf_counter() - tick
+        top = pool.take(shortlist[selection.indices[:1]]).ids
+    return {
+        "n_candidates": len(pool),
+        "draws": draws,
+        "shortlist": int(shortlist.size),
+        **{f"{stage}_seconds": value for stage, value in timings.items()},
+        "round_seconds": timings["screen"] + timings["select"],
+        "top_pick": str(top[0]),
+        "peak_memory_mb": peak_memory_mb(),
+    }
+
+
 def main() -> None:
     """Run the stages and print and write the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -149,6 +213,7 @@ def main() -> None:
     parser.add_argument("--stream-model", action="store_true", help="include the model in the stream stage")
     parser.add_argument("--draws", type=int, default=64)
     parser.add_argument("--chunk", type=int, default=65_536)
+    parser.add_argument("--campaign-round", type=int, default=None, help="only stage 5, on this many candidates")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -158,38 +223,42 @@ def main() -> None:
     results["space_raw_size"] = space.raw_size
     results["matmul_flops_per_second"] = matmul_flops()
     print(f"dense matmul: {results['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s ({args.threads} threads)")
+    if args.campaign_round is not None:
+        round_ = campaign_round(space, args.campaign_round, args.draws)
+        results["campaign_round"] = round_
+        print("campaign round:", ", ".join(f"{key} {value:.4g}" for key, value in round_.items() if key != "top_pick"))
+    else:
+        score = score_stream(space, args.n_score, args.draws, with_model=True, chunk=args.chunk)
+        results["score"] = score
+        results["score_1e6_seconds"] = score["seconds"] * 1e6 / score["n_candidates"]
+        results["peak_memory_mb"] = score["peak_memory_mb"]
+        print(
+            f"score {score['n_candidates']:,}: {score['seconds']:.1f} s "
+            f"({score['candidates_per_second']:,.0f}/s; "
+            f"enumerate {score['enumerate_seconds']:.1f}, featurize {score['featurize_seconds']:.1f}, "
+            f"draws {score['draws_seconds']:.1f}, acquisition {score['acquisition_seconds']:.1f}); "
+            f"model {score['model_flops_per_second'] / 1e9:.1f} GFLOP/s "
+            f"= {score['model_flops_per_second'] / results['matmul_flops_per_second']:.0%} of matmul; "
+            f"peak RSS {score['peak_memory_mb']:.0f} MB"
+        )
 
-    score = score_stream(space, args.n_score, args.draws, with_model=True, chunk=args.chunk)
-    results["score"] = score
-    results["score_1e6_seconds"] = score["seconds"] * 1e6 / score["n_candidates"]
-    results["peak_memory_mb"] = score["peak_memory_mb"]
-    print(
-        f"score {score['n_candidates']:,}: {score['seconds']:.1f} s "
-        f"({score['candidates_per_second']:,.0f}/s; "
-        f"enumerate {score['enumerate_seconds']:.1f}, featurize {score['featurize_seconds']:.1f}, "
-        f"draws {score['draws_seconds']:.1f}, acquisition {score['acquisition_seconds']:.1f}); "
-        f"model {score['model_flops_per_second'] / 1e9:.1f} GFLOP/s "
-        f"= {score['model_flops_per_second'] / results['matmul_flops_per_second']:.0%} of matmul; "
-        f"peak RSS {score['peak_memory_mb']:.0f} MB"
-    )
+        stream = score_stream(space, args.n_stream, args.draws, with_model=args.stream_model, chunk=args.chunk)
+        results["stream"] = {**stream, "with_model": args.stream_model}
+        print(
+            f"stream {stream['n_candidates']:,} ({'with' if args.stream_model else 'without'} model): "
+            f"{stream['seconds']:.1f} s ({stream['candidates_per_second']:,.0f}/s); "
+            f"peak RSS {stream['peak_memory_mb']:.0f} MB"
+        )
 
-    stream = score_stream(space, args.n_stream, args.draws, with_model=args.stream_model, chunk=args.chunk)
-    results["stream"] = {**stream, "with_model": args.stream_model}
-    print(
-        f"stream {stream['n_candidates']:,} ({'with' if args.stream_model else 'without'} model): "
-        f"{stream['seconds']:.1f} s ({stream['candidates_per_second']:,.0f}/s); "
-        f"peak RSS {stream['peak_memory_mb']:.0f} MB"
-    )
-
-    featurize = featurize_vs_matminer(args.n_featurize)
-    results["featurize"] = featurize
-    results["featurize_speedup_vs_matminer"] = featurize["featurize_speedup_vs_matminer"]
-    print(
-        f"featurize {featurize['n_formulas']:,} formulas: sbin {featurize['sbin_seconds']:.3f} s, "
-        f"matminer {featurize['matminer_seconds']:.1f} s, "
-        f"speedup {featurize['featurize_speedup_vs_matminer']:.0f}x, "
-        f"max |diff| {featurize['max_abs_difference_float64']:.1e} (float64)"
-    )
+        featurize = featurize_vs_matminer(args.n_featurize)
+        results["featurize"] = featurize
+        results["featurize_speedup_vs_matminer"] = featurize["featurize_speedup_vs_matminer"]
+        print(
+            f"featurize {featurize['n_formulas']:,} formulas: sbin {featurize['sbin_seconds']:.3f} s, "
+            f"matminer {featurize['matminer_seconds']:.1f} s, "
+            f"speedup {featurize['featurize_speedup_vs_matminer']:.0f}x, "
+            f"max |diff| {featurize['max_abs_difference_float64']:.1e} (float64)"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

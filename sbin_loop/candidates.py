@@ -1,16 +1,27 @@
-"""A campaign's candidate pool with its descriptor matrix, cached as columnar files in the campaign directory.
+"""A campaign's candidate pool: ids, formulas and descriptors, read a chunk at a time.
 
-The pool is featurised once when a campaign starts and reloaded on every resume, so a restarted campaign scores the
-very same matrix. Files: ``candidates.csv.gz`` (id, formula), ``features.npy`` (float32, ``N x d``) and
-``pool.json`` (descriptor names and size, checked on load). Each is written to a temporary name and renamed.
+The pool is built once when a campaign starts and reloaded on every resume, so a restarted campaign scores the very
+same candidates. Its files live in ``<campaign>/pool/``; ``pool.json`` (size, descriptor names, layout) is written
+last, each file to a temporary name and renamed. Two layouts:
+
+- ``table`` (formula tables; also every pool cached before layouts existed, whose ``pool.json`` names none):
+  ``candidates.csv.gz`` (id, formula) and ``features.npy`` (float32 ``N x d``), held in memory. Tables are read
+  whole anyway and hold at most ~10^5 rows.
+- ``chunks`` (enumerated spaces, up to ~10^7 candidates): one ``chunks/NNNNNN.npz`` per enumerated chunk with the
+  ids (UTF-8 bytes), element rows (uint8), atomic fractions (float64) and the space's own descriptors (float32).
+  Descriptors are computed when rows are read (about 5 s per 10^6 candidates), so at most one chunk and the rows
+  asked for are in memory, never ``N x d``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -25,68 +36,165 @@ def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
     return [*descriptor_names(), *extra_names]
 
 
+def chunk_features(chunk: CandidateChunk) -> np.ndarray:
+    """``n x d`` float32 descriptors of enumerated candidates: composition descriptors, then the space's own."""
+    return np.concatenate([featurize_fractions(chunk.indices, chunk.fractions), chunk.extra], axis=1).astype(np.float32)
+
+
 class PoolCacheError(RuntimeError):
     """A cached pool that does not match this sbin's descriptors or is incomplete."""
 
 
 @dataclass(frozen=True)
-class CandidatePool:
-    """Candidates a campaign may pick, aligned row by row with their descriptors.
+class PoolBlock:
+    """Some candidates of a pool, row-aligned.
 
     Attributes:
-        ids: Stable candidate ids (reduced formulas).
-        formulas: Formulas as first written in the source.
-        features: ``N x d`` float32 descriptors.
-        feature_names: The ``d`` descriptor names.
+        rows: ``n`` pool rows.
+        ids: ``n`` candidate ids.
+        formulas: ``n`` formulas as first written in the source.
+        features: ``n x d`` float32 descriptors.
     """
 
-    ids: list[str]
-    formulas: list[str]
+    rows: np.ndarray
+    ids: np.ndarray
+    formulas: np.ndarray
     features: np.ndarray
-    feature_names: list[str]
+
+
+class _Part(Protocol):
+    """A stored piece of a pool: its ids, and the block of any of its positions."""
+
+    ids: np.ndarray
+
+    def block(self, positions: np.ndarray, rows: np.ndarray) -> PoolBlock:
+        """The candidates at ``positions`` of this part, labelled with pool ``rows``."""
+        ...
+
+
+@dataclass(frozen=True)
+class _TablePart:
+    ids: np.ndarray
+    formulas: np.ndarray
+    features: np.ndarray
+
+    def block(self, positions: np.ndarray, rows: np.ndarray) -> PoolBlock:
+        return PoolBlock(rows, self.ids[positions], self.formulas[positions], self.features[positions])
+
+
+@dataclass(frozen=True)
+class _ChunkPart:
+    """A stored chunk of an enumerated space, read from its file when asked (the ids alone when only they are)."""
+
+    path: Path
+
+    def _read(self, key: str) -> np.ndarray:
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                return data[key]
+        except (OSError, ValueError, KeyError) as error:
+            raise PoolCacheError(f"cannot read cached pool chunk {self.path}: {error}") from None
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.strings.decode(self._read("ids"), "utf-8")
+
+    def block(self, positions: np.ndarray, rows: np.ndarray) -> PoolBlock:
+        chunk = CandidateChunk(self.ids, self._read("indices"), self._read("fractions"), self._read("extra"))
+        taken = chunk.take(positions)
+        return PoolBlock(rows, taken.ids, taken.ids, chunk_features(taken))
+
+
+def _chunk_path(directory: Path, index: int) -> Path:
+    return directory / "chunks" / f"{index:06d}.npz"
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def _save_chunk(chunk: CandidateChunk, path: Path) -> None:
+    with path.open("wb") as handle:
+        np.savez(
+            handle,
+            ids=np.strings.encode(chunk.ids, "utf-8"),
+            indices=chunk.indices.astype(np.uint8),
+            fractions=chunk.fractions,
+            extra=chunk.extra.astype(np.float32),
+        )
+
+
+class CandidatePool:
+    """Candidates a campaign may pick, in stored parts read one at a time.
+
+    Args:
+        feature_names: The ``d`` descriptor names.
+        sizes: Number of candidates in each part, in row order.
+        part: Returns part ``i`` (from memory or from its file).
+    """
+
+    def __init__(self, feature_names: list[str], sizes: list[int], part: Callable[[int], _Part]) -> None:
+        self.feature_names = feature_names
+        self._sizes = sizes
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self._part = part
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return int(self._starts[-1])
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> CandidatePool:
-        """Featurise a frame with ``candidate_id`` and ``formula`` columns (formulas already validated)."""
+        """An in-memory ``table`` pool of a frame with ``candidate_id`` and ``formula`` columns (formulas valid)."""
         compositions = [parse_formula(formula) for formula in frame["formula"]]
-        return cls(
-            ids=frame["candidate_id"].tolist(),
-            formulas=frame["formula"].tolist(),
-            features=featurize_compositions(compositions),
-            feature_names=descriptor_names(),
+        part = _TablePart(
+            np.array(frame["candidate_id"].tolist(), dtype=str),
+            np.array(frame["formula"].tolist(), dtype=str),
+            featurize_compositions(compositions),
         )
+        return cls(descriptor_names(), [len(frame)], lambda _: part)
 
-    @classmethod
-    def from_chunk(cls, chunk: CandidateChunk, extra_names: tuple[str, ...]) -> CandidatePool:
-        """Featurise an enumerated space: composition descriptors followed by the space's own (``extra``)."""
-        ids = [str(candidate) for candidate in chunk.ids]
-        features = np.concatenate([featurize_fractions(chunk.indices, chunk.fractions), chunk.extra], axis=1)
-        return cls(
-            ids=ids, formulas=ids, features=features.astype(np.float32), feature_names=pool_feature_names(extra_names)
-        )
+    @staticmethod
+    def write_chunks(chunks: Iterable[CandidateChunk], directory: Path) -> list[int]:
+        """Store an enumerated space's chunks as the parts of a ``chunks`` pool; return their sizes.
+
+        ``pool.json`` is not written (``write_meta`` completes the pool), so an interrupted build is redone.
+        """
+        (directory / "chunks").mkdir(parents=True, exist_ok=True)
+        sizes = []
+        for chunk in chunks:
+            if len(chunk):
+                _write_atomic(_chunk_path(directory, len(sizes)), partial(_save_chunk, chunk))
+                sizes.append(len(chunk))
+        return sizes
+
+    @staticmethod
+    def write_meta(directory: Path, sizes: list[int], feature_names: list[str]) -> None:
+        """Complete a ``chunks`` pool written by ``write_chunks``."""
+        meta = {"layout": "chunks", "n_candidates": sum(sizes), "sizes": sizes, "feature_names": feature_names}
+        _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
 
     def save(self, directory: Path) -> None:
-        """Write the pool files into ``directory``."""
+        """Write an in-memory ``table`` pool into ``directory``."""
+        table = self._part(0)
+        if not isinstance(table, _TablePart):
+            raise TypeError("only an in-memory table pool is saved; chunk pools are written as they are enumerated")
         directory.mkdir(parents=True, exist_ok=True)
-        table_tmp = directory / ".candidates.csv.gz.tmp"
-        pd.DataFrame({"candidate_id": self.ids, "formula": self.formulas}).to_csv(
-            table_tmp, index=False, compression="gzip"
-        )
-        features_tmp = directory / ".features.npy.tmp"
-        with features_tmp.open("wb") as handle:
-            np.save(handle, self.features, allow_pickle=False)
-        meta_tmp = directory / ".pool.json.tmp"
-        meta_tmp.write_text(json.dumps({"n_candidates": len(self), "feature_names": self.feature_names}))
-        os.replace(table_tmp, directory / "candidates.csv.gz")
-        os.replace(features_tmp, directory / "features.npy")
-        os.replace(meta_tmp, directory / "pool.json")
+        frame = pd.DataFrame({"candidate_id": table.ids, "formula": table.formulas})
+        _write_atomic(directory / "candidates.csv.gz", lambda path: frame.to_csv(path, index=False, compression="gzip"))
+
+        def write_features(path: Path) -> None:
+            with path.open("wb") as handle:
+                np.save(handle, table.features, allow_pickle=False)
+
+        _write_atomic(directory / "features.npy", write_features)
+        meta = {"layout": "table", "n_candidates": len(self), "feature_names": self.feature_names}
+        _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
 
     @classmethod
     def load(cls, directory: Path, feature_names: list[str]) -> CandidatePool:
-        """Read pool files written by ``save``.
+        """Open pool files written by ``save`` or ``write_chunks`` and ``write_meta`` (any sbin version).
 
         Args:
             directory: The pool directory.
@@ -97,14 +205,72 @@ class CandidatePool:
         """
         try:
             meta = json.loads((directory / "pool.json").read_text())
-            table = pd.read_csv(directory / "candidates.csv.gz", dtype=str, keep_default_na=False)
-            features = np.load(directory / "features.npy", allow_pickle=False)
-        except (OSError, ValueError) as error:
+            if meta.get("layout", "table") == "chunks":
+                sizes = [int(size) for size in meta["sizes"]]
+                pool = cls(
+                    meta["feature_names"], sizes, lambda index: _ChunkPart(directory / "chunks" / f"{index:06d}.npz")
+                )
+            else:
+                frame = pd.read_csv(directory / "candidates.csv.gz", dtype=str, keep_default_na=False)
+                features = np.load(directory / "features.npy", allow_pickle=False)
+                if not len(frame) == features.shape[0]:
+                    raise PoolCacheError(f"{directory}: cached pool files disagree on the number of candidates")
+                part = _TablePart(
+                    frame["candidate_id"].to_numpy(dtype=str), frame["formula"].to_numpy(dtype=str), features
+                )
+                pool = cls(meta["feature_names"], [len(frame)], lambda _: part)
+        except (OSError, ValueError, KeyError) as error:
             raise PoolCacheError(f"{directory}: cannot read cached pool: {error}") from None
-        if not (meta["n_candidates"] == len(table) == features.shape[0]):
+        if meta["n_candidates"] != len(pool):
             raise PoolCacheError(f"{directory}: cached pool files disagree on the number of candidates")
         if meta["feature_names"] != feature_names:
             raise PoolCacheError(
                 f"{directory}: cached descriptors differ from this sbin's; start a new campaign directory"
             )
-        return cls(table["candidate_id"].tolist(), table["formula"].tolist(), features, meta["feature_names"])
+        return pool
+
+    def take(self, rows: np.ndarray) -> PoolBlock:
+        """The candidates at pool ``rows`` (any order, duplicates allowed), reading only the parts they lie in."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"pool rows out of range 0..{len(self) - 1}")
+        parts = np.searchsorted(self._starts, rows, side="right") - 1
+        order = np.argsort(parts, kind="stable")
+        blocks = []
+        for index in np.unique(parts):
+            chosen = rows[order][parts[order] == index]
+            blocks.append(self._part(int(index)).block(chosen - self._starts[index], chosen))
+        if not blocks:
+            empty = np.array([], dtype=str)
+            return PoolBlock(rows, empty, empty, np.zeros((0, len(self.feature_names)), dtype=np.float32))
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        return PoolBlock(
+            rows,
+            np.concatenate([block.ids for block in blocks])[inverse],
+            np.concatenate([block.formulas for block in blocks])[inverse],
+            np.concatenate([block.features for block in blocks])[inverse],
+        )
+
+    def blocks(self, size: int, mask: np.ndarray | None = None) -> Iterator[PoolBlock]:
+        """Stream the candidates (those where ``mask`` is true, if given) in row order, at most ``size`` at a time."""
+        for index, start in enumerate(self._starts[:-1]):
+            part = self._part(index)
+            for offset in range(0, self._sizes[index], size):
+                positions = np.arange(offset, min(offset + size, self._sizes[index]))
+                if mask is not None:
+                    positions = positions[mask[start + positions]]
+                if positions.size:
+                    yield part.block(positions, start + positions)
+
+    def rows_of(self, ids: Collection[str]) -> dict[str, int]:
+        """Pool row of each of ``ids`` found in the pool (ids are unique within a pool)."""
+        wanted = np.array(sorted(ids), dtype=str)
+        found: dict[str, int] = {}
+        if wanted.size == 0:
+            return found
+        for index, start in enumerate(self._starts[:-1]):
+            part_ids = self._part(index).ids
+            hits = np.flatnonzero(np.isin(part_ids, wanted))
+            found.update(zip(part_ids[hits].tolist(), (start + hits).tolist(), strict=True))
+        return found

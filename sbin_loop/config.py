@@ -344,6 +344,10 @@ class PolicyConfig(_AcquisitionFields):
             root-mean-square distance over pool-standardised descriptors (0 disables the penalty).
         batch_size: Candidates picked per round (q).
         mc_samples: Posterior draws (ensemble members) used to score the pool.
+        shortlist: Pools with more available candidates than this are screened a chunk at a time and the batch is
+            picked from each rule's top ``shortlist`` single-point values (see ``sbin_loop.policies.screening``);
+            smaller pools are scored whole. 20,000 keeps the shortlist's draws at ``S x 20,000 x m`` float64 values
+            (20 MB per objective for 128 draws) while staying three orders of magnitude above a batch.
     """
 
     kind: Literal[AcquisitionKind, "composite"] = "expected_improvement"
@@ -353,6 +357,7 @@ class PolicyConfig(_AcquisitionFields):
     min_distance: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=10, gt=0)
     mc_samples: int = Field(default=128, gt=1)
+    shortlist: int = Field(default=20_000, gt=0)
 
     @model_validator(mode="after")
     def _components_fill_the_batch(self) -> PolicyConfig:

@@ -33,17 +33,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from sbin_loop import __version__
 from sbin_loop.candidates import CandidatePool, pool_feature_names
 from sbin_loop.config import CampaignConfig, ConfigError, DatasetOracleConfig, PoolSpaceConfig
+from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage, build_oracles, checked_outcome, dataset_table
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
+from sbin_loop.policies.screening import RunningTop, chunk_size, screen
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
-from sbin_loop.space.chunks import CandidateChunk
 from sbin_loop.space.spaces import CandidateSpace, open_space
 from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
@@ -51,7 +53,7 @@ from sbin_loop.stores.documents import elapsed_seconds, merged_values, utc_now
 
 logger = logging.getLogger(__name__)
 
-_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL = range(5)
+_SELECT, _DRAWS, _TRAIN, _INTERVALS, _POOL, _SCREEN = range(6)
 """Purposes mixed into derived seeds so that no two random streams coincide."""
 
 
@@ -131,8 +133,8 @@ class Campaign:
         self.objective_names = tuple(objective.name for objective in config.objectives)
         self._objective_index = self.objective_names.index(config.policy_objective.name)
         self._sign = 1.0 if config.policy_objective.goal == "maximize" else -1.0
+        self._signs = tuple(1.0 if objective.goal == "maximize" else -1.0 for objective in config.objectives)
         self._stop = threading.Event()
-        self._row_of = {candidate: row for row, candidate in enumerate(self.pool.ids)}
 
     # Set-up -----------------------------------------------------------------------------------------------------
     def _check_directory_belongs_to(self, name: str) -> None:
@@ -144,7 +146,11 @@ class Campaign:
 
     def _check_config_unchanged(self, stored: CampaignDoc) -> None:
         current = self.config.model_dump(mode="json")
-        old = {key: value for key, value in stored.config.items() if key != "budget"}
+        try:  # fields added to sbin since the campaign started take their defaults, as they did on start
+            stored_config = CampaignConfig.model_validate(stored.config).model_dump(mode="json")
+        except ValidationError:
+            stored_config = stored.config
+        old = {key: value for key, value in stored_config.items() if key != "budget"}
         new = {key: value for key, value in current.items() if key != "budget"}
         differences = _config_differences(old, new)
         if differences:
@@ -166,14 +172,16 @@ class Campaign:
             frame = sample_rows(table.frame, self.config.space.sample, derive_seed(self.config.seed, _POOL))
             self._require_initial(len(frame), f"{len(table.rejected)} rows rejected")
             pool = CandidatePool.from_frame(frame)
+            pool.save(pool_dir)
         else:
             rejected: Counter = Counter()
-            chunks = list(self._space.chunks(rejected=rejected))
-            self._require_initial(sum(len(chunk) for chunk in chunks), f"rejected by rule: {dict(rejected)}")
-            pool = CandidatePool.from_chunk(CandidateChunk.concatenate(chunks), self._space.extra_names)
+            sizes = CandidatePool.write_chunks(self._space.chunks(rejected=rejected), pool_dir)
+            self._require_initial(sum(sizes), f"rejected by rule: {dict(rejected)}")
+            feature_names = pool_feature_names(self._space.extra_names)
+            CandidatePool.write_meta(pool_dir, sizes, feature_names)
+            pool = CandidatePool.load(pool_dir, feature_names)
             logger.info("perovskite space: %d candidates kept, rejected %s", len(pool), dict(rejected))
-        pool.save(pool_dir)
-        logger.info("pool of %d candidates featurised with %d descriptors", len(pool), pool.features.shape[1])
+        logger.info("pool of %d candidates with %d descriptors", len(pool), len(pool.feature_names))
         return pool
 
     def _require_initial(self, n_candidates: int, why: str) -> None:
@@ -320,25 +328,31 @@ class Campaign:
     # Step 1: propose --------------------------------------------------------------------------------------------
     def _propose(self, index: int) -> RoundDoc:
         start = time.perf_counter()
-        taken = {job.candidate_id for job in self.store.jobs()}
-        available = np.array([row for row, candidate in enumerate(self.pool.ids) if candidate not in taken])
-        if available.size == 0:
+        available = self._available()
+        n_available = int(available.sum())
+        if n_available == 0:
             raise CampaignError(f"round {index}: every candidate of the pool has been evaluated; nothing left to pick")
         rng = np.random.default_rng(derive_seed(self.config.seed, index, _SELECT))
-        predictions = None
+        candidates, predictions, screening = np.flatnonzero(available), None, {}
         if index == 0:
-            selection = RandomPolicy(self.config.budget.initial).select(None, available.size, rng)
+            selection = RandomPolicy(self.config.budget.initial).select(None, n_available, rng)
         else:
             surrogate = self._load_model(index - 1)
-            scores = self._pool_scores(surrogate, available, index) if self.policy.needs_model else None
-            selection = self.policy.select(scores, available.size, rng)
-            predictions = self._intervals(surrogate, available[selection.indices], index)
+            scores = None
+            if self.policy.needs_model:
+                score = self._scorer(surrogate, index)
+                if n_available > self.config.policy.shortlist:
+                    candidates = self._screen(score, available, index)
+                    screening = {"screened": float(n_available), "shortlist": float(candidates.size)}
+                scores = score(self.pool.take(candidates).features)
+            selection = self.policy.select(scores, candidates.size, rng)
+            predictions = self._intervals(surrogate, candidates[selection.indices], index)
         doc = RoundDoc(
             campaign=self.config.name,
             round=index,
             state="proposed",
             seed=self.config.seed,
-            selected=self._selection_entries(selection, available, predictions),
+            selected=self._selection_entries(selection, candidates, predictions, screening),
             timings={"select": time.perf_counter() - start},
         )
         self.store.put_round(doc)
@@ -346,38 +360,64 @@ class Campaign:
         return doc
 
     def _selection_entries(
-        self, selection: Selection, available: np.ndarray, predictions: list[list] | None
+        self, selection: Selection, candidates: np.ndarray, predictions: list[list] | None, screening: dict
     ) -> list[SelectionEntry]:
-        """The picks as stored, with the intervals predicted for them (per objective, then per pick) if any."""
+        """The picks as stored, with the intervals predicted for them (per objective, then per pick) if any.
+
+        Args:
+            selection: Picks as positions in ``candidates``.
+            candidates: Pool rows the policy picked from.
+            predictions: Intervals per objective, then per pick.
+            screening: Added to every pick's details: ``screened`` (available candidates) and ``shortlist`` (those
+                the batch was picked from) when the pool was screened; empty otherwise.
+        """
+        block = self.pool.take(candidates[selection.indices])
         entries = []
-        for position, pick in enumerate(selection.indices):
-            row = int(available[pick])
+        for position in range(len(selection.indices)):
             predicted = {}
             if predictions is not None:
                 predicted = dict(zip(self.objective_names, (column[position] for column in predictions), strict=True))
             entries.append(
                 SelectionEntry(
-                    candidate_id=self.pool.ids[row],
-                    formula=self.pool.formulas[row],
+                    candidate_id=str(block.ids[position]),
+                    formula=str(block.formulas[position]),
                     policy=selection.policies[position],
                     acquisition=selection.acquisitions[position],
                     acquisition_value=selection.acquisition_values[position],
                     reason=selection.reasons[position],
-                    details=selection.details[position],
+                    details={**selection.details[position], **screening},
                     prediction=predicted.get(self.config.policy_objective.name),
                     predicted_means={name: interval.mean for name, interval in predicted.items()},
                 )
             )
         return entries
 
-    def _pool_scores(self, surrogate: BNNSurrogate, available: np.ndarray, index: int) -> PoolScores:
-        """Cached draws of every objective over the available and the evaluated candidates."""
+    def _available(self) -> np.ndarray:
+        """``P`` mask of the pool rows no job has taken yet."""
+        available = np.ones(len(self.pool), dtype=bool)
+        taken = self.pool.rows_of({job.candidate_id for job in self.store.jobs()})
+        available[np.fromiter(taken.values(), dtype=np.int64, count=len(taken))] = False
+        return available
+
+    def _posterior(self, surrogate: BNNSurrogate, index: int) -> BNNModel:
+        """The round's ``S`` posterior functions: every scoring pass of the round evaluates these."""
+        return BNNModel(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS))
+
+    def _scorer(self, surrogate: BNNSurrogate, index: int) -> Callable[[np.ndarray], PoolScores]:
+        """Draws of the round's posterior functions at any candidates' descriptors, the measured candidates' too."""
         evaluated, observed, _ = self._training_data()
-        signs = tuple(1.0 if objective.goal == "maximize" else -1.0 for objective in self.config.objectives)
-        seed = derive_seed(self.config.seed, index, _DRAWS)
-        return draw_pool_scores(
-            surrogate, self.pool.features, available, evaluated, observed, signs, self.config.policy.mc_samples, seed
-        )
+        evaluated_features = self.pool.take(evaluated).features
+        model = self._posterior(surrogate, index)
+        return lambda features: draw_pool_scores(model, features, evaluated_features, observed, self._signs)
+
+    def _screen(self, score: Callable[[np.ndarray], PoolScores], available: np.ndarray, index: int) -> np.ndarray:
+        """Rows of the shortlist of a pool too large to score whole (``sbin_loop.policies.screening``)."""
+        size = chunk_size(self.config.policy.mc_samples, len(self.objective_names))
+        chunks = ((block.rows, block.features) for block in self.pool.blocks(size, available))
+        rng = np.random.default_rng(derive_seed(self.config.seed, index, _SCREEN))
+        shortlist = screen(chunks, score, self.config.policy, rng)
+        logger.info("round %d: screened %d candidates to %d", index, int(available.sum()), shortlist.size)
+        return shortlist
 
     def _load_model(self, index: int) -> BNNSurrogate:
         doc = next((doc for doc in self.store.rounds() if doc.round == index), None)
@@ -550,7 +590,8 @@ class Campaign:
         """
         results = self.store.results()
         measured = merged_values(results)
-        rows = np.array([self._row_of[candidate] for candidate in measured], dtype=np.int64)
+        row_of = self.pool.rows_of(measured)
+        rows = np.array([row_of[candidate] for candidate in measured], dtype=np.int64)
         targets = np.array(
             [[values.get(name, np.nan) for name in self.objective_names] for values in measured.values()],
             dtype=np.float64,
@@ -564,12 +605,13 @@ class Campaign:
         if not results:
             raise CampaignError(f"round {doc.round}: no successful evaluation so far; check the oracle's failures")
         surrogate = BNNSurrogate(
-            self.pool.features.shape[1],
+            len(self.pool.feature_names),
             self.objective_names,
             tuple(objective.transform for objective in self.config.objectives),
             self.config.model,
         )
-        report = surrogate.fit(self.pool.features[rows], targets, derive_seed(self.config.seed, doc.round, _TRAIN))
+        features = self.pool.take(rows).features
+        report = surrogate.fit(features, targets, derive_seed(self.config.seed, doc.round, _TRAIN))
         checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
         save_surrogate(surrogate, self.directory / checkpoint, self.pool.feature_names)
         return self.store.update_round(
@@ -585,7 +627,9 @@ class Campaign:
     def _intervals(self, surrogate: BNNSurrogate, rows: np.ndarray, index: int) -> list[list]:
         """Intervals per objective (outer list) for pool rows (inner list)."""
         draws = surrogate.predictive_draws(
-            self.pool.features[rows], self.config.intervals.n_draws, derive_seed(self.config.seed, index, _INTERVALS)
+            self.pool.take(rows).features,
+            self.config.intervals.n_draws,
+            derive_seed(self.config.seed, index, _INTERVALS),
         ).numpy()  # S x n x m
         return [candidate_intervals(draws[..., j], self.config.intervals.level) for j in range(draws.shape[-1])]
 
@@ -595,27 +639,35 @@ class Campaign:
         if rows.size == 0:
             return []
         per_objective = self._intervals(surrogate, rows, index)
+        block = self.pool.take(rows)
         return [
             CandidateInterval(
-                candidate_id=self.pool.ids[row],
-                formula=self.pool.formulas[row],
+                candidate_id=str(candidate),
+                formula=str(block.formulas[position]),
                 objective=name,
                 interval=per_objective[j][position],
-                observed=observed.get(self.pool.ids[row], {}).get(name),
+                observed=observed.get(str(candidate), {}).get(name),
             )
-            for position, row in enumerate(rows)
+            for position, candidate in enumerate(block.ids)
             for j, name in enumerate(self.objective_names)
         ]
 
     def _top_predicted_rows(self, surrogate: BNNSurrogate, observed: dict, index: int) -> np.ndarray:
-        unmeasured = np.array([row for row, candidate in enumerate(self.pool.ids) if candidate not in observed])
-        if unmeasured.size == 0:
+        """The ``intervals.top_k`` unmeasured rows of highest posterior mean of the policy objective, best first.
+
+        The pool is streamed in chunks through the round's posterior functions, keeping a running top.
+        """
+        unmeasured = np.ones(len(self.pool), dtype=bool)
+        unmeasured[list(self.pool.rows_of(observed).values())] = False
+        model = self._posterior(surrogate, index)
+        top = RunningTop(self.config.intervals.top_k)
+        for block in self.pool.blocks(chunk_size(self.config.policy.mc_samples, len(self.objective_names)), unmeasured):
+            with torch.no_grad():
+                draws = model.posterior(torch.as_tensor(block.features)).values  # S x n x m
+            top.update(draws[..., self._objective_index].mean(dim=0)[None] * self._sign, block.rows)
+        if top.rows is None:
             return np.array([], dtype=np.int64)
-        draws = surrogate.function_draws(
-            self.pool.features[unmeasured], self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS)
-        )
-        means = draws[..., self._objective_index].mean(dim=0) * self._sign
-        return unmeasured[torch.argsort(means, descending=True)[: self.config.intervals.top_k].numpy()]
+        return top.rows[0].numpy()
 
     def _finish(self, doc: RoundDoc) -> RoundDoc:
         """Store Monte Carlo intervals for the picks, the best measured and the best predicted candidates."""
@@ -625,10 +677,10 @@ class Campaign:
         name = self.config.policy_objective.name
         measured = [(self._sign * values[name], candidate) for candidate, values in observed.items() if name in values]
         ranked = [candidate for _, candidate in sorted(measured, key=lambda item: (-item[0], item[1]))]
-        best_rows = np.array([self._row_of[c] for c in ranked[: self.config.intervals.top_k]], dtype=np.int64)
+        row_of = self.pool.rows_of(observed)
+        best_rows = np.array([row_of[c] for c in ranked[: self.config.intervals.top_k]], dtype=np.int64)
         selected_rows = np.array(
-            [self._row_of[entry.candidate_id] for entry in doc.selected if entry.candidate_id in observed],
-            dtype=np.int64,
+            [row_of[entry.candidate_id] for entry in doc.selected if entry.candidate_id in observed], dtype=np.int64
         )
         intervals = {
             "selected": self._candidate_intervals(surrogate, selected_rows, doc.round, observed),

@@ -170,7 +170,8 @@ def test_perovskite_space_campaign_with_filtered_replay(tmp_path: Path):
         }
     )
     campaign = Campaign(config, tmp_path / "abo3")
-    assert "SrTiO3" in campaign.pool.ids and "perovskite tolerance_factor" in campaign.pool.feature_names
+    assert "SrTiO3" in campaign.pool.rows_of({"SrTiO3"})
+    assert "perovskite tolerance_factor" in campaign.pool.feature_names
     campaign.run()
     assert [doc.state for doc in campaign.store.rounds()] == ["complete", "complete"]
     results = {result.candidate_id: result.values["Ef_vac_O"] for result in campaign.store.results()}

@@ -208,7 +208,7 @@ def test_the_later_stage_value_is_the_one_trained_on(reference: Campaign):
     assert reference.store.rounds()[-1].training["n_train"] == 14
     first = {r.candidate_id: r.values["Tc_K"] for r in reference.store.results() if r.stage == 0}
     second = {r.candidate_id: r.values["Tc_K"] for r in reference.store.results() if r.stage == 1}
-    trained = dict(zip((reference.pool.ids[row] for row in rows), targets[:, 0], strict=True))
+    trained = dict(zip(reference.pool.take(rows).ids.tolist(), targets[:, 0], strict=True))
     assert {candidate: trained[candidate] for candidate in second} == second
     assert all(trained[candidate] == value for candidate, value in first.items() if candidate not in second)
     # The rule does not depend on the order results are listed in; values only an earlier stage measured are kept.
@@ -287,7 +287,7 @@ def test_second_stage_failures_are_retried_then_recorded_without_breaking_the_ro
     results = {(result.stage, result.candidate_id): result for result in campaign.store.results()}
     assert (1, always) not in results and (1, once) in results
     rows, targets, _ = campaign._training_data()
-    trained = dict(zip((campaign.pool.ids[row] for row in rows), targets[:, 0], strict=True))
+    trained = dict(zip(campaign.pool.take(rows).ids.tolist(), targets[:, 0], strict=True))
     assert trained[always] == results[(0, always)].values["Tc_K"]  # the first stage's value still trains
     assert trained[once] == results[(1, once)].values["Tc_K"]
     assert len(campaign.store.jobs(1)) == 4 + 2  # the next round ran both stages as usual

@@ -6,43 +6,38 @@ import numpy as np
 import torch
 
 from sbin_loop.model.botorch_model import BNNModel
-from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.policies.base import PoolScores
 
 
 def draw_pool_scores(
-    surrogate: BNNSurrogate,
+    model: BNNModel,
     features: np.ndarray,
-    available: np.ndarray,
-    evaluated: np.ndarray,
+    evaluated_features: np.ndarray,
     observed: np.ndarray,
     signs: tuple[float, ...],
-    n_draws: int,
-    seed: int,
 ) -> PoolScores:
-    """Draw ``S`` posterior functions once and evaluate them on the available and the evaluated candidates.
+    """Evaluate the model's ``S`` posterior functions on the available and the evaluated candidates.
+
+    The same ``model`` (same weight sets) gives every candidate the same draws whichever others it is scored with,
+    so a pool may be scored in chunks.
 
     Args:
-        surrogate: The trained model.
-        features: ``P x d`` descriptors of the whole pool.
-        available: Rows of the pool that may be picked (``N``).
-        evaluated: Rows of the pool already measured (``n``).
-        observed: ``n x m`` measured values of the evaluated rows in target units (NaN where missing).
+        model: The trained surrogate's ``S`` posterior functions.
+        features: ``N x d`` descriptors of the candidates that may be picked.
+        evaluated_features: ``n x d`` descriptors of the candidates already measured.
+        observed: ``n x m`` measured values of the evaluated candidates in target units (NaN where missing).
         signs: ``+1`` per maximised and ``-1`` per minimised objective, in the surrogate's output order.
-        n_draws: ``S``.
-        seed: Seed of the posterior draws.
     """
-    model = BNNModel(surrogate, n_draws, seed)
-    rows = np.concatenate([available, evaluated]).astype(np.int64)
     orientation = torch.tensor(signs, dtype=torch.float64)
+    inputs = torch.as_tensor(np.concatenate([features, evaluated_features]))
     with torch.no_grad():
-        draws = model.posterior(torch.as_tensor(features[rows])).values.to(torch.float64) * orientation
-    oriented = torch.as_tensor(np.asarray(observed, dtype=np.float64)).reshape(len(evaluated), len(signs))
+        draws = model.posterior(inputs).values.to(torch.float64) * orientation  # S x (N + n) x m
+    oriented = torch.as_tensor(np.asarray(observed, dtype=np.float64)).reshape(len(evaluated_features), len(signs))
     return PoolScores(
-        samples=draws[:, : len(available)],
-        objectives=tuple(surrogate.target_names),
+        samples=draws[:, : len(features)],
+        objectives=tuple(model.surrogate.target_names),
         observed=oriented * orientation,
-        baseline=draws[:, len(available) :],
+        baseline=draws[:, len(features) :],
         signs=tuple(signs),
-        features=features[available],
+        features=features,
     )
