@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
-from jobflow import Flow, Maker, job
+from jobflow import Flow, Job, Maker, OutputReference, job
 from pymatgen.core import Element, Lattice, Structure
 
 from sbin_loop import __version__
@@ -103,6 +103,8 @@ def sample_antisite_pairs(
     Raises:
         ValueError: If neither sublattice labels nor element pairs are given.
     """
+    if count == 0:
+        return []
     symbols = np.array([site.specie.symbol for site in structure])
     if pairs:
         groups = [(np.flatnonzero(symbols == x), np.flatnonzero(symbols == y)) for x, y in pairs]
@@ -383,31 +385,8 @@ class DefectWorkflowMaker(Maker):
             relax.name = f"vacancy {index} relax"
             jobs += [vacancy, relax]
             defect_energies.append(relax.output.output.energy)
-        antisites = []
-        pairs = (
-            sample_antisite_pairs(structure, self.antisites, self.seed, sublattice, self.antisite_pairs)
-            if self.antisites
-            else []
-        )
-        for first, second in pairs:
-            swap = swap_sites(bulk.output.structure, first, second)
-            swap.name = f"swap sites {first}-{second}"
-            relax = self.defect_relax_maker.make(swap.output)
-            relax.name = f"antisite {first}-{second} relax"
-            jobs += [swap, relax]
-            antisites.append(((first, second), relax.output.output.energy))
-        interstitials = []
-        if self.interstitials:
-            voids = locate_voids(bulk.output.structure, self.sites_per_species, self.seed)
-            voids.name = "locate voids"
-            jobs.append(voids)
-            for element, void in itertools.product(self.interstitials, range(self.sites_per_species)):
-                insert = insert_site(bulk.output.structure, element, voids.output[void])
-                insert.name = f"insert {element} at void {void}"
-                relax = self.defect_relax_maker.make(insert.output)
-                relax.name = f"interstitial {element} {void} relax"
-                jobs += [insert, relax]
-                interstitials.append((element, voids.output[void], relax.output.output.energy))
+        antisites = self._antisite_jobs(bulk, structure, sublattice, jobs)
+        interstitials = self._interstitial_jobs(bulk, jobs)
         references: dict[str, list] = {}
         for element in dict.fromkeys([*(structure[i].specie.symbol for i in sites), *self.interstitials]):
             if element in self.chemical_potentials:
@@ -444,3 +423,35 @@ class DefectWorkflowMaker(Maker):
         analysis.name = "defect analysis"
         jobs.append(analysis)
         return Flow(jobs, output=analysis.output, name=self.name)
+
+    def _antisite_jobs(
+        self, bulk: Job, structure: Structure, sublattice: tuple[str, ...] | None, jobs: list[Job]
+    ) -> list[tuple[tuple[int, int], OutputReference]]:
+        """Append swap and relax jobs of the sampled antisite pairs to ``jobs``; the pairs and their energies."""
+        antisites = []
+        pairs = sample_antisite_pairs(structure, self.antisites, self.seed, sublattice, self.antisite_pairs)
+        for first, second in pairs:
+            swap = swap_sites(bulk.output.structure, first, second)
+            swap.name = f"swap sites {first}-{second}"
+            relax = self.defect_relax_maker.make(swap.output)
+            relax.name = f"antisite {first}-{second} relax"
+            jobs += [swap, relax]
+            antisites.append(((first, second), relax.output.output.energy))
+        return antisites
+
+    def _interstitial_jobs(self, bulk: Job, jobs: list[Job]) -> list[tuple[str, OutputReference, OutputReference]]:
+        """Append void, insert and relax jobs of the interstitials to ``jobs``; elements, voids and energies."""
+        if not self.interstitials:
+            return []
+        voids = locate_voids(bulk.output.structure, self.sites_per_species, self.seed)
+        voids.name = "locate voids"
+        jobs.append(voids)
+        interstitials = []
+        for element, void in itertools.product(self.interstitials, range(self.sites_per_species)):
+            insert = insert_site(bulk.output.structure, element, voids.output[void])
+            insert.name = f"insert {element} at void {void}"
+            relax = self.defect_relax_maker.make(insert.output)
+            relax.name = f"interstitial {element} {void} relax"
+            jobs += [insert, relax]
+            interstitials.append((element, voids.output[void], relax.output.output.energy))
+        return interstitials
