@@ -120,13 +120,10 @@ def sample_antisite_pairs(
             continue
         distance = structure.lattice.get_all_distances(structure.frac_coords[first], structure.frac_coords[second])
         distance[symbols[first][:, None] == symbols[second][None, :]] = np.inf
-        taken = 0
-        for row in rng.permutation(len(first)):
-            if taken == count or not np.isfinite(distance[row].min()):
-                continue
+        rows = [row for row in rng.permutation(len(first)) if np.isfinite(distance[row]).any()][:count]
+        for row in rows:
             nearest = np.flatnonzero(distance[row] <= distance[row].min() + 1e-6)
             chosen.append((int(first[row]), int(second[rng.choice(nearest)])))
-            taken += 1
     return chosen
 
 
