@@ -147,7 +147,7 @@ class DefectWorkflowDoc(_Doc):
         densities: Per element, equilibrium vacancy density at ``temperature_K``.
         antisites: Every computed antisite pair.
         antisite_statistics: Antisite formation-energy statistics over pairs (``None`` without antisites).
-        antisite_density: Equilibrium antisite density; candidate sites are the A-like sites of the pairs.
+        antisite_density: Equilibrium antisite density; candidate sites are the sites of the pairs' A-like elements.
         interstitials: Every computed interstitial.
         interstitial_statistics: Per element, interstitial formation-energy statistics over voids.
         interstitial_densities: Per element, equilibrium interstitial density; one candidate site per bulk atom (a
