@@ -467,9 +467,16 @@ class SupercellConfig(_Section):
 class DefectConfig(_Section):
     """Defects computed in each supercell and how their energies become densities.
 
+    The fields are passed as they are to the ``DefectWorkflowMaker`` fields of the same names.
+
     Attributes:
         vacancies: Elements whose vacancies are computed (absent elements are skipped).
-        sites_per_species: Sites sampled per element (every site differs in a disordered cell).
+        sites_per_species: Sites sampled per element (every site differs in a disordered cell); also the number of
+            voids each interstitial element is placed at.
+        antisites: Antisite pairs sampled (0: none): an A-site cation swapped with its nearest B-site cation of
+            another element (per element pair when ``antisite_pairs`` are given).
+        antisite_pairs: Element pairs ``[X, Y]`` whose sites are swapped instead of the perovskite A and B sites.
+        interstitials: Elements inserted at the largest voids of the relaxed bulk (none by default).
         temperature_K: Temperature of the Boltzmann (Fermi-Dirac site-occupancy) defect densities.
         formation_energy_bounds: Formation energies (eV) outside these bounds reject the job as implausible.
         chemical_potentials: Fixed chemical potentials (eV/atom) by element; the others come from elemental
@@ -478,6 +485,9 @@ class DefectConfig(_Section):
 
     vacancies: tuple[str, ...] = ("O",)
     sites_per_species: int = Field(default=4, gt=0)
+    antisites: int = Field(default=0, ge=0)
+    antisite_pairs: tuple[tuple[str, str], ...] = ()
+    interstitials: tuple[str, ...] = ()
     temperature_K: float = Field(default=1000.0, gt=0)
     formation_energy_bounds: tuple[float, float] = (-3.0, 15.0)
     chemical_potentials: dict[str, float] = Field(default_factory=dict)
@@ -489,8 +499,9 @@ class _DefectOracleBase(_OracleBase):
     Attributes:
         supercell: Supercell construction.
         defects: Defects and densities.
-        values: Objective name -> quantity of the result (e.g. ``Ef_vac_O: Ef_vac_O_mean``); quantities whose names
-            equal an objective's name are returned without a mapping.
+        values: Objective name -> quantity of the result (e.g. ``Ef_vac_O: Ef_vac_O_mean``, ``Ef_antisite_mean``,
+            ``Ef_int_O_min``, ``log10_int_O_site_fraction``; see ``DefectWorkflowDoc.quantities``); quantities whose
+            names equal an objective's name are returned without a mapping.
         seed: Seed of the decoration and site sampling (combined with each candidate's id).
     """
 

@@ -16,11 +16,14 @@ FIXTURES = Path(__file__).parent / "fixtures" / "vasp_v_N_GaN"
 
 
 def test_vasp_flow_inputs_are_pbe_400_ev_on_128_plus_atoms():
-    config = VaspOracleConfig(worker="cluster", defects={"vacancies": ["O", "Sr"], "sites_per_species": 2})
+    defects = {"vacancies": ["O", "Sr"], "sites_per_species": 2, "antisites": 1, "interstitials": ["O"]}
+    config = VaspOracleConfig(worker="cluster", defects=defects)
     flow = build_vasp_flow(config, JobRequest(job_id="j", candidate_id="SrTiO3", formula="La0.5Sr0.5TiO3", round=0))
     names = [job.name for job in flow.jobs]
-    assert names[0] == "bulk relax" and names[-1] == "vacancy analysis"
+    assert names[0] == "bulk relax" and names[-1] == "defect analysis"
     assert sum(name.startswith("vacancy ") and name.endswith(" relax") for name in names) == 4
+    extra = [job for job in flow.jobs if job.name.startswith(("antisite ", "interstitial "))]
+    assert sorted(job.name.split()[0] for job in extra) == ["antisite", "interstitial", "interstitial"]
     assert sum(name == "reference O O2" for name in names) == 1 and any("Sr fcc" in n for n in names)
     supercell = flow.jobs[0].function_args[0]
     assert isinstance(supercell, Structure) and len(supercell) >= 128
@@ -30,6 +33,9 @@ def test_vasp_flow_inputs_are_pbe_400_ev_on_128_plus_atoms():
         inputs = relax.input_set_generator.get_input_set(supercell, potcar_spec=True)
         assert inputs.incar["ENCUT"] == 400 and inputs.incar["GGA"].upper() == "PE" and inputs.incar["ISIF"] == isif
         assert "METAGGA" not in inputs.incar and len(inputs.poscar.structure) >= 128
+    for relax in extra:  # the antisite and interstitial relaxations are fixed-cell PBE runs too
+        inputs = relax.maker.input_set_generator.get_input_set(supercell, potcar_spec=True)
+        assert inputs.incar["ISIF"] == 2 and inputs.incar["ENCUT"] == 400 and inputs.incar["GGA"].upper() == "PE"
     molecule = maker.molecule_reference_maker.input_set_generator.get_input_set(supercell, potcar_spec=True)
     assert list(molecule.kpoints.kpts[0]) == [1, 1, 1]
 

@@ -125,3 +125,20 @@ def test_forcefield_oracle_runs_chgnet_and_reports_injected_failure(tmp_path: Pa
     again = forcefield_oracle(config, tmp_path / "good")  # a restarted campaign: stored outcome, no rerun
     again.submit([strontium])
     assert again.poll([strontium])["c:r0:SrTiO3"].values == outcomes["c:r0:SrTiO3"].values
+
+
+def test_chgnet_computes_an_antisite_and_an_interstitial(tmp_path: Path):
+    # 5-atom SrTiO3: the "antisite" inverts the whole cell (about 17 eV), hence the wide bounds; about 10 s here
+    defects = {"vacancies": [], "antisites": 1, "interstitials": ["O"], "sites_per_species": 1}
+    config = _tiny_config(
+        defects={**defects, "chemical_potentials": {"O": -4.82}, "formation_energy_bounds": [-3.0, 30.0]},
+        values={"Ef_int_O": "Ef_int_O_mean"},
+    )
+    request = JobRequest(job_id="c:r0:SrTiO3", candidate_id="SrTiO3", formula="SrTiO3", round=0)
+    outcome = ForceFieldTask(config, forcefield_workflow_maker(config))(request, tmp_path)
+    doc = outcome.document
+    assert doc["vacancies"] == [] and len(doc["antisites"]) == 1 and len(doc["interstitials"]) == 1
+    assert doc["antisites"][0]["elements"] == ["Sr", "Ti"] and doc["interstitials"][0]["clearance"] > 1.8
+    assert outcome.values["Ef_antisite_mean"] > 5.0 and math.isfinite(outcome.values["log10_antisite_site_fraction"])
+    assert outcome.values["Ef_int_O"] == doc["interstitials"][0]["formation_energy"]
+    assert doc["chemical_potentials"] == {"O": -4.82}

@@ -1,4 +1,4 @@
-"""Force-field defect oracle: the vacancy workflow with a universal ML potential, run here with jobflow.
+"""Force-field defect oracle: the defect workflow with a universal ML potential, run here with jobflow.
 
 Each job builds the composition's disordered supercell, runs the ``DefectWorkflowMaker`` flow of atomate2
 force-field makers with ``jobflow.run_locally`` (a MontyStore JobStore in the job's directory keeps every job
@@ -54,7 +54,7 @@ def candidate_supercell(
 
 
 def forcefield_workflow_maker(config: ForceFieldOracleConfig) -> DefectWorkflowMaker:
-    """The vacancy workflow built from atomate2 force-field makers for the configured potential."""
+    """The defect workflow built from atomate2 force-field makers for the configured potential."""
     from atomate2.forcefields.jobs import ForceFieldRelaxMaker
     from atomate2.forcefields.md import ForceFieldMDMaker
 
@@ -79,19 +79,14 @@ def forcefield_workflow_maker(config: ForceFieldOracleConfig) -> DefectWorkflowM
         if cell.amorphous
         else None
     )
-    defects = config.defects
     return DefectWorkflowMaker(
         bulk_relax_maker=relax(relax_cell=True),
         defect_relax_maker=relax(relax_cell=False),
         solid_reference_maker=relax(relax_cell=True),
         molecule_reference_maker=relax(relax_cell=False),
         melt_maker=melt,
-        name=f"sbin vacancies ({config.force_field})",
-        vacancies=defects.vacancies,
-        sites_per_species=defects.sites_per_species,
-        temperature_K=defects.temperature_K,
-        formation_energy_bounds=defects.formation_energy_bounds,
-        chemical_potentials=defects.chemical_potentials,
+        name=f"sbin defects ({config.force_field})",
+        **dict(config.defects),
         energy_model=config.force_field,
         packages=(
             "atomate2",
@@ -128,7 +123,7 @@ class ForceFieldTask:
         maker = dataclasses.replace(
             self.maker, seed=seed, record={**self.maker.record, "max_fraction_error": supercell.max_fraction_error}
         )
-        flow = maker.make(supercell.structure, formula=request.formula)
+        flow = maker.make(supercell.structure, formula=request.formula, sublattice=supercell.sublattice)
         database = str(job_dir / "jobflow")
         store = JobStore(
             MontyStore("outputs", database_path=database),

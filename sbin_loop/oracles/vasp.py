@@ -40,10 +40,10 @@ def _jobflow_remote() -> ModuleType:
 
 
 def build_vasp_flow(config: VaspOracleConfig, request: JobRequest, maker: DefectWorkflowMaker | None = None) -> Flow:
-    """The VASP vacancy flow for one job (supercell decorated with the candidate's seed)."""
+    """The VASP defect flow for one job (supercell decorated with the candidate's seed)."""
     seed, supercell = candidate_supercell(config, request)
     maker = dataclasses.replace(maker or vasp_workflow_maker(config), seed=seed)
-    return maker.make(supercell.structure, formula=request.formula)
+    return maker.make(supercell.structure, formula=request.formula, sublattice=supercell.sublattice)
 
 
 class VaspDefectOracle:

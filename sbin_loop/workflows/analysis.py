@@ -1,8 +1,9 @@
-"""Vacancy formation energies, their statistics over sites, and equilibrium defect densities.
+"""Defect formation energies, their statistics over sites, and equilibrium defect densities.
 
-For a vacancy of element X at site i of a supercell, ``E_f,i = E_defect,i - E_bulk + mu_X`` (neutral defect,
-chemical potential ``mu_X`` from an elemental reference computed with the same energy model). In a disordered cell
-every site differs, so the sampled sites give a distribution; its statistics are the oracle's values.
+For a neutral defect at site i of a supercell, ``E_f,i = E_defect,i - E_bulk + n mu_X`` with chemical potential
+``mu_X`` from an elemental reference computed with the same energy model and ``n`` atoms of X given to the reservoir:
+``n = 1`` for a vacancy of X, ``n = -1`` for an interstitial X, ``n = 0`` for an antisite (two cations swapped). In a
+disordered cell every site differs, so the sampled sites give a distribution; its statistics are the oracle's values.
 
 The equilibrium site fraction of a site with formation energy E at temperature T is the Fermi-Dirac occupancy
 ``1 / (1 + exp(E / kT))`` (the dilute Boltzmann factor, bounded by one); the fraction for an element is the mean over
@@ -47,8 +48,44 @@ class VacancySite(_Doc):
     formation_energy: float
 
 
+class AntisitePair(_Doc):
+    """One computed antisite pair (two cations of different sublattices or elements swapped).
+
+    Attributes:
+        site_indices: Indices of the two swapped sites in the bulk supercell (A-like site first).
+        elements: Their elements before the swap.
+        distance: Distance between the two sites in the relaxed bulk, angstrom.
+        energy: Relaxed energy of the defect supercell, eV.
+        formation_energy: ``E(swapped) - E(bulk)``, eV.
+    """
+
+    site_indices: tuple[int, int]
+    elements: tuple[str, str]
+    distance: float
+    energy: float
+    formation_energy: float
+
+
+class InterstitialSite(_Doc):
+    """One computed interstitial.
+
+    Attributes:
+        element: Element inserted.
+        frac_coords: Fractional coordinates of the void it was inserted at (before the relaxation).
+        clearance: Distance from the void to the nearest atom of the relaxed bulk, angstrom.
+        energy: Relaxed energy of the defect supercell, eV.
+        formation_energy: ``E(interstitial) - E(bulk) - mu``, eV.
+    """
+
+    element: str
+    frac_coords: tuple[float, float, float]
+    clearance: float
+    energy: float
+    formation_energy: float
+
+
 class SiteStatistics(_Doc):
-    """Distribution of one element's vacancy formation energies over sampled sites (eV)."""
+    """Distribution of one kind of defect's formation energies over sampled sites (eV)."""
 
     n_sites: int
     mean: float
@@ -59,12 +96,12 @@ class SiteStatistics(_Doc):
 
 
 class DefectDensity(_Doc):
-    """Equilibrium vacancy density of one element.
+    """Equilibrium density of one kind of defect.
 
     Attributes:
-        site_fraction: Mean equilibrium vacancy fraction of the element's sites.
+        site_fraction: Mean equilibrium defect fraction of its candidate sites.
         log10_site_fraction: Its base-10 logarithm (finite even when the fraction underflows).
-        per_cm3: Vacancies per cubic centimetre of the relaxed bulk.
+        per_cm3: Defects per cubic centimetre of the relaxed bulk.
     """
 
     site_fraction: float
@@ -104,10 +141,17 @@ class DefectWorkflowDoc(_Doc):
         formula: Requested composition.
         energy_model: Force-field name or ``VASP``, with version.
         bulk: Relaxed bulk supercell.
-        chemical_potentials: Chemical potential of each removed element, eV/atom.
+        chemical_potentials: Chemical potential of each removed or inserted element, eV/atom.
         vacancies: Every computed vacancy.
-        statistics: Per element, formation-energy statistics over sites.
-        densities: Per element, equilibrium density at ``temperature_K``.
+        statistics: Per element, vacancy formation-energy statistics over sites.
+        densities: Per element, equilibrium vacancy density at ``temperature_K``.
+        antisites: Every computed antisite pair.
+        antisite_statistics: Antisite formation-energy statistics over pairs (``None`` without antisites).
+        antisite_density: Equilibrium antisite density; candidate sites are the sites of the pairs' A-like elements.
+        interstitials: Every computed interstitial.
+        interstitial_statistics: Per element, interstitial formation-energy statistics over voids.
+        interstitial_densities: Per element, equilibrium interstitial density; one candidate site per bulk atom (a
+            convention: the site fraction does not depend on it, the density per cm^3 does).
         temperature_K: Temperature of the densities.
         settings: Supercell and defect settings used.
         code_versions: Versions of sbin and the codes the workflow ran.
@@ -120,6 +164,12 @@ class DefectWorkflowDoc(_Doc):
     vacancies: list[VacancySite]
     statistics: dict[str, SiteStatistics]
     densities: dict[str, DefectDensity]
+    antisites: list[AntisitePair] = Field(default_factory=list)
+    antisite_statistics: SiteStatistics | None = None
+    antisite_density: DefectDensity | None = None
+    interstitials: list[InterstitialSite] = Field(default_factory=list)
+    interstitial_statistics: dict[str, SiteStatistics] = Field(default_factory=dict)
+    interstitial_densities: dict[str, DefectDensity] = Field(default_factory=dict)
     temperature_K: float
     settings: dict = Field(default_factory=dict)
     code_versions: dict[str, str] = Field(default_factory=dict)
@@ -134,15 +184,19 @@ class DefectWorkflowDoc(_Doc):
     def quantities(self) -> dict[str, float]:
         """Flat scalar results, named as objectives may name them.
 
-        ``Ef_vac_<El>_{mean,std,min,median,max}``, ``log10_vac_<El>_site_fraction``, ``energy_per_atom`` and
-        ``volume_per_atom``.
+        ``Ef_vac_<El>_{mean,std,min,median,max}``, ``log10_vac_<El>_site_fraction``, the same for interstitials
+        (``Ef_int_<El>_mean``, ``log10_int_<El>_site_fraction``, ...) and antisites (``Ef_antisite_mean``,
+        ``log10_antisite_site_fraction``, ...), ``energy_per_atom`` and ``volume_per_atom``.
         """
         values = {"energy_per_atom": self.bulk.energy_per_atom, "volume_per_atom": self.bulk.volume_per_atom}
-        for element, stats in self.statistics.items():
+        groups = [(f"vac_{el}", self.statistics[el], self.densities[el]) for el in self.statistics]
+        groups += [(f"int_{el}", s, self.interstitial_densities[el]) for el, s in self.interstitial_statistics.items()]
+        if self.antisite_statistics is not None and self.antisite_density is not None:
+            groups.append(("antisite", self.antisite_statistics, self.antisite_density))
+        for label, stats, density in groups:
             for key in ("mean", "std", "min", "median", "max"):
-                values[f"Ef_vac_{element}_{key}"] = getattr(stats, key)
-        for element, density in self.densities.items():
-            values[f"log10_vac_{element}_site_fraction"] = density.log10_site_fraction
+                values[f"Ef_{label}_{key}"] = getattr(stats, key)
+            values[f"log10_{label}_site_fraction"] = density.log10_site_fraction
         return values
 
 
@@ -154,7 +208,7 @@ def check_finite(label: str, value: float) -> float:
 
 
 def site_statistics(energies: list[float]) -> SiteStatistics:
-    """Statistics of one element's formation energies."""
+    """Statistics of one kind of defect's formation energies."""
     e = np.asarray(energies, dtype=float)
     return SiteStatistics(
         n_sites=len(e),
@@ -167,12 +221,12 @@ def site_statistics(energies: list[float]) -> SiteStatistics:
 
 
 def defect_density(energies: list[float], temperature_K: float, sites_per_cm3: float) -> DefectDensity:
-    """Equilibrium vacancy density from the formation energies of sampled sites.
+    """Equilibrium defect density from the formation energies of sampled sites.
 
     Args:
         energies: Formation energies of the sampled sites, eV.
         temperature_K: Temperature.
-        sites_per_cm3: Sites of the element per cubic centimetre.
+        sites_per_cm3: Candidate sites per cubic centimetre.
     """
     beta = 1.0 / (BOLTZMANN_EV * temperature_K)
     log_occupancy = -np.logaddexp(0.0, beta * np.asarray(energies, dtype=float))
@@ -183,33 +237,42 @@ def defect_density(energies: list[float], temperature_K: float, sites_per_cm3: f
     )
 
 
+RESERVOIR_ATOMS = {"vacancy": 1, "interstitial": -1, "antisite": 0}
+"""Atoms of the defect's element given to the reservoir when the defect forms, by kind of defect."""
+
+
 def formation_energies(
     bulk_energy: float,
     defect_energies: list[float],
     elements: list[str],
     chemical_potentials: dict[str, float],
     bounds: tuple[float, float],
+    kind: str = "vacancy",
 ) -> list[float]:
-    """Vacancy formation energies, checked.
+    """Formation energies of one kind of defect, checked.
 
     Args:
         bulk_energy: Energy of the defect-free supercell, eV.
-        defect_energies: Energy of each vacancy supercell, eV.
-        elements: Element removed in each.
-        chemical_potentials: eV/atom by element.
+        defect_energies: Energy of each defect supercell, eV.
+        elements: Element removed or inserted in each (a label for antisites).
+        chemical_potentials: eV/atom by element (not read for antisites).
         bounds: Formation energies outside ``[low, high]`` raise.
+        kind: ``vacancy``, ``interstitial`` or ``antisite`` (see ``RESERVOIR_ATOMS``).
 
     Raises:
         ImplausibleResultError: If an energy is not finite or a formation energy is out of bounds.
     """
     check_finite("bulk", bulk_energy)
+    atoms = RESERVOIR_ATOMS[kind]
     result = []
     for position, (energy, element) in enumerate(zip(defect_energies, elements, strict=True)):
-        check_finite(f"vacancy {position} ({element})", energy)
-        e_f = energy - bulk_energy + check_finite(f"chemical potential of {element}", chemical_potentials[element])
+        check_finite(f"{kind} {position} ({element})", energy)
+        e_f = energy - bulk_energy
+        if atoms:
+            e_f += atoms * check_finite(f"chemical potential of {element}", chemical_potentials[element])
         if not bounds[0] <= e_f <= bounds[1]:
             raise ImplausibleResultError(
-                f"vacancy {position} ({element}): formation energy {e_f:.2f} eV outside the plausible range {bounds}"
+                f"{kind} {position} ({element}): formation energy {e_f:.2f} eV outside the plausible range {bounds}"
             )
         result.append(e_f)
     return result

@@ -1,10 +1,11 @@
-"""The vacancy workflow with atomate2 VASP makers (PBE, 400 eV), and ingestion of finished VASP calculations.
+"""The defect workflow with atomate2 VASP makers (PBE, 400 eV), and ingestion of finished VASP calculations.
 
 ``vasp_workflow_maker`` gives the same ``DefectWorkflowMaker`` flow shape as the force-field oracle with VASP
-``RelaxMaker`` s: bulk ISIF=3, vacancies ISIF=2 (fixed cell), elemental solids ISIF=3, molecules in a box ISIF=2 at the
-Gamma point. ``vacancy_doc_from_directories`` turns finished VASP runs (vasprun.xml) into the same
-``DefectWorkflowDoc``: it is what the cluster oracle's analysis computes, applied to calculations made elsewhere.
-Only neutral vacancies are modelled (no charge states, no finite-size corrections).
+``RelaxMaker`` s: bulk ISIF=3, defects (vacancies, antisites, interstitials) ISIF=2 (fixed cell), elemental solids
+ISIF=3, molecules in a box ISIF=2 at the Gamma point. ``vacancy_doc_from_directories`` turns finished VASP runs
+(vasprun.xml) into the same ``DefectWorkflowDoc``: it is what the cluster oracle's analysis computes, applied to
+calculations made elsewhere.
+Only neutral defects are modelled (no charge states, no finite-size corrections).
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from pymatgen.io.vasp import Kpoints, Vasprun
 
 from sbin_loop.config import VaspOracleConfig
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
-from sbin_loop.workflows.defects import DefectWorkflowMaker, analyse_vacancies
+from sbin_loop.workflows.defects import DefectWorkflowMaker, analyse_defects
 
 PBE_SETTINGS = {"GGA": "PE", "METAGGA": None, "LASPH": True}
 """INCAR settings that make every calculation plain PBE whatever atomate2's base set is."""
 
 
 def vasp_workflow_maker(config: VaspOracleConfig) -> DefectWorkflowMaker:
-    """The vacancy workflow built from atomate2 VASP relax makers with PBE at ``config.encut``."""
+    """The defect workflow built from atomate2 VASP relax makers with PBE at ``config.encut``."""
     from atomate2.vasp.jobs.core import RelaxMaker
     from atomate2.vasp.sets.core import RelaxSetGenerator
 
@@ -35,18 +36,13 @@ def vasp_workflow_maker(config: VaspOracleConfig) -> DefectWorkflowMaker:
         )
         return RelaxMaker(name=name, input_set_generator=generator)
 
-    defects = config.defects
     return DefectWorkflowMaker(
         bulk_relax_maker=relax(3, "bulk relax"),
-        defect_relax_maker=relax(2, "vacancy relax"),
+        defect_relax_maker=relax(2, "defect relax"),
         solid_reference_maker=relax(3, "reference relax"),
         molecule_reference_maker=relax(2, "molecule relax", gamma_only=True),
-        name="sbin vacancies (VASP PBE)",
-        vacancies=defects.vacancies,
-        sites_per_species=defects.sites_per_species,
-        temperature_K=defects.temperature_K,
-        formation_energy_bounds=defects.formation_energy_bounds,
-        chemical_potentials=defects.chemical_potentials,
+        name="sbin defects (VASP PBE)",
+        **dict(config.defects),
         energy_model=f"VASP PBE {config.encut:g} eV",
         packages=("atomate2", "jobflow", "pymatgen", "custodian"),
         record={"supercell": config.supercell.model_dump(mode="json"), "incar": config.incar_updates},
@@ -105,7 +101,7 @@ def vacancy_doc_from_directories(
         "packages": ["pymatgen"],
         "source": [str(bulk_dir), *map(str, defect_dirs)],
     }
-    return analyse_vacancies.original(
+    return analyse_defects.original(
         formula,
         bulk,
         bulk_energy,
