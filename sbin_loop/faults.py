@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sbin_loop.locking import lock_holder
 from sbin_loop.status import open_campaign
 
 LEDGER = Path("oracle") / "dataset_ledger.jsonl"
@@ -81,6 +82,17 @@ def _round_state(directory: Path) -> str:
     return f"r{last.round}:{last.state}" + (f":s{last.stage}" if last.stage else "")
 
 
+def _wait_until_driving(process: subprocess.Popen, directory: Path, timeout: float = 600) -> None:
+    """Return once ``process`` holds the campaign lock (its imports and start-up are over) or has exited.
+
+    Kill delays are counted from here, so that on a loaded machine, where importing torch alone can take longer
+    than ``max_delay``, kills still land inside rounds rather than all during start-up.
+    """
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and lock_holder(directory) != process.pid and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def run_with_kills(
     config: Path, directory: Path, kills: int, seed: int, max_delay: float = 8.0, timeout: float = 1800
 ) -> FaultReport:
@@ -91,24 +103,31 @@ def run_with_kills(
         directory: Campaign directory (fresh).
         kills: Number of SIGKILLs to deliver (a process that finishes before its kill is simply restarted).
         seed: Seed of the kill delays.
-        max_delay: Kills land uniformly between 0.5 s and this many seconds after a start.
+        max_delay: Kills land uniformly between 0.5 s and this many seconds after a start has taken the campaign
+            lock; the window grows 1.5-fold for each kill in a row that found the campaign in the same state as
+            the last, so a slow machine still makes progress between kills.
         timeout: Bound on the final, uninterrupted completion.
     """
     rng = np.random.default_rng(seed)
     report = FaultReport()
     start = time.monotonic()
+    last_state, stuck = "", 0
     while report.kills < kills:
         process = subprocess.Popen(
             _command(config, directory), env=_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         report.restarts += 1
+        _wait_until_driving(process, directory)
         try:
-            process.wait(timeout=float(rng.uniform(0.5, max_delay)))
+            process.wait(timeout=float(rng.uniform(0.5, max_delay)) * 1.5**stuck)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
             report.kills += 1
-            report.states_at_kill[_round_state(directory)] += 1
+            state = _round_state(directory)
+            stuck = stuck + 1 if state == last_state else 0
+            last_state = state
+            report.states_at_kill[state] += 1
             continue
         if process.returncode != 0:
             raise RuntimeError(f"campaign process failed: {process.stderr.read().decode(errors='replace')[-2000:]}")
