@@ -203,8 +203,8 @@ class ModelConfig(_Section):
             ``mse`` (squared error of its mean, standardised units; the spread is fixed afterwards by recalibration).
             The NLL of a heteroscedastic network is best early, before the mean has converged: selecting on it cost
             1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
-        recalibrate: Fit one factor per output on the validation rows that scales the predictive spread so that
-            central intervals have their nominal coverage.
+        recalibrate: Fit, per output on the validation rows, factors that scale the predictive spread (one
+            overall, and one per central level for the tails) so that central intervals have their nominal coverage.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more, and on a
             busy 2-core machine two threads made training 5x slower (18.7 s vs 103 s for 4,500 steps); one thread
             also makes trained weights independent of the machine's thread setting.

@@ -5,8 +5,9 @@ likelihood masks them, so a composition measured for only one objective still tr
 
 Training holds out a validation split of the rows it is given (``ModelConfig.validation_fraction``; whole groups when
 ``groups`` are passed). The validation rows never produce a gradient: they decide when to stop (the best checkpoint
-by the validation metric is kept) and fit one recalibration factor per output that scales the predictive spread so that
-central intervals on the validation rows have their nominal coverage. An ensemble of ``ensemble_size`` variational
+by the validation metric is kept) and fit the recalibration of the predictive spread per output (one overall factor
+and a factor per central level, see ``_recalibrate``) so that central intervals on the validation rows have their
+nominal coverage. An ensemble of ``ensemble_size`` variational
 networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` splits its ``S`` draws across the members.
 """
 
