@@ -405,13 +405,13 @@ def test_staged_demo_config_runs_and_reports(tmp_path: Path):
 
 def test_sigkills_during_oracle_stages_lose_and_duplicate_nothing(inputs: tuple[Path, Path, Path], tmp_path: Path):
     pool_csv, lab_csv, _ = inputs
-    config = _staged(pool_csv, {**_replay_stage(lab_csv), "latency_seconds": 2.0}, budget={"initial": 6, "rounds": 3})
+    config = _staged(pool_csv, {**_replay_stage(lab_csv), "latency_seconds": 2.0}, budget={"initial": 6, "rounds": 5})
     data = config.model_dump(mode="json")
     data["oracles"][0].update(poll_seconds=0.05, latency_seconds=0.3)
     path = tmp_path / "staged.yaml"
     path.write_text(yaml.safe_dump(data))
     run_uninterrupted(path, tmp_path / "reference")
-    report = run_with_kills(path, tmp_path / "killed", kills=8, seed=1, max_delay=6.0)
+    report = run_with_kills(path, tmp_path / "killed", kills=8, seed=1, max_delay=2.5)
     check_invariants(tmp_path / "killed", tmp_path / "reference", report)
     assert report.kills == 8 and report.ok, report
     # Where kills land depends on the machine's speed; the crash tests above hit each point of the second stage.
