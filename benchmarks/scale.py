@@ -184,7 +184,7 @@ def campaign_round(space: PerovskiteSpace, n: int, draws: int) -> dict[str, floa
         available = np.ones(len(pool), dtype=bool)
         available[evaluated] = False
         chunks = ((block.rows, block.features) for block in pool.blocks(chunk_size(draws, 1), available))
-        score = lambda features: draw_pool_scores(model, features, training, target, (1.0,))  # noqa: E731
+        score = lambda _, features: draw_pool_scores(model, features, training, target, (1.0,))  # noqa: E731
         shortlist = screen(chunks, score, config, np.random.default_rng(2))
         timings["screen"] = time.perf_counter() - tick
         tick = time.perf_counter()

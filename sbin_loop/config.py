@@ -686,6 +686,39 @@ class StoreConfig(_Section):
         return uri
 
 
+class StructureFeaturesConfig(_Section):
+    """Structural descriptors of relaxed cells as model inputs (``sbin_loop.features.structure_inputs``).
+
+    When an oracle returns a relaxed structure for a candidate (the force-field and VASP defect workflows do), the
+    model is trained on its partial RDFs, coordination statistics, bond angles and density beside the composition
+    descriptors. Candidates without a structure have these inputs missing: imputed with the training mean and marked
+    by a ``structure present`` input of 0, never filled with zeros.
+
+    Attributes:
+        enabled: Use structural descriptors once at least one result carries a structure.
+        r_max: Largest distance of the partial radial distribution functions (Angstrom).
+        n_bins: Bins of each partial RDF.
+        angle_bins: Bins of each bond-angle histogram on 0-180 degrees.
+        bond_tolerance: Neighbours within ``(1 + bond_tolerance)`` x a site group's bond length are bonded.
+    """
+
+    enabled: bool = True
+    r_max: float = Field(default=6.0, gt=0)
+    n_bins: int = Field(default=20, gt=0)
+    angle_bins: int = Field(default=9, gt=0)
+    bond_tolerance: float = Field(default=0.2, gt=0)
+
+
+class FeaturesConfig(_Section):
+    """Model inputs beyond the composition descriptors every candidate has.
+
+    Attributes:
+        structure: Structural descriptors of relaxed cells returned by oracles.
+    """
+
+    structure: StructureFeaturesConfig = StructureFeaturesConfig()
+
+
 class CampaignConfig(_Section):
     """A whole campaign: what to search, what to learn, how to pick, where results come from and go.
 
@@ -695,6 +728,7 @@ class CampaignConfig(_Section):
         space: Candidate space: a table of formulas (``kind: pool``) or an enumerated perovskite space
             (``kind: perovskite``).
         objectives: Quantities learned by the model (at least one).
+        features: Model inputs beyond the composition descriptors (structural descriptors of relaxed cells).
         model: Surrogate model settings.
         policy: Acquisition policy.
         oracles: Sources of results, run as stages of each round in this order. The first oracle must evaluate every
@@ -710,6 +744,7 @@ class CampaignConfig(_Section):
     seed: int = Field(default=0, ge=0)
     space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
+    features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
     oracles: tuple[OracleConfig, ...] = (DatasetOracleConfig(),)

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from sbin_loop import __version__
 from sbin_loop.candidates import CandidatePool, pool_feature_names
 from sbin_loop.config import CampaignConfig, ConfigError, DatasetOracleConfig, PoolSpaceConfig
+from sbin_loop.features.structure_inputs import StructureInputs, relaxed_structure
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
@@ -135,6 +136,8 @@ class Campaign:
         self._sign = 1.0 if config.policy_objective.goal == "maximize" else -1.0
         self._signs = tuple(1.0 if objective.goal == "maximize" else -1.0 for objective in config.objectives)
         self._stop = threading.Event()
+        self._structure_inputs = StructureInputs(config.features.structure)
+        self._structure_cache: dict[str, np.ndarray | None] = {}
 
     # Set-up -----------------------------------------------------------------------------------------------------
     def _check_directory_belongs_to(self, name: str) -> None:
@@ -325,6 +328,41 @@ class Campaign:
             seconds=seconds or sum(doc.timings.values()),
         )
 
+    # Model inputs -----------------------------------------------------------------------------------------------
+    def _measured_structures(self, results: list[ResultDoc]) -> dict[int, np.ndarray]:
+        """Pool row -> structural descriptors of the relaxed cell the latest stage returned, where any stage did.
+
+        Descriptors are computed once per result (results never change) and kept for the process's lifetime.
+        """
+        latest: dict[str, np.ndarray] = {}
+        for result in sorted(results, key=lambda result: (result.stage, result.round)):
+            structure = relaxed_structure(result.document)
+            if structure is None:
+                continue
+            if result.job_id not in self._structure_cache:
+                self._structure_cache[result.job_id] = self._structure_inputs.featurize(result.formula, structure)
+            values = self._structure_cache[result.job_id]
+            if values is not None:
+                latest[result.candidate_id] = values
+        rows = self.pool.rows_of(latest)
+        return {rows[candidate]: values for candidate, values in latest.items()}
+
+    def _structures_for(self, surrogate: BNNSurrogate, results: list[ResultDoc]) -> dict[int, np.ndarray] | None:
+        """The measured structures to feed ``surrogate``, or ``None`` if it was trained without structural inputs."""
+        if surrogate.n_features == len(self.pool.feature_names):
+            return None
+        return self._measured_structures(results)
+
+    def _inputs(self, rows: np.ndarray, features: np.ndarray, structures: dict[int, np.ndarray] | None) -> np.ndarray:
+        """``n x d'`` model inputs of pool ``rows``: descriptors, then structural inputs if ``structures`` is given.
+
+        ``structures`` is ``None`` for a model trained without structural inputs (see
+        ``sbin_loop.features.structure_inputs``).
+        """
+        if structures is None:
+            return features
+        return np.concatenate([features, self._structure_inputs.block(rows, structures)], axis=1)
+
     # Step 1: propose --------------------------------------------------------------------------------------------
     def _propose(self, index: int) -> RoundDoc:
         start = time.perf_counter()
@@ -344,7 +382,8 @@ class Campaign:
                 if n_available > self.config.policy.shortlist:
                     candidates = self._screen(score, available, index)
                     screening = {"screened": float(n_available), "shortlist": float(candidates.size)}
-                scores = score(self.pool.take(candidates).features)
+                shortlist = self.pool.take(candidates)
+                scores = score(shortlist.rows, shortlist.features)
             selection = self.policy.select(scores, candidates.size, rng)
             predictions = self._intervals(surrogate, candidates[selection.indices], index)
         doc = RoundDoc(
@@ -403,14 +442,22 @@ class Campaign:
         """The round's ``S`` posterior functions: every scoring pass of the round evaluates these."""
         return BNNModel(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, _DRAWS))
 
-    def _scorer(self, surrogate: BNNSurrogate, index: int) -> Callable[[np.ndarray], PoolScores]:
-        """Draws of the round's posterior functions at any candidates' descriptors, the measured candidates' too."""
-        evaluated, observed, _ = self._training_data()
-        evaluated_features = self.pool.take(evaluated).features
-        model = self._posterior(surrogate, index)
-        return lambda features: draw_pool_scores(model, features, evaluated_features, observed, self._signs)
+    def _scorer(self, surrogate: BNNSurrogate, index: int) -> Callable[[np.ndarray, np.ndarray], PoolScores]:
+        """Draws of the round's posterior functions at any candidates (pool rows, descriptors), the measured ones too.
 
-    def _screen(self, score: Callable[[np.ndarray], PoolScores], available: np.ndarray, index: int) -> np.ndarray:
+        Batch diversity is measured on the composition descriptors, which every candidate has.
+        """
+        evaluated, observed, results = self._training_data()
+        structures = self._structures_for(surrogate, results)
+        evaluated_inputs = self._inputs(evaluated, self.pool.take(evaluated).features, structures)
+        model = self._posterior(surrogate, index)
+        return lambda rows, features: draw_pool_scores(
+            model, self._inputs(rows, features, structures), evaluated_inputs, observed, self._signs, features
+        )
+
+    def _screen(
+        self, score: Callable[[np.ndarray, np.ndarray], PoolScores], available: np.ndarray, index: int
+    ) -> np.ndarray:
         """Rows of the shortlist of a pool too large to score whole (``sbin_loop.policies.screening``)."""
         size = chunk_size(self.config.policy.mc_samples, len(self.objective_names))
         chunks = ((block.rows, block.features) for block in self.pool.blocks(size, available))
@@ -604,16 +651,19 @@ class Campaign:
         rows, targets, results = self._training_data()
         if not results:
             raise CampaignError(f"round {doc.round}: no successful evaluation so far; check the oracle's failures")
+        structures = self._measured_structures(results) if self.config.features.structure.enabled else {}
+        structures = structures or None  # no structural inputs until some result has a structure
+        features, targets, groups = self._training_inputs(rows, targets, structures)
+        feature_names = [*self.pool.feature_names, *(self._structure_inputs.names() if structures else [])]
         surrogate = BNNSurrogate(
-            len(self.pool.feature_names),
+            len(feature_names),
             self.objective_names,
             tuple(objective.transform for objective in self.config.objectives),
             self.config.model,
         )
-        features = self.pool.take(rows).features
-        report = surrogate.fit(features, targets, derive_seed(self.config.seed, doc.round, _TRAIN))
+        report = surrogate.fit(features, targets, derive_seed(self.config.seed, doc.round, _TRAIN), groups)
         checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
-        save_surrogate(surrogate, self.directory / checkpoint, self.pool.feature_names)
+        save_surrogate(surrogate, self.directory / checkpoint, feature_names)
         return self.store.update_round(
             doc,
             state="trained",
@@ -623,11 +673,32 @@ class Campaign:
             timings={**doc.timings, "train": time.perf_counter() - start},
         )
 
+    def _training_inputs(
+        self, rows: np.ndarray, targets: np.ndarray, structures: dict[int, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Model inputs, targets and validation groups of the measured pool ``rows``.
+
+        With structural inputs, each row that has a structure is also given once with its structure missing, so the
+        network learns the composition-only prediction that every unevaluated candidate gets, not only the
+        structure-aware one. A row and its twin share a validation group, so they are held out together.
+        """
+        features = self.pool.take(rows).features
+        if structures is None:
+            return features, targets, None
+        inputs = self._inputs(rows, features, structures)
+        twins = np.flatnonzero(inputs[:, -1] == 1.0)
+        return (
+            np.concatenate([inputs, self._inputs(rows[twins], features[twins], {})]),
+            np.concatenate([targets, targets[twins]]),
+            np.concatenate([np.arange(len(rows)), twins]),
+        )
+
     # Step 5: intervals ------------------------------------------------------------------------------------------
     def _intervals(self, surrogate: BNNSurrogate, rows: np.ndarray, index: int) -> list[list]:
         """Intervals per objective (outer list) for pool rows (inner list)."""
+        block = self.pool.take(rows)
         draws = surrogate.predictive_draws(
-            self.pool.take(rows).features,
+            self._inputs(rows, block.features, self._structures_for(surrogate, self.store.results())),
             self.config.intervals.n_draws,
             derive_seed(self.config.seed, index, _INTERVALS),
         ).numpy()  # S x n x m
@@ -660,10 +731,12 @@ class Campaign:
         unmeasured = np.ones(len(self.pool), dtype=bool)
         unmeasured[list(self.pool.rows_of(observed).values())] = False
         model = self._posterior(surrogate, index)
+        structures = self._structures_for(surrogate, self.store.results())
         top = RunningTop(self.config.intervals.top_k)
         for block in self.pool.blocks(chunk_size(self.config.policy.mc_samples, len(self.objective_names)), unmeasured):
+            inputs = torch.as_tensor(self._inputs(block.rows, block.features, structures))
             with torch.no_grad():
-                draws = model.posterior(torch.as_tensor(block.features)).values  # S x n x m
+                draws = model.posterior(inputs).values  # S x n x m
             top.update(draws[..., self._objective_index].mean(dim=0)[None] * self._sign, block.rows)
         if top.rows is None:
             return np.array([], dtype=np.int64)

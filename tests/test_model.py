@@ -89,6 +89,29 @@ def test_fit_rejects_bad_inputs():
         surrogate.fit(x, y, seed=0)
     with pytest.raises(ValueError, match="features"):
         surrogate.fit(x[:, :3], y, seed=0)
+    x[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinite"):
+        surrogate.fit(x, np.abs(y), seed=0)
+
+
+def test_missing_descriptors_are_imputed_with_the_fitting_mean():
+    x, y = _data()
+    x[::3, 3] = np.nan  # a descriptor measured for two rows in three
+    x[:, 2] = np.nan  # and one measured for none
+    surrogate = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), SMALL.model_copy(update={"validation_fraction": 0.0}))
+    surrogate.fit(x, y, seed=1)
+    assert surrogate.x_mean[3].item() == pytest.approx(float(np.nanmean(x[:, 3])), abs=1e-5)
+    assert surrogate.x_std[3].item() == pytest.approx(float(np.nanstd(x[:, 3], ddof=1)), rel=1e-4)
+    assert (surrogate.x_mean[2].item(), surrogate.x_std[2].item()) == (0.0, 1.0)
+    missing = x[:5].copy()
+    missing[:, 3] = np.nan
+    imputed = missing.copy()
+    imputed[:, 2] = 0.0
+    imputed[:, 3] = surrogate.x_mean[3].item()
+    draws = surrogate.predictive_draws(missing, 50, seed=4)
+    assert torch.isfinite(draws).all()
+    assert torch.allclose(draws, surrogate.predictive_draws(imputed, 50, seed=4))
+    assert not torch.allclose(draws, surrogate.predictive_draws(x[:5], 50, seed=4))
 
 
 def test_grouped_validation_split_keeps_groups_whole():

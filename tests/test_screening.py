@@ -80,7 +80,7 @@ def test_screened_batch_equals_the_exact_batch(kind: str, large_pool: Path, tmp_
     assert all(entry.details["screened"] == available.sum() > 2900 for entry in screened.selected)
     assert all(entry.details["shortlist"] < 3 * 300 for entry in screened.selected)
     rows = np.flatnonzero(available)
-    scores = campaign._scorer(campaign._load_model(0), 1)(campaign.pool.take(rows).features)
+    scores = campaign._scorer(campaign._load_model(0), 1)(rows, campaign.pool.take(rows).features)
     rng = np.random.default_rng(derive_seed(config.seed, 1, _SELECT))
     exact = campaign.policy.select(scores, rows.size, rng)
     values = [entry.acquisition_value for entry in screened.selected]

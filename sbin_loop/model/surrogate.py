@@ -238,13 +238,15 @@ class BNNSurrogate(nn.Module):
         Loss per step: mean masked Gaussian NLL of the minibatch + ``kl_weight`` x KL / (number of fitting rows).
 
         Args:
-            features: ``n x d`` descriptors.
+            features: ``n x d`` descriptors, NaN where missing: a missing descriptor is imputed with the mean of the
+                fitting rows that have it (0 after standardisation), so give the network an input that says which
+                descriptors are imputed (``sbin_loop.features.structure_inputs`` adds one).
             targets: ``n x m`` raw targets, NaN where not measured.
             seed: Seeds the validation split, initialisation, minibatch order and all reparameterisation noise.
             groups: Optional group label per row; the validation split then holds out whole groups.
 
         Raises:
-            ValueError: On shape mismatch, non-finite features, or negative targets under ``log1p``.
+            ValueError: On shape mismatch, infinite features, or negative targets under ``log1p``.
         """
         start = time.perf_counter()
         x = torch.as_tensor(np.asarray(features, dtype=np.float32))
@@ -253,8 +255,8 @@ class BNNSurrogate(nn.Module):
             raise ValueError(f"expected n x {self.n_features} features and n x m targets, got {x.shape}, {y_raw.shape}")
         if y_raw.shape[1] != self.n_outputs:
             raise ValueError(f"expected {self.n_outputs} target columns, got {y_raw.shape[1]}")
-        if not torch.isfinite(x).all():
-            raise ValueError("features contain NaN or infinite values")
+        if torch.isinf(x).any():
+            raise ValueError("features contain infinite values")
         for j, kind in enumerate(self.transforms):
             if kind == "log1p" and (y_raw[:, j] < 0).any():
                 raise ValueError(f"target {self.target_names[j]!r} has negative values; log1p needs y >= 0")
@@ -263,10 +265,7 @@ class BNNSurrogate(nn.Module):
             x.shape[0], cfg.validation_fraction, cfg.min_validation_rows, seed, groups
         )
         fit_rows_t, val_rows_t = torch.as_tensor(fit_rows), torch.as_tensor(val_rows)
-        x_fit = x[fit_rows_t]
-        self.x_mean.copy_(x_fit.mean(dim=0))
-        std = x_fit.std(dim=0) if x_fit.shape[0] > 1 else torch.ones_like(self.x_std)
-        self.x_std.copy_(torch.where(std > 1e-8, std, torch.ones_like(std)))
+        self._fit_input_scaler(x[fit_rows_t])
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, fit_rows_t)
         mask = ~torch.isnan(y)
@@ -413,12 +412,26 @@ class BNNSurrogate(nn.Module):
             factors[..., j] = np.interp(level[..., j], levels, np.concatenate([table[:1], table, table[-1:]]))
         return centre + torch.as_tensor(factors) * (draws - centre)
 
+    def _fit_input_scaler(self, x_fit: Tensor) -> None:
+        """Per-descriptor mean and standard deviation over the fitting rows' measured (non-NaN) values.
+
+        A descriptor with no measured value on the fitting rows gets mean 0 and scale 1.
+        """
+        measured = ~torch.isnan(x_fit)
+        count = measured.sum(dim=0)
+        mean = torch.nansum(x_fit, dim=0) / count.clamp(min=1)
+        deviation = torch.where(measured, x_fit - mean, torch.zeros_like(x_fit))
+        std = (deviation.square().sum(dim=0) / (count - 1).clamp(min=1)).sqrt()
+        self.x_mean.copy_(mean)
+        self.x_std.copy_(torch.where((count > 1) & (std > 1e-8), std, torch.ones_like(std)))
+
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
+        """Standardised, clipped descriptors; a missing (NaN) descriptor becomes 0, the training mean."""
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected n x {self.n_features} features, got shape {tuple(x.shape)}")
         clip = self.config.input_clip
-        return ((x - self.x_mean) / self.x_std).clamp(-clip, clip)
+        return torch.nan_to_num(((x - self.x_mean) / self.x_std).clamp(-clip, clip), nan=0.0)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
         """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.

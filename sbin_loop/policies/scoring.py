@@ -15,6 +15,7 @@ def draw_pool_scores(
     evaluated_features: np.ndarray,
     observed: np.ndarray,
     signs: tuple[float, ...],
+    descriptors: np.ndarray | None = None,
 ) -> PoolScores:
     """Evaluate the model's ``S`` posterior functions on the available and the evaluated candidates.
 
@@ -27,6 +28,7 @@ def draw_pool_scores(
         evaluated_features: ``n x d`` descriptors of the candidates already measured.
         observed: ``n x m`` measured values of the evaluated candidates in target units (NaN where missing).
         signs: ``+1`` per maximised and ``-1`` per minimised objective, in the surrogate's output order.
+        descriptors: ``N x d'`` descriptors that batch diversity is measured on; ``features`` if not given.
     """
     orientation = torch.tensor(signs, dtype=torch.float64)
     inputs = torch.as_tensor(np.concatenate([features, evaluated_features]))
@@ -39,5 +41,5 @@ def draw_pool_scores(
         observed=oriented * orientation,
         baseline=draws[:, len(features) :],
         signs=tuple(signs),
-        features=features,
+        features=features if descriptors is None else descriptors,
     )

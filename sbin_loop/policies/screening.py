@@ -93,7 +93,7 @@ def screening_values(
 
 def screen(
     chunks: Iterable[tuple[np.ndarray, np.ndarray]],
-    score: Callable[[np.ndarray], PoolScores],
+    score: Callable[[np.ndarray, np.ndarray], PoolScores],
     config: PolicyConfig,
     rng: np.random.Generator,
 ) -> np.ndarray:
@@ -101,7 +101,8 @@ def screen(
 
     Args:
         chunks: The available candidates as (``n`` pool rows, ``n x d`` descriptors) chunks.
-        score: Posterior draws of a chunk's candidates (from the same ``S`` functions for every chunk).
+        score: Posterior draws of a chunk's candidates given their rows and descriptors (from the same ``S``
+            functions for every chunk).
         config: The policy; each rule of ``config.acquisitions`` keeps what ``screening_values`` says; with
             constraints, rules rank only candidates whose probability of feasibility reaches ``min_feasibility``, and
             the ``shortlist`` most probably feasible are kept too.
@@ -110,7 +111,7 @@ def screen(
     tops: dict[tuple[int, int], RunningTop] = {}
     feasible_top = RunningTop(config.shortlist)
     for rows, features in chunks:
-        scores = score(features)
+        scores = score(rows, features)
         p_feasible = feasibility(scores, config)
         if p_feasible is not None:
             feasible_top.update(p_feasible[None], rows)
