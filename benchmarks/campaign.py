@@ -311,7 +311,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--initial", type=int, default=50)
     parser.add_argument("--batch", type=int, default=10)
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of sbin,gp_ei")
-    parser.add_argument("--policy", default="expected_improvement", help="sbin policy kind (single rule)")
+    parser.add_argument(
+        "--policy",
+        default="expected_improvement",
+        help="sbin policy: one rule (e.g. thompson), or a batch split as RULE:COUNT,... (e.g. thompson:5,"
+        "expected_improvement:5; counts add up to --batch)",
+    )
     parser.add_argument("--mc-samples", type=int, default=64)
     parser.add_argument("--hidden", default="64,64", help="BNN hidden widths")
     parser.add_argument("--epochs", type=int, default=30)
@@ -327,6 +332,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.seeds, args.budget = min(args.seeds, 2), min(args.budget, 100)
     return args
+
+
+def policy_config(spec: str, batch: int, mc_samples: int) -> PolicyConfig:
+    """The sbin policy of ``--policy``: one rule, or ``RULE:COUNT,...`` for a composite batch."""
+    if ":" not in spec:
+        return PolicyConfig(kind=spec, batch_size=batch, mc_samples=mc_samples)
+    components = [{"kind": kind, "count": int(count)} for kind, count in (part.split(":") for part in spec.split(","))]
+    return PolicyConfig(kind="composite", components=components, batch_size=batch, mc_samples=mc_samples)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -347,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict:
         budget=args.budget,
         mc_samples=args.mc_samples,
         model=model,
-        policy=PolicyConfig(kind=args.policy, batch_size=args.batch, mc_samples=args.mc_samples),
+        policy=policy_config(args.policy, args.batch, args.mc_samples),
         gp_screen=args.gp_screen,
         gp_max_train=args.gp_max_train,
     )

@@ -8,7 +8,8 @@
 
 Runs the same ``DefectWorkflowMaker`` flow the oracle runs, in this process (no worker start-up in the timings).
 
-Usage: ``python benchmarks/oracle_cost.py [--quick] [--threads 2] [--json PATH] [--plot PATH]``
+Usage: ``python benchmarks/oracle_cost.py [--quick] [--sizes 40,80,135] [--vacancies 2] [--compounds 24] [--threads 2]
+[--json PATH] [--plot PATH]``
 """
 
 from __future__ import annotations
@@ -129,6 +130,9 @@ def accuracy(n: int, min_atoms: int, mu_o: float, plot: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="40/80 atoms, 1 vacancy, 6 compounds")
+    parser.add_argument("--sizes", help="comma-separated minimum supercell sizes timed (default 40,80,135)")
+    parser.add_argument("--vacancies", type=int, help="O vacancies per timed evaluation (default 2)")
+    parser.add_argument("--compounds", type=int, help="cubic ABO3 compared with DFT (default 24)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--json", type=Path, help="JSON results (default benchmarks/results/oracle_cost[_quick].json)")
     parser.add_argument("--plot", type=Path, default=Path("benchmarks/results/oracle_parity.png"), help="parity PNG")
@@ -137,6 +141,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     sizes, sites, n_compounds = ([40, 80], 1, 6) if args.quick else ([40, 80, 135], 2, 24)
+    sizes = [int(size) for size in args.sizes.split(",")] if args.sizes else sizes
+    sites = args.vacancies or sites
+    n_compounds = args.compounds or n_compounds
     mu_o = oxygen_potential()
     print(f"mu_O (CHGNet, 1/2 O2 in a box) = {mu_o:.3f} eV")
     print("cost (SrTiO3):")
@@ -145,6 +152,9 @@ def main() -> None:
     agreement = accuracy(n_compounds, 40, mu_o, args.plot)
     result = {
         "quick": args.quick,
+        "sizes": sizes,
+        "vacancies": sites,
+        "compounds_requested": n_compounds,
         "threads": args.threads,
         "load_average_1min_at_end": os.getloadavg()[0],
         "mu_O_eV": mu_o,
