@@ -62,3 +62,19 @@ def campaign_config(pool_csv: Path, **overrides: object) -> CampaignConfig:
     if "oracles" in overrides:
         del data["oracle"]
     return parse_config(data)
+
+
+class OracleWrapper:
+    """Delegates everything to a real oracle; a test subclasses it to change what one call does."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.version = inner, inner.name, inner.version
+
+    def submit(self, requests: list) -> None:
+        self.inner.submit(requests)
+
+    def known(self, requests: list) -> set[str]:
+        return self.inner.known(requests)
+
+    def poll(self, requests: list) -> dict:
+        return self.inner.poll(requests)

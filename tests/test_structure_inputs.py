@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import campaign_config
+from conftest import OracleWrapper, campaign_config
 from pymatgen.core import Lattice, Structure
 
 from sbin_loop.config import StructureFeaturesConfig
@@ -52,17 +52,12 @@ def test_unusable_structures_count_as_missing():
     assert relaxed_structure(None) is None and relaxed_structure({"bulk": {"n_atoms": 5}}) is None
 
 
-class WithRelaxedCell:
+class WithRelaxedCell(OracleWrapper):
     """A dataset oracle that also returns a relaxed cubic cell per composition, as the defect workflows do."""
 
     def __init__(self, inner: Oracle, lattice: dict[str, float]) -> None:
-        self.inner, self.lattice, self.name, self.version = inner, lattice, inner.name, inner.version
-
-    def submit(self, requests: list[JobRequest]) -> None:
-        self.inner.submit(requests)
-
-    def known(self, requests: list[JobRequest]) -> set[str]:
-        return self.inner.known(requests)
+        super().__init__(inner)
+        self.lattice = lattice
 
     def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
         outcomes = self.inner.poll(requests)
