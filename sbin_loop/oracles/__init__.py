@@ -96,7 +96,7 @@ def _make(
     if isinstance(settings, VaspOracleConfig):
         from sbin_loop.oracles.vasp import VaspDefectOracle
 
-        return VaspDefectOracle(settings)
+        return VaspDefectOracle(settings, work_dir / "vasp" / "submitted.jsonl")
     assert isinstance(settings, SynthesisOracleConfig)
     from sbin_loop.oracles.synthesis import FileQueueBackend, SimulatedLab, SynthesisOracle
 

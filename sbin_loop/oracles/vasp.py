@@ -2,15 +2,27 @@
 
 ``submit`` builds each composition's supercell (at least 128 atoms by default) and flow and hands it to
 jobflow-remote (``submit_flow(flow, worker=..., project=...)``); ``poll`` asks jobflow-remote's ``JobController``
-for the flows' states and reads the analysis output from the project's JobStore. jobflow-remote is an optional
-dependency (extra ``remote``); it needs a configured project (MongoDB queue store, worker with VASP) that this
-environment does not have, so this module is exercised here only up to building and checking the flows.
+for the flows' states and reads the analysis output from the project's JobStore.
+
+Every submission is first written to a ledger (JSON lines, fsynced) with the uuid of the flow about to be submitted,
+so a restarted campaign knows which attempts reached the cluster: an attempt is known when its ledger entry's flow is
+in jobflow-remote's database. A crash between the ledger write and the submission leaves an entry whose flow never
+arrived; that attempt counts as not submitted and is submitted again. No VASP flow is ever submitted twice for one
+attempt, however the campaign process dies.
+
+jobflow-remote is an optional dependency (extra ``remote``) and needs a configured project (MongoDB queue store,
+worker with VASP) that this environment does not have; the tests exercise this module against a stand-in of the
+jobflow-remote calls it makes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from jobflow import Flow
 
@@ -51,6 +63,7 @@ class VaspDefectOracle:
 
     Args:
         config: The oracle's settings (``worker`` is required).
+        ledger: JSON-lines file of every submission (attempt, flow uuid, analysis job uuid); read back on start.
 
     Raises:
         RemoteUnavailableError: If jobflow-remote is not installed or no worker is configured.
@@ -59,33 +72,69 @@ class VaspDefectOracle:
     name = "vasp"
     version = VERSION
 
-    def __init__(self, config: VaspOracleConfig) -> None:
+    def __init__(self, config: VaspOracleConfig, ledger: Path) -> None:
         if config.worker is None:
             raise RemoteUnavailableError("oracle kind vasp needs `worker:` naming a jobflow-remote worker")
         self._remote = _jobflow_remote()
         self._config = config
         self._maker = vasp_workflow_maker(config)
-        self._flows: dict[str, tuple[str, str]] = {}
+        self._ledger = ledger
+        self._flows = self._read_ledger()
+        self._controller = None
+
+    def _read_ledger(self) -> dict[str, tuple[str, str]]:
+        """Attempt key -> (flow uuid, analysis job uuid) of its latest recorded submission."""
+        if not self._ledger.is_file():
+            return {}
+        flows = {}
+        for line in self._ledger.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                flows[entry["key"]] = (entry["flow_uuid"], entry["analysis_uuid"])
+        return flows
+
+    def _record(self, key: str, flow: Flow) -> None:
+        """Write the attempt's flow to the ledger, on disk, before it is submitted."""
+        self._ledger.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"key": key, "flow_uuid": flow.uuid, "analysis_uuid": flow.jobs[-1].uuid}
+        with self._ledger.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._flows[key] = (entry["flow_uuid"], entry["analysis_uuid"])
+
+    def _job_controller(self) -> Any:
+        """The project's jobflow-remote ``JobController``, created on first use (jobflow-remote is optional)."""
+        if self._controller is None:
+            from jobflow_remote.jobs.jobcontroller import JobController
+
+            self._controller = JobController.from_project_name(self._config.project)
+        return self._controller
+
+    def _submitted(self, key: str) -> bool:
+        """Whether jobflow-remote holds the flow the ledger records for this attempt."""
+        if key not in self._flows:
+            return False
+        return bool(self._job_controller().get_flows_info(flow_ids=[self._flows[key][0]]))
 
     def submit(self, requests: list[JobRequest]) -> None:
-        """Build and submit one flow per job attempt not submitted yet."""
+        """Build, record and submit one flow per job attempt that jobflow-remote does not hold yet."""
         for request in requests:
-            if request.key in self._flows:
+            if self._submitted(request.key):
                 continue
             flow = build_vasp_flow(self._config, request, self._maker)
+            self._record(request.key, flow)
             self._remote.submit_flow(flow, worker=self._config.worker, project=self._config.project)
-            self._flows[request.key] = (flow.uuid, flow.jobs[-1].uuid)
 
     def known(self, requests: list[JobRequest]) -> set[str]:
-        """Job ids whose attempt was submitted by this oracle."""
-        return {request.job_id for request in requests if request.key in self._flows}
+        """Job ids whose attempt reached jobflow-remote (read from the ledger and the queue, so across restarts)."""
+        return {request.job_id for request in requests if self._submitted(request.key)}
 
     def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
         """Outcomes, by job id, of the attempts whose flows completed or failed."""
-        from jobflow_remote.jobs.jobcontroller import JobController
         from jobflow_remote.jobs.state import FlowState
 
-        controller = JobController.from_project_name(self._config.project)
+        controller = self._job_controller()
         outcomes = {}
         for request in requests:
             if request.key not in self._flows:
