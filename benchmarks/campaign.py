@@ -307,6 +307,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--target", default="Tc_K", help="column of the measured value to maximise")
     parser.add_argument("--formula-column", default="formula")
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed ... first-seed + seeds - 1")
     parser.add_argument("--budget", type=int, default=500, help="total evaluations per seed, initial ones included")
     parser.add_argument("--initial", type=int, default=50)
     parser.add_argument("--batch", type=int, default=10)
@@ -364,7 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
         gp_screen=args.gp_screen,
         gp_max_train=args.gp_max_train,
     )
-    jobs = [(method, seed, pool, settings) for seed in range(args.seeds) for method in args.methods.split(",")]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(method, seed, pool, settings) for seed in seeds for method in args.methods.split(",")]
     with ProcessPoolExecutor(max_workers=args.workers) as executor:
         runs = list(executor.map(run_seed, jobs))
     summary = summarise(runs, pool, settings)
