@@ -323,6 +323,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--min-steps", type=int, default=200)
     parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="any other BNN setting (a model field of the campaign config), e.g. ensemble_size=5; repeatable",
+    )
     parser.add_argument("--gp-screen", type=int, default=256, help="GP candidates kept by analytic LogEI")
     parser.add_argument("--gp-max-train", type=int, default=500, help="GP training rows (best half + random rest)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (one seed each)")
@@ -343,17 +350,31 @@ def policy_config(spec: str, batch: int, mc_samples: int) -> PolicyConfig:
     return PolicyConfig(kind="composite", components=components, batch_size=batch, mc_samples=mc_samples)
 
 
+def model_options(options: list[str]) -> dict[str, str]:
+    """``--model-option FIELD=VALUE`` pairs as a dict (``ModelConfig`` validates and converts the values)."""
+    pairs = {}
+    for option in options:
+        field, sep, value = option.partition("=")
+        if not sep or not field:
+            raise SystemExit(f"--model-option {option!r}: expected FIELD=VALUE, e.g. ensemble_size=5")
+        pairs[field.strip()] = value.strip()
+    return pairs
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, write JSON and PNG, print the table."""
     args = parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
     pool, _ = load_pool(args.pool, args.target, args.formula_column)
-    model = ModelConfig(
-        hidden=tuple(int(w) for w in args.hidden.split(",")),
-        epochs=args.epochs,
-        min_steps=args.min_steps,
-        max_steps=args.max_steps,
+    model = ModelConfig.model_validate(
+        {
+            "hidden": tuple(int(w) for w in args.hidden.split(",")),
+            "epochs": args.epochs,
+            "min_steps": args.min_steps,
+            "max_steps": args.max_steps,
+            **model_options(args.model_option),
+        }
     )
     settings = Settings(
         initial=args.initial,
