@@ -262,21 +262,22 @@ def plot(summary: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     budgets = np.array(summary["budgets"])
+    colors = {method: f"C{i}" for i, method in enumerate(summary["methods"])}  # one colour per method in all panels
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for ax, key in zip(axes[:2], ("top1", "top5"), strict=True):
         for method, entry in summary["methods"].items():
             mean = np.array(entry[f"fraction_{key}"])
             label = f"{method} (AF {entry[f'acceleration_factor_{key}']:.1f}x)"
-            (line,) = ax.plot(budgets, mean, label=label, linestyle="--" if method == "random" else "-")
+            ax.plot(budgets, mean, label=label, color=colors[method], linestyle="--" if method == "random" else "-")
             if f"fraction_{key}_std" in entry:
                 std = np.array(entry[f"fraction_{key}_std"])
-                ax.fill_between(budgets, mean - std, mean + std, alpha=0.2, color=line.get_color())
+                ax.fill_between(budgets, mean - std, mean + std, alpha=0.2, color=colors[method])
         ax.set(xlabel="evaluations", ylabel=f"fraction of {key} found", title=f"{key} ({summary['n_targets'][key]})")
         ax.legend()
     for method, entry in summary["methods"].items():
         if "round_seconds_by_train_size" in entry:
             sizes = entry["round_seconds_by_train_size"]
-            axes[2].plot([int(s) for s in sizes], list(sizes.values()), label=method)
+            axes[2].plot([int(s) for s in sizes], list(sizes.values()), label=method, color=colors[method])
     axes[2].set(xlabel="training-set size", ylabel="seconds per round (fit + score + select)", title="wall time")
     axes[2].legend()
     figure.tight_layout()
@@ -321,8 +322,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mc-samples", type=int, default=64)
     parser.add_argument("--hidden", default="64,64", help="BNN hidden widths")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--min-steps", type=int, default=200)
-    parser.add_argument("--max-steps", type=int, default=400)
+    parser.add_argument(
+        "--min-steps",
+        type=int,
+        default=1000,
+        help="optimiser steps per member at least (200 underfits below 200 results: see benchmarks/README.md)",
+    )
+    parser.add_argument("--max-steps", type=int, default=2000)
     parser.add_argument(
         "--model-option",
         action="append",
