@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from sbin_loop.config import ModelConfig, PolicyConfig
 from sbin_loop.features import featurize_compositions
@@ -350,10 +351,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def policy_config(spec: str, batch: int, mc_samples: int) -> PolicyConfig:
     """The sbin policy of ``--policy``: one rule, or ``RULE:COUNT,...`` for a composite batch."""
-    if ":" not in spec:
-        return PolicyConfig(kind=spec, batch_size=batch, mc_samples=mc_samples)
-    components = [{"kind": kind, "count": int(count)} for kind, count in (part.split(":") for part in spec.split(","))]
-    return PolicyConfig(kind="composite", components=components, batch_size=batch, mc_samples=mc_samples)
+    try:
+        if ":" not in spec:
+            return PolicyConfig(kind=spec, batch_size=batch, mc_samples=mc_samples)
+        return PolicyConfig(kind="composite", components=_components(spec), batch_size=batch, mc_samples=mc_samples)
+    except ValidationError as error:
+        raise SystemExit(f"--policy {spec!r}: {error}") from None
+
+
+def _components(spec: str) -> list[dict]:
+    """``RULE:COUNT,...`` as composite-policy components."""
+    components = []
+    for part in spec.split(","):
+        kind, _, count = part.partition(":")
+        if not count.strip().isdigit():
+            raise SystemExit(f"--policy {spec!r}: {part!r} is not RULE:COUNT (e.g. thompson:5)")
+        components.append({"kind": kind.strip(), "count": int(count)})
+    return components
 
 
 def model_options(options: list[str]) -> dict[str, str]:
@@ -373,15 +387,18 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     start = time.perf_counter()
     pool, _ = load_pool(args.pool, args.target, args.formula_column)
-    model = ModelConfig.model_validate(
-        {
-            "hidden": tuple(int(w) for w in args.hidden.split(",")),
-            "epochs": args.epochs,
-            "min_steps": args.min_steps,
-            "max_steps": args.max_steps,
-            **model_options(args.model_option),
-        }
-    )
+    try:
+        model = ModelConfig.model_validate(
+            {
+                "hidden": tuple(int(w) for w in args.hidden.split(",")),
+                "epochs": args.epochs,
+                "min_steps": args.min_steps,
+                "max_steps": args.max_steps,
+                **model_options(args.model_option),
+            }
+        )
+    except ValidationError as error:
+        raise SystemExit(f"model settings: {error}") from None
     settings = Settings(
         initial=args.initial,
         batch=args.batch,
