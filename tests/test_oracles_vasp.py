@@ -108,6 +108,8 @@ def test_vasp_submissions_survive_restarts_and_are_never_doubled(tmp_path: Path,
     with pytest.raises(KeyboardInterrupt):
         VaspDefectOracle(config, ledger).submit([second])
     assert len(ledger.read_text().splitlines()) == 2 and len(remote.submissions) == 1
+    with ledger.open("a") as handle:  # a third submission died while its ledger line was being written
+        handle.write('{"key": "c:r0:CaTiO3@1", "flow_u')
 
     restarted = VaspDefectOracle(config, ledger)  # what a restarted campaign reconciles against
     assert restarted.known([first, second]) == {first.job_id}

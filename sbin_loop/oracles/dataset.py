@@ -12,7 +12,6 @@ asynchronous path and noisy observations.
 from __future__ import annotations
 
 import json
-import os
 import time
 import zlib
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from sbin_loop.oracles.base import JobRequest, OracleOutcome
+from sbin_loop.oracles.ledger import append_lines, read_json_objects
 from sbin_loop.space import FormulaTable
 
 
@@ -65,24 +65,18 @@ class DatasetReplayOracle:
         self._submitted: dict[str, float] = self._read_ledger()
 
     def _read_ledger(self) -> dict[str, float]:
-        if self._ledger is None or not self._ledger.is_file():
+        if self._ledger is None:
             return {}
         submitted = {}
-        for line in self._ledger.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                submitted.setdefault(entry["key"], entry["time"])
+        for entry in read_json_objects(self._ledger):
+            submitted.setdefault(entry["key"], entry["time"])
         return submitted
 
     def submit(self, requests: list[JobRequest]) -> None:
         """Record the submissions (durably, with a ledger) and start their latency clocks."""
         now = time.time()
         if self._ledger is not None and requests:
-            self._ledger.parent.mkdir(parents=True, exist_ok=True)
-            with self._ledger.open("a") as handle:
-                handle.writelines(json.dumps({"key": request.key, "time": now}) + "\n" for request in requests)
-                handle.flush()
-                os.fsync(handle.fileno())
+            append_lines(self._ledger, (json.dumps({"key": request.key, "time": now}) for request in requests))
         for request in requests:
             self._submitted.setdefault(request.key, now)
 

@@ -45,6 +45,7 @@ from pymatgen.core import Composition
 from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.dataset import table_values
+from sbin_loop.oracles.ledger import append_lines, read_lines
 from sbin_loop.space import FormulaTable
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
@@ -157,16 +158,12 @@ class FileQueueBackend:
         }
 
     def _read_ledger(self) -> dict[str, SynthesisRequest]:
-        text = self.ledger.read_text() if self.ledger.is_file() else ""
-        if text and not text.endswith("\n"):  # a line cut off by a crash: the next entry must start a line of its own
-            with self.ledger.open("a") as handle:
-                handle.write("\n")
         sent = {}
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(read_lines(self.ledger), 1):
             try:
                 request = SynthesisRequest.model_validate_json(line)
             except ValidationError:  # its request file, if written, is read back from the outbox
-                logger.warning("%s line %d is not a request; skipped", self.ledger, number)
+                logger.warning("%s entry %d is not a request; skipped", self.ledger, number)
                 continue
             sent.setdefault(request.request_id, request)
         return sent
@@ -182,10 +179,7 @@ class FileQueueBackend:
             return None
 
     def _record(self, requests: list[SynthesisRequest]) -> None:
-        with self.ledger.open("a") as handle:
-            handle.writelines(request.model_dump_json() + "\n" for request in requests)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_lines(self.ledger, (request.model_dump_json() for request in requests))
         self._sent.update((request.request_id, request) for request in requests)
 
     def send(self, requests: list[SynthesisRequest]) -> None:

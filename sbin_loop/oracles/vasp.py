@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +28,7 @@ from jobflow import Flow
 from sbin_loop.config import VaspOracleConfig
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.forcefield import candidate_supercell
+from sbin_loop.oracles.ledger import append_lines, read_json_objects
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
 from sbin_loop.workflows.defects import DefectWorkflowMaker
 from sbin_loop.workflows.vasp import vasp_workflow_maker
@@ -84,23 +84,12 @@ class VaspDefectOracle:
 
     def _read_ledger(self) -> dict[str, tuple[str, str]]:
         """Attempt key -> (flow uuid, analysis job uuid) of its latest recorded submission."""
-        if not self._ledger.is_file():
-            return {}
-        flows = {}
-        for line in self._ledger.read_text().splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                flows[entry["key"]] = (entry["flow_uuid"], entry["analysis_uuid"])
-        return flows
+        return {entry["key"]: (entry["flow_uuid"], entry["analysis_uuid"]) for entry in read_json_objects(self._ledger)}
 
     def _record(self, key: str, flow: Flow) -> None:
         """Write the attempt's flow to the ledger, on disk, before it is submitted."""
-        self._ledger.parent.mkdir(parents=True, exist_ok=True)
         entry = {"key": key, "flow_uuid": flow.uuid, "analysis_uuid": flow.jobs[-1].uuid}
-        with self._ledger.open("a") as handle:
-            handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_lines(self._ledger, [json.dumps(entry)])
         self._flows[key] = (entry["flow_uuid"], entry["analysis_uuid"])
 
     def _job_controller(self) -> Any:
