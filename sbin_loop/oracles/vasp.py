@@ -100,11 +100,16 @@ class VaspDefectOracle:
             self._controller = JobController.from_project_name(self._config.project)
         return self._controller
 
+    def _flow_state(self, key: str) -> Any:
+        """jobflow-remote's ``FlowState`` of the flow the ledger records for this attempt; ``None`` if it holds none."""
+        if key not in self._flows:
+            return None
+        info = self._job_controller().get_flows_info(flow_ids=[self._flows[key][0]])
+        return info[0].state if info else None
+
     def _submitted(self, key: str) -> bool:
         """Whether jobflow-remote holds the flow the ledger records for this attempt."""
-        if key not in self._flows:
-            return False
-        return bool(self._job_controller().get_flows_info(flow_ids=[self._flows[key][0]]))
+        return self._flow_state(key) is not None
 
     def submit(self, requests: list[JobRequest]) -> None:
         """Build, record and submit one flow per job attempt that jobflow-remote does not hold yet."""
@@ -123,14 +128,12 @@ class VaspDefectOracle:
         """Outcomes, by job id, of the attempts whose flows completed or failed."""
         from jobflow_remote.jobs.state import FlowState
 
-        controller = self._job_controller()
         outcomes = {}
         for request in requests:
-            if request.key not in self._flows:
+            state = self._flow_state(request.key)
+            if state is None:
                 continue
             flow_uuid, analysis_uuid = self._flows[request.key]
-            info = controller.get_flows_info(flow_ids=[flow_uuid])
-            state = info[0].state if info else None
             provenance = {
                 "oracle": self.name,
                 "version": self.version,
@@ -143,7 +146,7 @@ class VaspDefectOracle:
                     job_id=request.job_id, status="failed", error=error, provenance=provenance
                 )
             elif state == FlowState.COMPLETED:
-                doc = DefectWorkflowDoc.from_output(controller.jobstore.get_output(analysis_uuid))
+                doc = DefectWorkflowDoc.from_output(self._job_controller().jobstore.get_output(analysis_uuid))
                 outcomes[request.job_id] = OracleOutcome(
                     job_id=request.job_id,
                     status="completed",
