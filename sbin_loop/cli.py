@@ -80,6 +80,7 @@ def _run_in_foreground(campaign: Campaign) -> None:
     name, directory = campaign.config.name, campaign.directory
     first = campaign.next_round()
     if first is None:
+        campaign.run()  # no round left: records the stop reason a run killed after its last round could not write
         state = campaign_status(directory)
         typer.echo(
             f"campaign {name!r} in {directory} is finished ({campaign.stop_reason()}; "

@@ -9,6 +9,7 @@ from conftest import FAST_MODEL
 from typer.testing import CliRunner
 
 from sbin_loop.cli import app
+from sbin_loop.status import campaign_status, open_campaign
 
 runner = CliRunner()
 
@@ -57,6 +58,24 @@ def test_run_status_and_rerun(tmp_path: Path, pool_csv: Path):
     again = runner.invoke(app, ["run", str(config), "--dir", str(directory)])
     assert again.exit_code == 0 and "is finished" in again.output
     assert _store_contents(directory) == before
+
+
+def test_a_run_killed_after_its_last_round_is_finished_by_the_next_run(tmp_path: Path, pool_csv: Path):
+    config = _write_config(tmp_path, pool_csv)
+    directory = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(config), "--dir", str(directory)]).exit_code == 0
+    store, doc = open_campaign(directory)  # what a kill between the last round and the stop reason leaves behind
+    try:
+        store.put_campaign(doc.model_copy(update={"stop_reason": None}))
+    finally:
+        store.close()
+    assert campaign_status(directory)["state"] == "running"
+
+    again = runner.invoke(app, ["run", str(config), "--dir", str(directory)])
+    assert again.exit_code == 0 and "is finished" in again.output
+    state = campaign_status(directory)
+    assert state["state"] == "finished" and state["stop_reason"].startswith("all 1 rounds")
+    assert state["n_evaluations"] == 8
 
 
 def test_bad_config_exits_with_named_field(tmp_path: Path, pool_csv: Path):
