@@ -205,6 +205,16 @@ def kept_run(job: Job) -> dict | None:
     return run if run.get("fingerprint") == job.fingerprint else None
 
 
+def complete_kept_seeds(jobs: list[Job]) -> list[dict]:
+    """The kept runs of the seeds that every method has finished (``--kept-only``: summarise, compute nothing)."""
+    kept = [(job, kept_run(job)) for job in jobs]
+    incomplete = {job.seed for job, run in kept if run is None}
+    runs = [run for job, run in kept if job.seed not in incomplete]
+    if not runs:
+        raise SystemExit("--kept-only: no seed has a kept run of every method under these settings in --runs-dir")
+    return runs
+
+
 def run_seed(job: Job) -> dict:
     """One method on one seed: the evaluated rows in order and per-round wall times (kept if ``job.record``)."""
     run = kept_run(job)
@@ -410,9 +420,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="keep each finished seed here and reuse it when run again with the same settings (resumes a long run)",
     )
+    parser.add_argument(
+        "--kept-only",
+        action="store_true",
+        help="summarise the seeds of --runs-dir that every method has finished; compute nothing",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--png", type=Path, default=None, help="plot path (default: next to --json)")
     args = parser.parse_args(argv)
+    if args.kept_only and args.runs_dir is None:
+        parser.error("--kept-only needs --runs-dir")
     if args.quick:
         args.seeds, args.budget = min(args.seeds, 2), min(args.budget, 100)
     return args
@@ -487,8 +504,11 @@ def main(argv: list[str] | None = None) -> dict:
         for seed in seeds
         for method in args.methods.split(",")
     ]
-    with ProcessPoolExecutor(max_workers=args.workers) as executor:
-        runs = list(executor.map(run_seed, jobs))
+    if args.kept_only:
+        runs = complete_kept_seeds(jobs)
+    else:
+        with ProcessPoolExecutor(max_workers=args.workers) as executor:
+            runs = list(executor.map(run_seed, jobs))
     summary = summarise(runs, pool, settings)
     summary["settings"] = {
         **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

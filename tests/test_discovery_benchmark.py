@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from botorch.acquisition.analytic import LogExpectedImprovement
 from botorch.models import SingleTaskGP
@@ -50,6 +51,11 @@ def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(
     again = benchmark.main(_arguments(pool, runs, batch=10))  # nothing is recomputed: the timings are the kept ones
     assert again["methods"] == first["methods"]
     assert {path.name: path.read_text() for path in runs.glob("*.json")} == kept
+
+    (runs / "gp_ei_seed0.json").unlink()  # --kept-only summarises the seeds every method finished, computes nothing
+    with pytest.raises(SystemExit, match="no seed has a kept run"):
+        benchmark.main([*_arguments(pool, runs, batch=10), "--kept-only"])
+    assert not (runs / "gp_ei_seed0.json").exists()
 
     benchmark.main(_arguments(pool, runs, batch=5))  # other settings: the kept runs are not reused
     rerun = json.loads((runs / "sbin_seed0.json").read_text())
