@@ -51,6 +51,14 @@ def test_embedded_store_survives_reopening(tmp_path: Path):
     assert [job.job_id for job in reopened.jobs()] == ["j1"]
 
 
+def test_a_collection_another_process_is_still_creating_reads_as_empty(tmp_path: Path):
+    store = CampaignStore.open("c", StoreConfig(), tmp_path)
+    # The embedded engine creates a collection's file, then its table; a reader can land in between.
+    (tmp_path / "store" / "sbin").mkdir(exist_ok=True)
+    (tmp_path / "store" / "sbin" / "sbin_jobs.collection").touch()
+    assert store.jobs() == []
+
+
 def test_campaigns_are_isolated(backend):
     CampaignStore.open("c", *backend).put_result(_result())
     assert CampaignStore.open("other", *backend).results() == []

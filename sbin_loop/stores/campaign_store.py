@@ -11,6 +11,7 @@ document of a foreign schema version is reported rather than misread.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import TypeVar
 
@@ -106,7 +107,14 @@ class CampaignStore:
 
     def _query(self, collection: str, criteria: dict | None = None, sort: dict | None = None) -> list:
         backend = self._backends[collection]
-        found = backend.query({"campaign": self.campaign, **(criteria or {})}, sort=sort)
+        try:
+            found = list(backend.query({"campaign": self.campaign, **(criteria or {})}, sort=sort))
+        except sqlite3.OperationalError as error:
+            # The embedded store creates a collection's file before its table: a reader (``sbin status`` while a
+            # daemon writes its first job) can see the file in between. It holds no documents yet.
+            if "no such table" not in str(error):
+                raise
+            found = []
         return [self._read(collection, raw) for raw in found]
 
     # Campaign -------------------------------------------------------------------------------------------------
