@@ -178,8 +178,8 @@ class Job:
     seed: int
     pool: Pool
     settings: Settings
-    record: Path | None = None
-    fingerprint: str = ""
+    record: Path | None
+    fingerprint: str
 
 
 def fingerprint(settings: Settings, source: str, target: str) -> str:
@@ -472,7 +472,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
-    pool, _ = load_pool(args.pool, args.target, args.formula_column)
     try:
         model = ModelConfig.model_validate(
             {
@@ -495,6 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
         gp_screen=args.gp_screen,
         gp_max_train=args.gp_max_train,
     )
+    pool, _ = load_pool(args.pool, args.target, args.formula_column)  # after the settings: a typo fails at once
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     key = fingerprint(settings, args.pool, args.target)
     if args.runs_dir is not None:
