@@ -8,11 +8,10 @@ Tasks:
   (both site assignments of a composition stay in one fold). Every training row is used (site-resolved descriptors
   tell the two assignments apart); only rows with ``is_lowest_ehull_assignment`` are scored.
 
-Models: sbin (``ModelConfig()`` defaults), ``sbin_neighbours`` (the defaults with ``neighbour_inputs=5``: the targets
-of the nearest training compositions as inputs; for both, validation rows for early stopping and recalibration are
-carved out of each training fold, never from the test fold), random forest (scikit-learn), exact GP (BoTorch
-``SingleTaskGP`` on a random subsample of each training fold), k nearest neighbours on standardised descriptors (k
-chosen by 3-fold CV inside each training fold), ridge regression (empirical linear model) and the training mean. Point
+Models: sbin (``ModelConfig()`` defaults; validation rows for early stopping and recalibration are carved out of each
+training fold, never from the test fold), random forest (scikit-learn), exact GP (BoTorch ``SingleTaskGP`` on a
+random subsample of each training fold), k nearest neighbours on standardised descriptors (k chosen by 3-fold CV
+inside each training fold), ridge regression (empirical linear model) and the training mean. Point
 predictions are predictive medians (optimal for absolute error); intervals are central predictive quantiles; NLL uses a
 Gaussian with the predictive mean and standard deviation. The random forest and nearest neighbours give points only.
 
@@ -59,9 +58,6 @@ SEED_CONFIG = ModelConfig(
 )
 """The seed's model (plain ELBO, unit prior, batch 32, no validation split), to report what the defaults change."""
 
-NEIGHBOUR_CONFIG = ModelConfig(neighbour_inputs=5)
-"""The defaults plus the targets of and distances to the 5 nearest training compositions as inputs."""
-
 
 @dataclass
 class Task:
@@ -98,10 +94,8 @@ def draws_prediction(draws: np.ndarray) -> Prediction:
     return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles)
 
 
-def fit_sbin(
-    task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws: int, config: ModelConfig
-) -> tuple[Prediction, float]:
-    surrogate = BNNSurrogate(task.features.shape[1], (task.name,), ("none",), config)
+def fit_sbin(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws: int) -> tuple[Prediction, float]:
+    surrogate = BNNSurrogate(task.features.shape[1], (task.name,), ("none",), ModelConfig())
     groups = task.groups[train] if task.groups is not None else None
     report = surrogate.fit(task.features[train], task.target[train, None], seed=seed, groups=groups)
     draws = surrogate.predictive_draws(task.features[test], n_draws, seed=seed + 1).numpy()[:, :, 0]
@@ -244,12 +238,7 @@ def run_task(task: Task, args: argparse.Namespace) -> dict:
         test = test[task.scored[test]]
         y = task.target[test]
         runners = {
-            "sbin": lambda train=train, test=test, seed=seed: fit_sbin(
-                task, train, test, seed, args.draws, ModelConfig()
-            )[0],
-            "sbin_neighbours": lambda train=train, test=test, seed=seed: fit_sbin(
-                task, train, test, seed, args.draws, NEIGHBOUR_CONFIG
-            )[0],
+            "sbin": lambda train=train, test=test, seed=seed: fit_sbin(task, train, test, seed, args.draws)[0],
             "random_forest": lambda train=train, test=test, seed=seed: fit_forest(task, train, test, seed, args.trees),
             "gp_subsample": lambda train=train, test=test, seed=seed: fit_gp(task, train, test, seed, args.gp_rows),
             "neighbours": lambda train=train, test=test: fit_neighbours(task, train, test),
@@ -301,12 +290,7 @@ def main() -> None:
     config = ModelConfig()
     changed = {k: v for k, v in config.model_dump().items() if v != getattr(SEED_CONFIG, k)}
     print(f"sbin model: ModelConfig() defaults; changed from the seed's model: {changed}")
-    output = {
-        "config": config.model_dump(mode="json"),
-        "changed_from_seed": changed,
-        "sbin_neighbours_config": NEIGHBOUR_CONFIG.model_dump(mode="json"),
-        "quick": args.quick,
-    }
+    output = {"config": config.model_dump(mode="json"), "changed_from_seed": changed, "quick": args.quick}
     start = time.perf_counter()
     for task in (
         supercon_task(False, args.seed, limit),

@@ -193,9 +193,6 @@ class ModelConfig(_Section):
             A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic
             compounds) would otherwise put a magnetic candidate 10^5 deviations out, where a ReLU network's linear
             extrapolation means nothing and overflows.
-        neighbour_inputs: ``k`` of the neighbour-target inputs (``sbin_loop.model.neighbours``): per output, the
-            targets of and distances to the ``k`` nearest measured compositions are appended to the descriptors
-            (leave-one-out for training rows). 0 turns them off.
         validation_fraction: Share of the training rows held out (never used for gradient steps) for early stopping
             and for recalibrating the predictive spread.
         min_validation_rows: Below this many held-out rows no validation split is made: all rows train the network,
@@ -228,7 +225,6 @@ class ModelConfig(_Section):
     nll_beta: float = Field(default=0.5, ge=0, le=1)
     ensemble_size: int = Field(default=3, gt=0)
     input_clip: float = Field(default=10.0, gt=0)
-    neighbour_inputs: int = Field(default=0, ge=0)
     validation_fraction: float = Field(default=0.15, ge=0, lt=1)
     min_validation_rows: int = Field(default=30, gt=1)
     validation_interval: int = Field(default=200, gt=0)

@@ -98,10 +98,7 @@ def load_surrogate(directory: str | Path) -> BNNSurrogate:
         ModelConfig(**metadata["config"]),
     )
     try:
-        tensors = load_file(str(directory / WEIGHTS_FILE))
-        if "bank_x" in tensors and surrogate.config.neighbour_inputs:
-            surrogate.resize_neighbour_bank(tensors["bank_x"].shape[0])
-        surrogate.load_state_dict(tensors)
+        surrogate.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     except (OSError, RuntimeError) as error:
         raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
     return surrogate.eval()

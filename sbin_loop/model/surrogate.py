@@ -27,7 +27,6 @@ from torch.nn import functional
 
 from sbin_loop.config import ModelConfig
 from sbin_loop.model.bnn import StackedMembers, VariationalMLP
-from sbin_loop.model.neighbours import NEIGHBOUR_STATISTICS, neighbour_statistics
 
 TRANSFORMS = ("none", "log1p")
 """Target transforms: the model learns ``log1p(y)`` for ``log1p`` targets and maps draws back with ``expm1``."""
@@ -183,15 +182,9 @@ class BNNSurrogate(nn.Module):
         self.transforms = tuple(transforms)
         n_outputs = len(target_names)
         heads = 2 * n_outputs if config.noise == "heteroscedastic" else n_outputs
-        n_neighbour_inputs = len(NEIGHBOUR_STATISTICS) * n_outputs if config.neighbour_inputs else 0
         self.members = nn.ModuleList(
             VariationalMLP(
-                n_features + n_neighbour_inputs,
-                heads,
-                config.hidden,
-                config.prior_std,
-                config.posterior_std_init,
-                config.fan_in_scaling,
+                n_features, heads, config.hidden, config.prior_std, config.posterior_std_init, config.fan_in_scaling
             )
             for _ in range(config.ensemble_size)
         )
@@ -203,12 +196,6 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
         self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
-        if config.neighbour_inputs:
-            # The measured rows the neighbour inputs are looked up in (standardised; sized by fit or a checkpoint).
-            self.register_buffer("bank_x", torch.zeros(0, n_features))
-            self.register_buffer("bank_y", torch.zeros(0, n_outputs))
-            self.register_buffer("neighbour_mean", torch.zeros(n_neighbour_inputs))
-            self.register_buffer("neighbour_std", torch.ones(n_neighbour_inputs))
 
     @property
     def n_features(self) -> int:
@@ -219,13 +206,6 @@ class BNNSurrogate(nn.Module):
     def n_outputs(self) -> int:
         """Number of objectives ``m``."""
         return len(self.target_names)
-
-    def resize_neighbour_bank(self, n_rows: int) -> None:
-        """Give the neighbour bank ``n_rows`` rows (zeros), so a checkpoint's bank of that size can be loaded."""
-        if not self.config.neighbour_inputs:
-            raise ValueError("this surrogate has no neighbour inputs (neighbour_inputs = 0)")
-        self.bank_x = torch.zeros(n_rows, self.n_features)
-        self.bank_y = torch.zeros(n_rows, self.n_outputs)
 
     def _noise_std(self, raw_outputs: Tensor, member_noise: Tensor) -> Tensor:
         """Noise std (``... x m``) from raw network outputs and the matching per-member noise offsets."""
@@ -287,8 +267,6 @@ class BNNSurrogate(nn.Module):
         self._fit_input_scaler(x[fit_rows_t])
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, fit_rows_t)
-        if cfg.neighbour_inputs:
-            x = self._with_training_neighbours(x, y, fit_rows_t, val_rows_t)
         mask = ~torch.isnan(y)
         y = torch.nan_to_num(y)
         self.calibration_scale.fill_(1.0)
@@ -315,32 +293,6 @@ class BNNSurrogate(nn.Module):
             best_validation_loss=tuple(best),
             calibration_scale=tuple(float(v) for v in self.calibration_scale),
         )
-
-    def _with_training_neighbours(self, x: Tensor, y: Tensor, fit_rows: Tensor, val_rows: Tensor) -> Tensor:
-        """Keep the fitting rows as the neighbour bank and append neighbour inputs to standardised ``x`` (``n x d``).
-
-        Fitting rows get leave-one-out statistics; validation rows are looked up in the bank like any candidate, so
-        early stopping and recalibration see the inputs a candidate will see. The statistics are standardised by
-        their mean and deviation over the fitting rows.
-        """
-        k = self.config.neighbour_inputs
-        self.bank_x, self.bank_y = x[fit_rows].clone(), y[fit_rows].clone()
-        statistics = torch.zeros(x.shape[0], self.neighbour_mean.shape[0])
-        statistics[fit_rows] = neighbour_statistics(self.bank_x, self.bank_x, self.bank_y, k, True).flatten(1)
-        if len(val_rows):
-            statistics[val_rows] = neighbour_statistics(x[val_rows], self.bank_x, self.bank_y, k, False).flatten(1)
-        self.neighbour_mean.copy_(statistics[fit_rows].mean(dim=0))
-        deviation = statistics[fit_rows].std(dim=0) if len(fit_rows) > 1 else torch.ones_like(self.neighbour_mean)
-        self.neighbour_std.copy_(torch.where(deviation > 1e-8, deviation, torch.ones_like(deviation)))
-        return torch.cat([x, (statistics - self.neighbour_mean) / self.neighbour_std], dim=1)
-
-    def _network_inputs(self, features: np.ndarray | Tensor) -> Tensor:
-        """Standardised descriptors of candidates, with their neighbour inputs when the model uses them."""
-        x = self._standardise_features(features)
-        if not self.config.neighbour_inputs:
-            return x
-        statistics = neighbour_statistics(x, self.bank_x, self.bank_y, self.config.neighbour_inputs, False)
-        return torch.cat([x, (statistics.flatten(1) - self.neighbour_mean) / self.neighbour_std], dim=1)
 
     def _fit_members(
         self,
@@ -511,7 +463,7 @@ class BNNSurrogate(nn.Module):
             ]
 
     def _raw_draws(self, x: Tensor, weight_sets: list[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
-        """Uncalibrated function draws and noise stds (each ``S x n x m``) for network inputs ``x``."""
+        """Uncalibrated function draws and noise stds (each ``S x n x m``) for standardised inputs ``x``."""
         n_draws = weight_sets[0][0].shape[0]
         member_of_draw = torch.repeat_interleave(
             torch.arange(len(self.members)), torch.as_tensor(split_draws(n_draws, len(self.members)))
@@ -545,7 +497,7 @@ class BNNSurrogate(nn.Module):
         Returns:
             ``S x n x m`` tensor.
         """
-        mean, _ = self._raw_draws(self._network_inputs(features), weight_sets)
+        mean, _ = self._raw_draws(self._standardise_features(features), weight_sets)
         return self._calibrated(mean)
 
     def to_target_units(self, standardised: Tensor) -> Tensor:
@@ -567,7 +519,7 @@ class BNNSurrogate(nn.Module):
         ``tail_factor``; both happen in the standardised transformed space where it was learned, then the draws
         are mapped back, so intervals of ``log1p`` targets are correctly skewed and never below -1.
         """
-        mean, noise = self._raw_draws(self._network_inputs(features), self.draw_weight_sets(n_draws, seed))
+        mean, noise = self._raw_draws(self._standardise_features(features), self.draw_weight_sets(n_draws, seed))
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             standard_normal = torch.randn(mean.shape, generator=generator)
