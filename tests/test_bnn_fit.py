@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sbin_loop.config import ModelConfig
+from sbin_loop.model.bnn import StackedMembers, VariationalMLP
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
@@ -45,3 +46,43 @@ def test_botorch_model_shapes(sine_model):
     posterior = model.posterior(torch.zeros(7, 3, 1, dtype=torch.float64))  # batch x q x d
     assert posterior.values.shape == (7, 16, 3, 1)  # batch x S x q x m
     assert posterior.mean.shape == (7, 3, 1)
+
+
+def _members(count: int) -> list[VariationalMLP]:
+    generator = torch.Generator().manual_seed(3)
+    members = [VariationalMLP(4, 2, (8, 8), 1.0, 0.1, fan_in_scaling=True) for _ in range(count)]
+    for member in members:
+        member.reset_parameters(generator)
+    return members
+
+
+def test_stacked_members_compute_what_each_member_computes_alone():
+    members = _members(3)
+    stacked = StackedMembers(members)
+    x = torch.randn(5, 4)
+    alone = torch.stack([member.forward_mean(x) for member in members])  # E x n x outputs
+    assert torch.allclose(stacked.forward_mean(x), alone, atol=1e-6)
+    kl = torch.stack([member.kl_divergence() for member in members])  # E
+    assert torch.allclose(stacked.kl_divergence(), kl, rtol=1e-5)
+    # One member: the same noise stream gives the same sampled pass as the member's own forward.
+    single = _members(1)
+    sampled = StackedMembers(single).forward(x.unsqueeze(0), torch.Generator().manual_seed(5))[0]
+    assert torch.allclose(sampled, single[0](x, torch.Generator().manual_seed(5)), atol=1e-6)
+
+
+def test_stacked_members_do_not_interact_and_write_back_their_own_slices():
+    members = _members(2)
+    stacked = StackedMembers(members)
+    x = torch.randn(2, 5, 4)  # E x n x d
+    loss = stacked.forward(x, torch.Generator().manual_seed(0))[0].sum() + stacked.kl_divergence()[0]
+    loss.backward()
+    for tensor in stacked.parameters():
+        assert tensor.grad[0].abs().sum() > 0
+        assert torch.equal(tensor.grad[1], torch.zeros_like(tensor.grad[1]))
+    before = [p.detach().clone() for p in members[1].parameters()]
+    with torch.no_grad():
+        for tensor in stacked.parameters():
+            tensor.add_(1.0)
+    stacked.write_back(0)
+    assert torch.allclose(members[0].layers[0].bias_mu, stacked.layers[0]["bias_mu"][0])
+    assert all(torch.equal(a, b) for a, b in zip(before, members[1].parameters(), strict=True))

@@ -13,7 +13,6 @@ networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` split
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from sbin_loop.config import ModelConfig
-from sbin_loop.model.bnn import VariationalMLP
+from sbin_loop.model.bnn import StackedMembers, VariationalMLP
 
 TRANSFORMS = ("none", "log1p")
 """Target transforms: the model learns ``log1p(y)`` for ``log1p`` targets and maps draws back with ``expm1``."""
@@ -113,12 +112,12 @@ def validation_split(
 
 
 def _masked_squared_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error over the observed (``mask``) entries."""
-    return (((mean - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+    """Mean squared error over the observed (``mask``) entries of each ``n x m`` slice (``... x n x m`` -> ``...``)."""
+    return (((mean - target) ** 2) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
 
 
 def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: Tensor, beta: float = 0.0) -> Tensor:
-    """Mean Gaussian negative log-likelihood over the observed (``mask``) entries.
+    """Mean Gaussian negative log-likelihood over the observed (``mask``) entries of each ``n x m`` slice.
 
     With ``beta > 0`` each entry is weighted by ``noise_std^(2 beta)`` (held constant in the gradient): the beta-NLL
     of Seitzer et al. (ICLR 2022), which stops a heteroscedastic model from fitting the mean only where it claims to
@@ -127,7 +126,7 @@ def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: 
     errors = ((mean - target) / noise_std) ** 2 + 2 * torch.log(noise_std) + math.log(2 * math.pi)
     if beta > 0:
         errors = errors * noise_std.detach() ** (2 * beta)
-    return 0.5 * (errors * mask).sum() / mask.sum().clamp(min=1)
+    return 0.5 * (errors * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)  # ...
 
 
 @dataclass(frozen=True)
@@ -277,22 +276,16 @@ class BNNSurrogate(nn.Module):
 
         generator = torch.Generator().manual_seed(seed)
         validation = (x[val_rows_t], y[val_rows_t], mask[val_rows_t]) if len(val_rows) else None
-        total_steps, best = 0, []
-        nll = kl = 0.0
         with torch_threads(cfg.train_threads):
-            for member in range(cfg.ensemble_size):
-                steps, nll, kl, best_loss = self._fit_member(
-                    member, x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
-                )
-                total_steps += steps
-                if best_loss is not None:
-                    best.append(best_loss)
+            steps, nll, kl, best = self._fit_members(
+                x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
+            )
         self.eval()
         if validation is not None and cfg.recalibrate:
             self._recalibrate(*validation, seed=seed)
         return TrainingReport(
             n_train=len(fit_rows),
-            steps=total_steps,
+            steps=steps,
             final_nll=nll,
             final_kl_per_datum=kl,
             seconds=time.perf_counter() - start,
@@ -301,70 +294,89 @@ class BNNSurrogate(nn.Module):
             calibration_scale=tuple(float(v) for v in self.calibration_scale),
         )
 
-    def _fit_member(
+    def _fit_members(
         self,
-        member: int,
         x: Tensor,
         y: Tensor,
         mask: Tensor,
         validation: tuple[Tensor, Tensor, Tensor] | None,
         generator: torch.Generator,
-    ) -> tuple[int, float, float, float | None]:
-        """Train one member; returns steps taken, last NLL and KL per datum, and the best validation loss."""
+    ) -> tuple[int, float, float, tuple[float, ...]]:
+        """Train every member at once (``StackedMembers``), each on its own minibatch order and with its own stopping.
+
+        Every ``validation_interval`` steps each member's validation loss is checked; a member keeps its best
+        checkpoint, and training ends when every member has gone ``patience`` checks without improving (a member that
+        stopped improving earlier trains on, but its best checkpoint is what it keeps).
+
+        Returns:
+            Optimiser steps summed over members, the last minibatch NLL and KL per datum of the last member, and
+            each member's best validation loss (empty without validation).
+        """
         cfg = self.config
-        net = self.members[member]
-        net.reset_parameters(generator)
-        n = x.shape[0]
+        for net in self.members:
+            net.reset_parameters(generator)
+        stacked = StackedMembers(self.members)
+        n_members, n = len(self.members), x.shape[0]
         batch = min(cfg.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
         max_steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
-        optimiser = torch.optim.Adam([*net.parameters(), self.raw_noise], lr=cfg.learning_rate)
+        optimiser = torch.optim.Adam([*stacked.parameters(), self.raw_noise], lr=cfg.learning_rate)
         cosine = (
             torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max_steps, eta_min=0.01 * cfg.learning_rate)
             if cfg.learning_rate_schedule == "cosine"
             else None
         )
-        net.train()
-        order = torch.randperm(n, generator=generator)
-        best_loss, best_state, stale = math.inf, None, 0
-        nll = kl = torch.zeros(())
+        orders = torch.stack([torch.randperm(n, generator=generator) for _ in range(n_members)])  # E x n
+        best_loss, stale = [math.inf] * n_members, [0] * n_members
+        best_state: list[tuple[list[dict[str, Tensor]], Tensor] | None] = [None] * n_members
+        nll = kl = torch.zeros(n_members)
         step = 0
         for step in range(1, max_steps + 1):
             position = ((step - 1) % steps_per_epoch) * batch
             if position == 0 and step > 1:
-                order = torch.randperm(n, generator=generator)
-            rows = order[position : position + batch]
-            raw = net(x[rows], generator)
-            noise = self._noise_std(raw, self.raw_noise[member])
-            nll = _masked_gaussian_nll(raw[:, : self.n_outputs], noise, y[rows], mask[rows], cfg.nll_beta)
-            kl = net.kl_divergence() / n
-            loss = nll + cfg.kl_weight * kl
+                orders = torch.stack([torch.randperm(n, generator=generator) for _ in range(n_members)])
+            rows = orders[:, position : position + batch]  # E x b
+            raw = stacked.forward(x[rows], generator)  # E x b x heads
+            noise = self._noise_std(raw, self.raw_noise.unsqueeze(1))  # E x b x m
+            nll = _masked_gaussian_nll(raw[..., : self.n_outputs], noise, y[rows], mask[rows], cfg.nll_beta)  # E
+            kl = stacked.kl_divergence() / n  # E
+            loss = (nll + cfg.kl_weight * kl).sum()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             if cosine is not None:
                 cosine.step()
             if validation is not None and (step % cfg.validation_interval == 0 or step == max_steps):
-                with torch.no_grad():
-                    raw = net.forward_mean(validation[0])
-                    noise = self._noise_std(raw, self.raw_noise[member])
-                    if cfg.validation_metric == "nll":
-                        val_loss = float(_masked_gaussian_nll(raw[:, : self.n_outputs], noise, *validation[1:]))
+                val_loss = self._validation_losses(stacked, validation)
+                for member, value in enumerate(val_loss):
+                    if value < best_loss[member]:
+                        best_loss[member], stale[member] = value, 0
+                        best_state[member] = (stacked.member_state(member), self.raw_noise[member].detach().clone())
                     else:
-                        val_loss = float(_masked_squared_error(raw[:, : self.n_outputs], *validation[1:]))
-                if val_loss < best_loss:
-                    best_loss, stale = val_loss, 0
-                    best_state = (copy.deepcopy(net.state_dict()), self.raw_noise[member].detach().clone())
-                else:
-                    stale += 1
-                    if stale >= cfg.patience:
-                        break
-        if best_state is not None:
-            net.load_state_dict(best_state[0])
-            with torch.no_grad():
-                self.raw_noise[member] = best_state[1]
-        net.eval()
-        return step, float(nll.detach()), float(kl.detach()), (best_loss if validation is not None else None)
+                        stale[member] += 1
+                if min(stale) >= cfg.patience:
+                    break
+        for member, kept in enumerate(best_state):
+            stacked.write_back(member, kept and kept[0])
+            if kept is not None:
+                with torch.no_grad():
+                    self.raw_noise[member] = kept[1]
+        for net in self.members:
+            net.eval()
+        best = tuple(best_loss) if validation is not None else ()
+        return step * n_members, float(nll[-1].detach()), float(kl[-1].detach()), best
+
+    def _validation_losses(self, stacked: StackedMembers, validation: tuple[Tensor, Tensor, Tensor]) -> list[float]:
+        """Each member's ``validation_metric`` on the validation rows, weights at their posterior means."""
+        x, y, mask = validation
+        with torch.no_grad():
+            raw = stacked.forward_mean(x)  # E x n x heads
+            mean = raw[..., : self.n_outputs]
+            if self.config.validation_metric == "nll":
+                losses = _masked_gaussian_nll(mean, self._noise_std(raw, self.raw_noise.unsqueeze(1)), y, mask)
+            else:
+                losses = _masked_squared_error(mean, y, mask)
+        return [float(v) for v in losses]
 
     def _recalibrate(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> None:
         """Fit the spread factors whose central intervals best match their nominal coverage on ``x``.
