@@ -89,5 +89,6 @@ def test_screened_batch_equals_the_exact_batch(kind: str, large_pool: Path, tmp_
     # exact and screened passes each take the lowest pool row among the candidates they score.
     picks = campaign.pool.take(rows[exact.indices]).ids.tolist()
     for position, entry in enumerate(screened.selected):
-        adds_nothing = position > 0 and values[position] == values[position - 1]
+        # (equal up to rounding: the joint value is recomputed over the batch, summed in another order)
+        adds_nothing = position > 0 and values[position] == pytest.approx(values[position - 1], rel=1e-12)
         assert entry.candidate_id == picks[position] or (kind == "upper_confidence_bound" and adds_nothing)
