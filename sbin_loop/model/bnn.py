@@ -57,27 +57,6 @@ class BayesianLinear(nn.Module):
             self.weight_rho.fill_(rho)
             self.bias_rho.fill_(rho)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Sampled output for a minibatch with the local reparameterisation trick.
-
-        Args:
-            x: ``n x in`` inputs.
-            generator: Source of the Gaussian noise.
-
-        Returns:
-            ``n x out`` outputs, each row with its own weight sample.
-        """
-        weight_var = functional.softplus(self.weight_rho) ** 2
-        bias_var = functional.softplus(self.bias_rho) ** 2
-        mean = x @ self.weight_mu + self.bias_mu
-        std = torch.sqrt((x * x) @ weight_var + bias_var + 1e-16)
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        return mean + std * noise
-
-    def forward_mean(self, x: Tensor) -> Tensor:
-        """Output with every weight at its posterior mean (``n x in`` -> ``n x out``)."""
-        return x @ self.weight_mu + self.bias_mu
-
     def sample_weights(self, n_draws: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Draw whole weight sets.
 
@@ -93,14 +72,6 @@ class BayesianLinear(nn.Module):
             (n_draws, 1, self.bias_mu.shape[0]), generator=generator, dtype=self.bias_mu.dtype
         )
         return weights, biases
-
-    def kl_divergence(self) -> Tensor:
-        """KL(q || p) summed over all weights and biases, in closed form for Gaussians."""
-        total = torch.zeros(())
-        for mu, rho in ((self.weight_mu, self.weight_rho), (self.bias_mu, self.bias_rho)):
-            std = functional.softplus(rho)
-            total = total + (torch.log(self.prior_std / std) + (std**2 + mu**2) / (2 * self.prior_std**2) - 0.5).sum()
-        return total
 
 
 class VariationalMLP(nn.Module):
@@ -137,22 +108,6 @@ class VariationalMLP(nn.Module):
         for layer in self.layers:
             layer.reset_parameters(generator)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """One stochastic forward pass for training (``n x d`` -> ``n x outputs``)."""
-        for index, layer in enumerate(self.layers):
-            x = layer(x, generator)
-            if index < len(self.layers) - 1:
-                x = functional.relu(x)
-        return x
-
-    def forward_mean(self, x: Tensor) -> Tensor:
-        """Forward pass with every weight at its posterior mean (used for cheap validation checks)."""
-        for index, layer in enumerate(self.layers):
-            x = layer.forward_mean(x)
-            if index < len(self.layers) - 1:
-                x = functional.relu(x)
-        return x
-
     def draw_weight_sets(self, n_draws: int, generator: torch.Generator) -> list[tuple[Tensor, Tensor]]:
         """Draw ``S`` complete weight sets from the posterior (one ``(weights, biases)`` pair per layer).
 
@@ -184,10 +139,6 @@ class VariationalMLP(nn.Module):
         for weights, biases in rest:
             h = torch.baddbmm(biases, functional.relu(h), weights)
         return h
-
-    def kl_divergence(self) -> Tensor:
-        """KL(q || p) of all layers."""
-        return sum((layer.kl_divergence() for layer in self.layers), torch.zeros(()))
 
 
 class StackedMembers:
@@ -243,7 +194,7 @@ class StackedMembers:
         return h
 
     def kl_divergence(self) -> Tensor:
-        """KL(q || p) of each member (``E``), the closed form of ``BayesianLinear.kl_divergence``."""
+        """KL(q || p) of each member (``E``), in closed form for Gaussians, summed over its weights and biases."""
         total = torch.zeros(len(self.members))
         for prior_std, layer in zip(self.prior_std, self.layers, strict=True):
             for mu, rho in ((layer["weight_mu"], layer["weight_rho"]), (layer["bias_mu"], layer["bias_rho"])):
