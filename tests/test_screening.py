@@ -85,10 +85,9 @@ def test_screened_batch_equals_the_exact_batch(kind: str, large_pool: Path, tmp_
     exact = campaign.policy.select(scores, rows.size, rng)
     values = [entry.acquisition_value for entry in screened.selected]
     assert values == pytest.approx(exact.acquisition_values, rel=1e-12)
-    # Picks agree except where a pick adds nothing to the batch's joint UCB: every candidate then ties, and the
-    # exact and screened passes each take the lowest pool row among the candidates they score.
+    # Picks agree except where a pick adds nothing to the batch's joint UCB (its value equals the previous one up to
+    # rounding, the sums running in another order): every candidate then ties and either pass may take any of them.
     picks = campaign.pool.take(rows[exact.indices]).ids.tolist()
     for position, entry in enumerate(screened.selected):
-        # (equal up to rounding: the joint value is recomputed over the batch, summed in another order)
         adds_nothing = position > 0 and values[position] == pytest.approx(values[position - 1], rel=1e-12)
         assert entry.candidate_id == picks[position] or (kind == "upper_confidence_bound" and adds_nothing)

@@ -126,7 +126,7 @@ def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: 
     errors = ((mean - target) / noise_std) ** 2 + 2 * torch.log(noise_std) + math.log(2 * math.pi)
     if beta > 0:
         errors = errors * noise_std.detach() ** (2 * beta)
-    return 0.5 * (errors * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)  # ...
+    return 0.5 * (errors * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
 
 
 @dataclass(frozen=True)
@@ -357,12 +357,10 @@ class BNNSurrogate(nn.Module):
                 if min(stale) >= cfg.patience:
                     break
         for member, kept in enumerate(best_state):
-            stacked.write_back(member, kept and kept[0])
+            stacked.write_back(member, kept[0] if kept is not None else None)
             if kept is not None:
                 with torch.no_grad():
                     self.raw_noise[member] = kept[1]
-        for net in self.members:
-            net.eval()
         best = tuple(best_loss) if validation is not None else ()
         return step * n_members, float(nll[-1].detach()), float(kl[-1].detach()), best
 
