@@ -185,7 +185,8 @@ def model_train(
         raise _fail(ConfigError(f"{target}: {error}")) from None
     save_surrogate(surrogate, out, descriptor_names())
     typer.echo(
-        f"trained on {report.n_train} compositions, validated on {report.n_validation} ({len(table.rejected)} rows "
+        f"trained on {report.n_train} compositions, validated on {report.n_validation}, spread recalibrated on "
+        f"{report.n_calibration} held-out predictions ({len(table.rejected)} rows "
         f"rejected, {table.n_duplicate_rows} duplicates merged), transform {transform}, {report.steps} steps in "
         f"{report.seconds:.1f} s; saved to {out}"
     )

@@ -205,6 +205,11 @@ class ModelConfig(_Section):
             1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
         recalibrate: Fit, per output on the validation rows, factors that scale the predictive spread (one
             overall, and one per central level for the tails) so that central intervals have their nominal coverage.
+        calibration_folds: When the rows are too few for a validation split (fewer than ``min_validation_rows /
+            validation_fraction``, 200 by default), fit the recalibration on out-of-fold predictions instead: this
+            many models, each trained the same way on all rows but one fold, predict their held-out fold (whole
+            groups when groups are given). Costs that many extra fits, all on small data. Without it the spread of a
+            model trained on 30-150 SuperCon rows covered 23-46% of random held-out rows at 95%. 0 turns it off.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more, and on a
             busy 2-core machine two threads made training 5x slower (18.7 s vs 103 s for 4,500 steps); one thread
             also makes trained weights independent of the machine's thread setting.
@@ -231,6 +236,7 @@ class ModelConfig(_Section):
     patience: int = Field(default=10, gt=0)
     validation_metric: Literal["nll", "mse"] = "mse"
     recalibrate: bool = True
+    calibration_folds: int = Field(default=5, ge=0)
     train_threads: int = Field(default=1, gt=0)
 
     @field_validator("hidden")
@@ -239,6 +245,13 @@ class ModelConfig(_Section):
         if not hidden or any(width <= 0 for width in hidden):
             raise ValueError("hidden layer widths must be a non-empty list of positive integers")
         return hidden
+
+    @field_validator("calibration_folds")
+    @classmethod
+    def _fold_count(cls, folds: int) -> int:
+        if folds == 1:
+            raise ValueError("calibration_folds must be 0 (off) or at least 2: one fold leaves nothing to train on")
+        return folds
 
 
 AcquisitionKind = Literal[

@@ -100,7 +100,8 @@ def test_model_train_and_predict(tmp_path: Path, supercon: pd.DataFrame):
     assert result.exit_code == 0, result.output
     assert "transform none" in result.output
     assert "held-out test (22 compositions): MAE" in result.output  # 15% of 150 rows, never trained on
-    assert "trained on 128 compositions, validated on 0" in result.output  # too few rows for a validation split
+    # too few rows for a validation split: the spread is recalibrated on out-of-fold predictions of every row
+    assert "trained on 128 compositions, validated on 0, spread recalibrated on 128 held-out" in result.output
 
     queries = tmp_path / "q.csv"
     pd.DataFrame({"formula": ["YBa2Cu3O7", "Qq2", "MgB2", "YBa2Cu3O7"]}).to_csv(queries, index=False)

@@ -20,6 +20,7 @@ def _base() -> dict:
         ({"polcy": {}}, "polcy"),
         ({"model": {"hidden": [64, -1]}}, "model.hidden"),
         ({"model": {"learning_rate": 0}}, "model.learning_rate"),
+        ({"model": {"calibration_folds": 1}}, "model.calibration_folds"),
         ({"objectives": []}, "objectives"),
         ({"intervals": {"level": 1.5}}, "intervals.level"),
         ({"store": {"uri": "http://example"}}, "store.uri"),

@@ -7,8 +7,11 @@ Training holds out a validation split of the rows it is given (``ModelConfig.val
 ``groups`` are passed). The validation rows never produce a gradient: they decide when to stop (the best checkpoint
 by the validation metric is kept) and fit the recalibration of the predictive spread per output (one overall factor
 and a factor per central level, see ``_recalibrate``) so that central intervals on the validation rows have their
-nominal coverage. An ensemble of ``ensemble_size`` variational
-networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` splits its ``S`` draws across the members.
+nominal coverage. With too few rows for a validation split (under 200 by default, the start of every campaign) the
+same factors are fitted on out-of-fold predictions: ``calibration_folds`` models, trained like this one on all rows but
+one fold, predict their fold. They only set the spread; the model that predicts is trained on every row. An ensemble of
+``ensemble_size`` variational networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` splits its
+``S`` draws across the members.
 """
 
 from __future__ import annotations
@@ -44,8 +47,12 @@ CALIBRATION_DRAWS = 256
 CALIBRATION_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 """Central-interval probabilities whose validation coverage the recalibration factor matches (0.05 ... 0.95)."""
 
-CALIBRATION_GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.log(4.0), 161)))
-"""Candidate recalibration factors (log-spaced, 0.25 ... 4)."""
+CALIBRATION_GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.log(16.0), 241)))
+"""Candidate recalibration factors (log-spaced, 0.25 ... 16; out-of-fold errors of a model trained on 30-120
+SuperCon rows needed more than 4)."""
+
+MIN_CALIBRATION_ROWS = 10
+"""Fewest held-out predictions of an output that recalibrate it; with fewer its spread factors stay 1."""
 
 
 def _forward_transform(kind: str, values: Tensor) -> Tensor:
@@ -111,6 +118,22 @@ def validation_split(
     return everything[~is_held], everything[is_held]
 
 
+def cross_validation_folds(n_rows: int, n_folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Seeded partition of row indices into ``n_folds`` held-out folds (whole groups when ``groups`` are given).
+
+    Shuffled groups (single rows without ``groups``) are dealt to the folds in turn; there are fewer folds when
+    there are fewer groups than ``n_folds``.
+
+    Returns:
+        One sorted index array per non-empty fold.
+    """
+    labels = np.arange(n_rows) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
+    fold_of_label = np.empty(labels.max() + 1, dtype=np.int64)
+    fold_of_label[np.random.default_rng(seed).permutation(labels.max() + 1)] = np.arange(labels.max() + 1) % n_folds
+    fold = fold_of_label[labels]
+    return [np.flatnonzero(fold == k) for k in range(min(n_folds, labels.max() + 1))]
+
+
 def _masked_squared_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean squared error over the observed (``mask``) entries of each ``n x m`` slice (``... x n x m`` -> ``...``)."""
     return (((mean - target) ** 2) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
@@ -130,6 +153,21 @@ def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: 
 
 
 @dataclass(frozen=True)
+class HeldOutErrors:
+    """One output's errors on rows a model did not train on, in that model's standardised units.
+
+    Attributes:
+        offset: ``n``: observed target minus the median of the model's uncalibrated predictive draws.
+        lower: ``L x n``: lower bounds of the central ``CALIBRATION_LEVELS`` intervals, minus the same median.
+        upper: ``L x n``: the upper bounds, minus the median.
+    """
+
+    offset: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+@dataclass(frozen=True)
 class TrainingReport:
     """What one fit did.
 
@@ -142,6 +180,8 @@ class TrainingReport:
         n_validation: Rows held out for early stopping and recalibration (0: none).
         best_validation_loss: Per member, the ``validation_metric`` of the kept checkpoint (empty without validation).
         calibration_scale: Per output, the factor applied to the predictive spread (1 without recalibration).
+        n_calibration: Held-out predictions the recalibration was fitted on: the validation rows, or every row
+            predicted by the model that did not train on its fold (0: not recalibrated).
     """
 
     n_train: int
@@ -152,6 +192,7 @@ class TrainingReport:
     n_validation: int = 0
     best_validation_loss: tuple[float, ...] = ()
     calibration_scale: tuple[float, ...] = ()
+    n_calibration: int = 0
 
 
 class BNNSurrogate(nn.Module):
@@ -216,9 +257,7 @@ class BNNSurrogate(nn.Module):
 
     def _standardise_targets(self, targets: Tensor, fit_rows: Tensor) -> Tensor:
         """``n x m`` raw targets (NaN = missing) -> standardised transformed targets; scaler from ``fit_rows``."""
-        transformed = torch.stack(
-            [_forward_transform(kind, targets[:, j]) for j, kind in enumerate(self.transforms)], dim=1
-        )
+        transformed = self._transformed(targets)
         fit = transformed[fit_rows]
         observed = ~torch.isnan(fit)
         for j in range(transformed.shape[1]):
@@ -228,6 +267,10 @@ class BNNSurrogate(nn.Module):
             self.y_mean[j] = column.mean()
             self.y_std[j] = column.std() if column.numel() > 1 and column.std() > 1e-8 else 1.0
         return (transformed - self.y_mean) / self.y_std
+
+    def _transformed(self, targets: Tensor) -> Tensor:
+        """``n x m`` raw targets -> each output's transform applied (``log1p`` or none)."""
+        return torch.stack([_forward_transform(kind, targets[:, j]) for j, kind in enumerate(self.transforms)], dim=1)
 
     def fit(
         self, features: np.ndarray, targets: np.ndarray, seed: int, groups: np.ndarray | None = None
@@ -281,8 +324,11 @@ class BNNSurrogate(nn.Module):
                 x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
             )
         self.eval()
-        if validation is not None and cfg.recalibrate:
-            self._recalibrate(*validation, seed=seed)
+        n_calibration = 0
+        if cfg.recalibrate and validation is not None:
+            n_calibration = self._recalibrate([self._held_out_errors(*validation, seed=seed)])
+        elif cfg.recalibrate and cfg.calibration_folds:
+            n_calibration = self._recalibrate(self._out_of_fold_errors(y_raw.numpy(), features, seed, groups))
         return TrainingReport(
             n_train=len(fit_rows),
             steps=steps,
@@ -292,6 +338,7 @@ class BNNSurrogate(nn.Module):
             n_validation=len(val_rows),
             best_validation_loss=tuple(best),
             calibration_scale=tuple(float(v) for v in self.calibration_scale),
+            n_calibration=n_calibration,
         )
 
     def _fit_members(
@@ -376,15 +423,14 @@ class BNNSurrogate(nn.Module):
                 losses = _masked_squared_error(mean, y, mask)
         return [float(v) for v in losses]
 
-    def _recalibrate(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> None:
-        """Fit the spread factors whose central intervals best match their nominal coverage on ``x``.
+    def _held_out_errors(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> list[HeldOutErrors]:
+        """Per output, how far the observed held-out targets fall from the median of the uncalibrated draws.
 
-        Per output: ``calibration_scale``, one factor for all levels (it scales function draws too, so acquisition
-        sees the recalibrated epistemic spread), and ``tail_factor``, a further factor per central level for
-        predictive draws (quantile recalibration, Kuleshov et al., ICML 2018). One factor cannot fix the shape of a
-        predictive distribution whose errors have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage
-        at 95% while matching the middle levels. The per-level factors are made non-decreasing in the level by
-        isotonic regression, so the map of each draw stays monotone.
+        Args:
+            x: ``n x d`` standardised descriptors of rows this model did not train on.
+            y: ``n x m`` their standardised targets (any value where not observed).
+            mask: ``n x m``, True where a target is observed.
+            seed: Seeds the draws.
         """
         weight_sets = self.draw_weight_sets(CALIBRATION_DRAWS, seed)
         with torch.no_grad():
@@ -394,14 +440,71 @@ class BNNSurrogate(nn.Module):
         centre = draws.median(dim=0).values.numpy()
         levels = np.asarray(CALIBRATION_LEVELS)
         probabilities = np.concatenate([(1 - levels) / 2, (1 + levels) / 2])
-        quantiles = np.quantile(draws.numpy(), probabilities, axis=0)  # 2L x n x m
-        half = len(levels)
-        grid = np.asarray(CALIBRATION_GRID)
+        quantiles = np.quantile(draws.numpy(), probabilities, axis=0) - centre  # 2L x n x m
+        errors = []
         for j in range(self.n_outputs):
             observed = mask[:, j].numpy()
-            offset = y[observed, j].numpy() - centre[observed, j]
-            lower = quantiles[:half, observed, j] - centre[observed, j]  # L x n
-            upper = quantiles[half:, observed, j] - centre[observed, j]
+            errors.append(
+                HeldOutErrors(
+                    offset=y[observed, j].numpy() - centre[observed, j],
+                    lower=quantiles[: len(levels), observed, j],
+                    upper=quantiles[len(levels) :, observed, j],
+                )
+            )
+        return errors
+
+    def _out_of_fold_errors(
+        self, targets: np.ndarray, features: np.ndarray, seed: int, groups: np.ndarray | None
+    ) -> list[list[HeldOutErrors]]:
+        """Held-out errors of ``calibration_folds`` models, each trained like this one on all rows but one fold.
+
+        A fold whose training rows leave an output unobserved is skipped. Each model's errors are in its own
+        standardised units; the spread factors only compare an error with its own model's quantiles, so they pool.
+        """
+        cfg = self.config
+        fold_config = cfg.model_copy(update={"recalibrate": False, "validation_fraction": 0.0})
+        x_all = np.asarray(features, dtype=np.float32)
+        per_fold = []
+        for k, held in enumerate(cross_validation_folds(len(targets), cfg.calibration_folds, seed, groups)):
+            train = np.setdiff1d(np.arange(len(targets)), held)
+            if not (~np.isnan(targets[train])).any(axis=0).all():
+                continue
+            fold_model = BNNSurrogate(self.n_features, self.target_names, self.transforms, fold_config)
+            fold_model.fit(x_all[train], targets[train], seed=seed + 1 + k)
+            y_held = (fold_model._transformed(torch.as_tensor(targets[held])) - fold_model.y_mean) / fold_model.y_std
+            per_fold.append(
+                fold_model._held_out_errors(
+                    fold_model._standardise_features(x_all[held]), torch.nan_to_num(y_held), ~torch.isnan(y_held), seed
+                )
+            )
+        return per_fold
+
+    def _recalibrate(self, errors: list[list[HeldOutErrors]]) -> int:
+        """Fit the spread factors whose central intervals best match their nominal coverage on held-out errors.
+
+        Per output: ``calibration_scale``, one factor for all levels (it scales function draws too, so acquisition
+        sees the recalibrated epistemic spread), and ``tail_factor``, a further factor per central level for
+        predictive draws (quantile recalibration, Kuleshov et al., ICML 2018). One factor cannot fix the shape of a
+        predictive distribution whose errors have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage
+        at 95% while matching the middle levels. The per-level factors are made non-decreasing in the level by
+        isotonic regression, so the map of each draw stays monotone. An output with fewer than
+        ``MIN_CALIBRATION_ROWS`` held-out errors keeps factors of 1.
+
+        Args:
+            errors: Per model that predicted held-out rows (one validation model, or one per fold), per output.
+
+        Returns:
+            The number of held-out predictions (all outputs) the factors were fitted on.
+        """
+        levels = np.asarray(CALIBRATION_LEVELS)
+        grid = np.asarray(CALIBRATION_GRID)
+        used = 0
+        for j in range(self.n_outputs):
+            offset = np.concatenate([per_output[j].offset for per_output in errors])
+            if len(offset) < MIN_CALIBRATION_ROWS:
+                continue
+            lower = np.concatenate([per_output[j].lower for per_output in errors], axis=1)  # L x n
+            upper = np.concatenate([per_output[j].upper for per_output in errors], axis=1)
             coverage = np.stack(
                 [((offset >= scale * lower) & (offset <= scale * upper)).mean(axis=1) for scale in grid]
             )  # G x L
@@ -409,6 +512,8 @@ class BNNSurrogate(nn.Module):
             per_level = grid[np.argmin(np.abs(coverage - levels), axis=0)] / overall
             self.calibration_scale[j] = float(overall)
             self.tail_factor[j] = torch.as_tensor(isotonic_regression(per_level).x, dtype=torch.float32)
+            used += len(offset)
+        return used
 
     def _tail_calibrated(self, draws: Tensor) -> Tensor:
         """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level."""
