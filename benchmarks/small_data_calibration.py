@@ -52,7 +52,7 @@ def main() -> None:
                     **metrics(y[test], draws_prediction(draws), None),
                     "below_95": float((y[test] < lower).mean()),
                     "above_95": float((y[test] > upper).mean()),
-                    "calibration_scale": report.calibration_scale[0],
+                    "interval_factor_95": float(surrogate.tail_factor[0, -1]),  # widening of the 95% interval
                     "fit_seconds": report.seconds,
                 }
                 results.append(row)

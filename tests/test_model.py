@@ -148,7 +148,7 @@ def test_small_training_sets_are_recalibrated_on_out_of_fold_predictions():
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2080, 5)).astype(np.float32)
     y = (np.sin(2 * x[:, 0]) + 0.5 * x[:, 1] ** 2 + x[:, 2] * x[:, 3] + 0.3 * rng.normal(size=2080))[:, None]
-    coverage, means = {}, {}
+    coverage, functions = {}, {}
     for folds in (0, 5):
         config = ModelConfig(hidden=(32, 32), min_steps=600, ensemble_size=2, calibration_folds=folds)
         surrogate = BNNSurrogate(5, ("y",), ("none",), config)
@@ -158,12 +158,12 @@ def test_small_training_sets_are_recalibrated_on_out_of_fold_predictions():
         for level in (0.5, 0.8, 0.95):
             low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
             coverage[folds, level] = ((y[80:, 0] >= low) & (y[80:, 0] <= high)).mean()
-        means[folds] = surrogate.function_draws(x[80:], 64, seed=2).mean(dim=0)
+        functions[folds] = surrogate.function_draws(x[80:], 64, seed=2)
     assert coverage[0, 0.95] < 0.85, coverage
     for level in (0.5, 0.8, 0.95):
         assert abs(coverage[5, level] - level) < 0.08, coverage
-    # the folds' models only set the spread: the trained model and its posterior mean are the same
-    torch.testing.assert_close(means[5], means[0])
+    # the folds' models only widen the intervals: the trained model and the draws acquisition sees are the same
+    torch.testing.assert_close(functions[5], functions[0])
 
 
 def test_cross_validated_recalibration_skips_outputs_without_enough_held_out_values():
@@ -174,7 +174,7 @@ def test_cross_validated_recalibration_skips_outputs_without_enough_held_out_val
     report = surrogate.fit(x, y, seed=0)
     assert report.n_calibration == 60
     assert report.calibration_scale[1] == 1.0 and (surrogate.tail_factor[1] == 1.0).all()
-    assert report.calibration_scale[0] != 1.0
+    assert (surrogate.tail_factor[0] > 1.0).all()  # widened: a model trained on 60 rows is overconfident
 
 
 def test_coverage_on_synthetic_data_with_known_noise():
