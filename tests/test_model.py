@@ -175,6 +175,9 @@ def test_cross_validated_recalibration_skips_outputs_without_enough_held_out_val
     assert report.n_calibration == 60
     assert report.calibration_scale[1] == 1.0 and (surrogate.tail_factor[1] == 1.0).all()
     assert (surrogate.tail_factor[0] > 1.0).all()  # widened: a model trained on 60 rows is overconfident
+    tiny = BNNSurrogate(4, ("a", "b"), ("none", "none"), SMALL)
+    assert tiny.fit(x[:8], y[:8], seed=0).n_calibration == 0  # 8 rows: too few to recalibrate on
+    assert (tiny.tail_factor == 1.0).all() and (tiny.calibration_scale == 1.0).all()
 
 
 def test_coverage_on_synthetic_data_with_known_noise():

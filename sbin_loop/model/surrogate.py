@@ -329,7 +329,7 @@ class BNNSurrogate(nn.Module):
         n_calibration = 0
         if cfg.recalibrate and validation is not None:
             n_calibration = self._recalibrate([self._held_out_errors(*validation, seed=seed)], scale_functions=True)
-        elif cfg.recalibrate and cfg.calibration_folds:
+        elif cfg.recalibrate and cfg.calibration_folds and len(fit_rows) >= MIN_CALIBRATION_ROWS:
             errors = self._out_of_fold_errors(y_raw.numpy(), features, seed, groups)
             n_calibration = self._recalibrate(errors, scale_functions=False)
         return TrainingReport(
