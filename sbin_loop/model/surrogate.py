@@ -10,9 +10,10 @@ and a factor per central level, see ``_recalibrate``) so that central intervals 
 nominal coverage. With too few rows for a validation split (under 200 by default, the start of every campaign) the
 same factors are fitted on out-of-fold predictions: ``calibration_folds`` models, trained like this one on all rows but
 one fold, predict their fold. They only set the spread of predictive draws (intervals), not of the function draws that
-acquisition uses; the model that predicts is trained on every row. An ensemble of
-``ensemble_size`` variational networks makes the posterior an equal-weight mixture; ``draw_weight_sets`` splits its
-``S`` draws across the members.
+acquisition uses; the model that predicts is trained on every row.
+
+An ensemble of ``ensemble_size`` variational networks makes the posterior an equal-weight mixture;
+``draw_weight_sets`` splits its ``S`` draws across the members.
 """
 
 from __future__ import annotations
