@@ -80,18 +80,31 @@ class Prediction:
     mean: np.ndarray | None = None
     std: np.ndarray | None = None
     quantiles: np.ndarray | None = None  # 2 x len(LEVELS) x n: lower bounds, then upper bounds of central intervals
+    crps: np.ndarray | None = None  # n: continuous ranked probability score of each test row (set with the targets)
 
 
-def gaussian_prediction(mean: np.ndarray, std: np.ndarray) -> Prediction:
+def gaussian_prediction(mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> Prediction:
+    """A Gaussian predictive distribution per test row; its CRPS against ``y`` in closed form."""
     z = stats.norm.ppf(0.5 + LEVELS / 2)
     quantiles = np.stack([mean - z[:, None] * std, mean + z[:, None] * std])
-    return Prediction(mean, mean, std, quantiles)
+    u = (y - mean) / std
+    crps = std * (u * (2 * stats.norm.cdf(u) - 1) + 2 * stats.norm.pdf(u) - 1 / np.sqrt(np.pi))
+    return Prediction(mean, mean, std, quantiles, crps)
 
 
-def draws_prediction(draws: np.ndarray) -> Prediction:
+def draws_prediction(draws: np.ndarray, y: np.ndarray) -> Prediction:
+    """The predictive distribution of ``S x n`` draws; CRPS ``E|X - y| - E|X - X'| / 2`` of the empirical draws.
+
+    CRPS assumes no shape (the Gaussian NLL beside it does), so it scores heavy-tailed (Laplace) draws fairly.
+    """
     probabilities = np.concatenate([0.5 - LEVELS / 2, 0.5 + LEVELS / 2])
     quantiles = np.quantile(draws, probabilities, axis=0).reshape(2, len(LEVELS), -1)
-    return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles)
+    ordered = np.sort(draws, axis=0)
+    n_draws = len(draws)
+    weights = (2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None]  # E|X - X'| from sorted draws
+    spread = 2 * (weights * ordered).sum(axis=0) / n_draws**2
+    crps = np.abs(draws - y).mean(axis=0) - spread / 2
+    return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles, crps)
 
 
 def fit_sbin(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws: int) -> tuple[Prediction, float]:
@@ -99,7 +112,7 @@ def fit_sbin(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws
     groups = task.groups[train] if task.groups is not None else None
     report = surrogate.fit(task.features[train], task.target[train, None], seed=seed, groups=groups)
     draws = surrogate.predictive_draws(task.features[test], n_draws, seed=seed + 1).numpy()[:, :, 0]
-    return draws_prediction(draws), report.seconds
+    return draws_prediction(draws, task.target[test]), report.seconds
 
 
 def fit_forest(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_trees: int) -> Prediction:
@@ -140,7 +153,7 @@ def fit_gp(task: Task, train: np.ndarray, test: np.ndarray, seed: int, subsample
         posterior = model.posterior(test_x, observation_noise=True)
         mean = posterior.mean[:, 0].numpy()
         std = posterior.variance[:, 0].clamp_min(1e-12).sqrt().numpy()
-    return gaussian_prediction(mean, std)
+    return gaussian_prediction(mean, std, task.target[test])
 
 
 def fit_ridge(task: Task, train: np.ndarray, test: np.ndarray) -> Prediction:
@@ -148,12 +161,12 @@ def fit_ridge(task: Task, train: np.ndarray, test: np.ndarray) -> Prediction:
     model = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit((task.features[train] - mean) / std, task.target[train])
     residual = task.target[train] - model.predict((task.features[train] - mean) / std)
     prediction = model.predict((task.features[test] - mean) / std)
-    return gaussian_prediction(prediction, np.full(len(test), residual.std()))
+    return gaussian_prediction(prediction, np.full(len(test), residual.std()), task.target[test])
 
 
 def fit_mean(task: Task, train: np.ndarray, test: np.ndarray) -> Prediction:
     values = task.target[train]
-    return gaussian_prediction(np.full(len(test), values.mean()), np.full(len(test), values.std()))
+    return gaussian_prediction(np.full(len(test), values.mean()), np.full(len(test), values.std()), task.target[test])
 
 
 def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None) -> dict[str, float]:
@@ -179,6 +192,7 @@ def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None)
             coverage_95=float(coverage[at_95]),
             miscalibration_area=float(np.abs(coverage - LEVELS).mean()),
             nll_gaussian=float((0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y - prediction.mean) / std) ** 2).mean()),
+            crps=float(prediction.crps.mean()),
             sharpness=float(np.sqrt((prediction.std**2).mean())),
             interval_width_95=float((upper[at_95] - lower[at_95]).mean()),
         )
@@ -263,7 +277,7 @@ def run_task(task: Task, args: argparse.Namespace) -> dict:
 
 def print_table(task: str, unit: str, results: dict) -> None:
     columns = [
-        "mae", "rmse", "r2", "pearson_r", "coverage_95", "miscalibration_area", "nll_gaussian", "sharpness",
+        "mae", "rmse", "r2", "pearson_r", "coverage_95", "miscalibration_area", "nll_gaussian", "crps", "sharpness",
         "within_5pct", "within_5pct_tc_gt_10K", "mae_tc_gt_77K", "seconds_all_folds",
     ]  # fmt: skip
     present = [c for c in columns if any(c in r for r in results.values())]

@@ -186,6 +186,11 @@ class ModelConfig(_Section):
             budget.
         noise: ``homoscedastic``: one learned noise level per output; ``heteroscedastic``: the network predicts a
             noise level per input and output.
+        likelihood: Observation noise model of the training likelihood and of predictive draws: ``laplace`` (heavy
+            tails; the mean head learns the conditional median, which absolute errors reward, and is not pulled by
+            outliers such as one composition reported with very different values) or ``gaussian``. Inner validation
+            (``validation_metric`` ``mae`` with it): SuperCon Tc 6.02 -> 5.63 K and 6.09 -> 5.87 K on two folds,
+            O-vacancy energies 0.73 -> 0.59 eV and 0.74 -> 0.61 eV, coverage unchanged.
         nll_beta: Exponent of the beta-NLL weighting of the training likelihood (0: plain NLL; 0.5 helps a
             heteroscedastic model fit the mean where it predicts large noise).
         ensemble_size: Independently initialised variational networks; the posterior is their equal-weight mixture.
@@ -199,8 +204,9 @@ class ModelConfig(_Section):
             training runs its full length and the spread is not recalibrated.
         validation_interval: Optimiser steps between two validation checks.
         patience: Validation checks without improvement before training stops; the best checkpoint is kept.
-        validation_metric: What "best" means on the validation rows: ``nll`` (Gaussian NLL of the mean network) or
-            ``mse`` (squared error of its mean, standardised units; the spread is fixed afterwards by recalibration).
+        validation_metric: What "best" means on the validation rows: ``nll`` (NLL of the mean network under
+            ``likelihood``), ``mse`` (squared error of its mean, standardised units; the spread is fixed afterwards by
+            recalibration) or ``mae`` (absolute error of its mean, the natural match of the ``laplace`` likelihood).
             The NLL of a heteroscedastic network is best early, before the mean has converged: selecting on it cost
             1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
         recalibrate: Fit, per output on the validation rows, factors that scale the predictive spread (one
@@ -229,6 +235,7 @@ class ModelConfig(_Section):
     min_steps: int = Field(default=1500, ge=0)
     max_steps: int = Field(default=20000, gt=0)
     noise: Literal["homoscedastic", "heteroscedastic"] = "heteroscedastic"
+    likelihood: Literal["gaussian", "laplace"] = "laplace"
     nll_beta: float = Field(default=0.5, ge=0, le=1)
     ensemble_size: int = Field(default=3, gt=0)
     input_clip: float = Field(default=10.0, gt=0)
@@ -236,7 +243,7 @@ class ModelConfig(_Section):
     min_validation_rows: int = Field(default=30, gt=1)
     validation_interval: int = Field(default=200, gt=0)
     patience: int = Field(default=10, gt=0)
-    validation_metric: Literal["nll", "mse"] = "mse"
+    validation_metric: Literal["nll", "mse", "mae"] = "mae"
     recalibrate: bool = True
     calibration_folds: int = Field(default=5, ge=0)
     train_threads: int = Field(default=1, gt=0)
@@ -254,6 +261,30 @@ class ModelConfig(_Section):
         if folds == 1:
             raise ValueError("calibration_folds must be 0 (off) or at least 2: one fold leaves nothing to train on")
         return folds
+
+
+LEGACY_MODEL_DEFAULTS: dict[str, Any] = {"likelihood": "gaussian"}
+"""What a model setting added to sbin with a new behaviour as its default meant before it existed. A config stored
+before then (a campaign's start, a checkpoint) lacks the field and is read with these values, so it keeps its model."""
+
+
+def stored_model_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A model config as stored when it was written, with ``LEGACY_MODEL_DEFAULTS`` for the fields it lacks."""
+    return {**LEGACY_MODEL_DEFAULTS, **stored}
+
+
+def explicit_fields(config: BaseModel, prefix: str = "") -> set[str]:
+    """Dotted paths of the settings given explicitly (in the file), not left to their defaults.
+
+    A nested section given in the file contributes the paths of its own explicit settings; a list of sections (e.g.
+    ``oracles``) counts as one setting.
+    """
+    paths = set()
+    for name in config.model_fields_set:
+        value = getattr(config, name)
+        path = f"{prefix}.{name}" if prefix else name
+        paths |= explicit_fields(value, path) if isinstance(value, BaseModel) else {path}
+    return paths
 
 
 AcquisitionKind = Literal[

@@ -37,7 +37,14 @@ from pydantic import ValidationError
 
 from sbin_loop import __version__
 from sbin_loop.candidates import CandidatePool, pool_feature_names
-from sbin_loop.config import CampaignConfig, ConfigError, DatasetOracleConfig, PoolSpaceConfig
+from sbin_loop.config import (
+    CampaignConfig,
+    ConfigError,
+    DatasetOracleConfig,
+    PoolSpaceConfig,
+    explicit_fields,
+    stored_model_config,
+)
 from sbin_loop.features.structure_inputs import StructureInputs, relaxed_structure
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
@@ -98,6 +105,18 @@ def _config_differences(old: object, new: object, path: str = "") -> list[str]:
     return [] if old == new else [path]
 
 
+def _within(path: str, settings: set[str]) -> bool:
+    """Whether the dotted ``path`` is one of ``settings`` or lies inside one."""
+    return any(path == setting or path.startswith(f"{setting}.") for setting in settings)
+
+
+def _value_at(config: dict, path: str) -> object:
+    """The value at the dotted ``path`` of a nested dict (None where a key is missing)."""
+    for key in path.split("."):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config
+
+
 class Campaign:
     """A campaign bound to its directory and store.
 
@@ -148,20 +167,39 @@ class Campaign:
             )
 
     def _check_config_unchanged(self, stored: CampaignDoc) -> None:
+        """Refuse to resume under a config that differs from the campaign's own, but for its budget.
+
+        A setting the config file leaves out keeps the value the campaign started with, not today's default: a
+        default that sbin changed since (e.g. ``model.likelihood``) does not change the model of a running campaign.
+        Settings added to sbin since the campaign started take the value that meant its behaviour then.
+        """
         current = self.config.model_dump(mode="json")
-        try:  # fields added to sbin since the campaign started take their defaults, as they did on start
-            stored_config = CampaignConfig.model_validate(stored.config).model_dump(mode="json")
+        stored_dump = dict(stored.config)
+        if isinstance(stored_dump.get("model"), dict):
+            stored_dump["model"] = stored_model_config(stored_dump["model"])
+        try:
+            stored_config = CampaignConfig.model_validate(stored_dump).model_dump(mode="json")
+            explicit = explicit_fields(self.config)
         except ValidationError:
-            stored_config = stored.config
+            stored_config, explicit = stored_dump, None  # unreadable today: every difference counts
         old = {key: value for key, value in stored_config.items() if key != "budget"}
         new = {key: value for key, value in current.items() if key != "budget"}
         differences = _config_differences(old, new)
-        if differences:
+        changed = [path for path in differences if explicit is None or _within(path, explicit)]
+        if changed:
             raise ConfigError(
                 f"{self.directory} holds campaign {self.config.name!r} started with a different config; "
-                f"changed fields: {', '.join(differences)}. Only budget.* may change on resume; "
+                f"changed fields: {', '.join(changed)}. Only budget.* may change on resume; "
                 "use a new --dir for a new campaign."
             )
+        if differences:
+            logger.warning(
+                "kept the campaign's own %s: not set in the config file, and sbin's default has changed since the "
+                "campaign started",
+                ", ".join(f"{path}={_value_at(stored_config, path)!r}" for path in differences),
+            )
+            self.config = CampaignConfig.model_validate({**stored_config, "budget": current["budget"]})
+            current = self.config.model_dump(mode="json")
         if stored.config != current:
             self.store.put_campaign(stored.model_copy(update={"config": current}))
 

@@ -128,6 +128,24 @@ def test_budget_can_be_raised_but_nothing_else_changed(finished: Campaign, pool_
         Campaign(campaign_config(pool_csv, policy={"batch_size": 5}), finished.directory)
 
 
+def test_a_campaign_keeps_the_model_it_started_with_when_sbin_defaults_change(finished: Campaign, pool_csv: Path):
+    """A campaign started before ``model.likelihood`` existed (Gaussian, validation by squared error) resumes with that
+    model, not today's defaults; setting the new value in the config file is a change, refused as any other."""
+    stored = finished.store.campaign_doc()
+    old_model = {key: value for key, value in stored.config["model"].items() if key != "likelihood"}
+    old_model["validation_metric"] = "mse"
+    finished.store.put_campaign(stored.model_copy(update={"config": {**stored.config, "model": old_model}}))
+    finished.store.close()
+
+    resumed = Campaign(campaign_config(pool_csv), finished.directory)
+    assert (resumed.config.model.likelihood, resumed.config.model.validation_metric) == ("gaussian", "mse")
+    assert resumed.store.campaign_doc().config["model"]["likelihood"] == "gaussian"
+    resumed.store.close()
+    explicit = campaign_config(pool_csv, model={**FAST_MODEL, "likelihood": "laplace"})
+    with pytest.raises(ConfigError, match=r"model\.likelihood"):
+        Campaign(explicit, finished.directory)
+
+
 def test_failed_and_nan_jobs_are_recorded_not_ingested(tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv, budget={"initial": 6, "rounds": 0})
     campaign = Campaign(config, tmp_path / "f")

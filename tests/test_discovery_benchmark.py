@@ -61,3 +61,8 @@ def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(
     rerun = json.loads((runs / "sbin_seed0.json").read_text())
     assert rerun["fingerprint"] != json.loads(kept["sbin_seed0.json"])["fingerprint"]
     assert len(rerun["timings"]) == 4
+
+    gp_kept = (runs / "gp_ei_seed0.json").read_text()
+    benchmark.main([*_arguments(pool, runs, batch=5), "--model-option", "ensemble_size=2"])  # a BNN setting only
+    assert (runs / "gp_ei_seed0.json").read_text() == gp_kept  # the GP run does not depend on it: reused
+    assert json.loads((runs / "sbin_seed0.json").read_text())["fingerprint"] != rerun["fingerprint"]

@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,9 +12,10 @@ from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.surrogate import (
     BNNSurrogate,
-    _masked_gaussian_nll,
+    _masked_nll,
     cross_validation_folds,
     split_draws,
+    standard_noise,
     validation_split,
 )
 
@@ -81,8 +83,45 @@ def test_masked_likelihood_ignores_missing_entries():
     mask = torch.tensor([[True, False], [True, True], [True, False], [False, True]])
     altered = target.clone()
     altered[~mask] = 1e6
-    expected = _masked_gaussian_nll(mean, noise, target, mask)
-    assert torch.equal(expected, _masked_gaussian_nll(mean, noise, altered, mask))
+    expected = _masked_nll(mean, noise, target, mask)
+    assert torch.equal(expected, _masked_nll(mean, noise, altered, mask))
+
+
+def test_laplace_likelihood_is_the_laplace_log_density_and_its_noise_has_unit_scale():
+    mean, scale = torch.tensor([[0.0], [1.0], [-2.0]]), torch.tensor([[0.5], [2.0], [1.0]])
+    target, mask = torch.tensor([[1.0], [0.0], [-2.5]]), torch.ones(3, 1, dtype=torch.bool)
+    expected = -torch.distributions.Laplace(mean, scale).log_prob(target).mean()
+    assert torch.allclose(_masked_nll(mean, scale, target, mask, "laplace"), expected)
+    gaussian = -torch.distributions.Normal(mean, scale).log_prob(target).mean()
+    assert torch.allclose(_masked_nll(mean, scale, target, mask, "gaussian"), gaussian)
+    draws = standard_noise(torch.Size([200_000]), "laplace", torch.Generator().manual_seed(0))
+    assert abs(float(draws.mean())) < 0.01 and abs(float(draws.abs().mean()) - 1.0) < 0.01  # E|X| = b = 1
+    assert abs(float(draws.std()) - math.sqrt(2)) < 0.02
+    again = standard_noise(torch.Size([200_000]), "laplace", torch.Generator().manual_seed(0))
+    assert torch.equal(draws, again)
+
+
+def test_laplace_model_predicts_the_median_under_outliers_and_covers_its_noise():
+    """One row in ten is an outlier 3 above the curve (like a composition whose duplicate was measured far off): a
+    Laplace likelihood's point prediction stays on the curve (the median), and the recalibrated intervals cover."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-3, 3, size=(1500, 1)).astype(np.float32)
+    y = (np.sin(x[:, 0]) + 0.1 * rng.laplace(size=1500) + 3.0 * (rng.uniform(size=1500) < 0.1))[:, None]
+    errors = {}
+    for likelihood in ("gaussian", "laplace"):
+        config = ModelConfig(
+            hidden=(32, 32), epochs=100, min_steps=600, max_steps=1500, ensemble_size=1, likelihood=likelihood,
+            validation_metric="mae",
+        )  # fmt: skip
+        surrogate = BNNSurrogate(1, ("y",), ("none",), config)
+        surrogate.fit(x[:1000], y[:1000], seed=0)
+        draws = surrogate.predictive_draws(x[1000:], 400, seed=1).numpy()[:, :, 0]
+        errors[likelihood] = np.abs(np.median(draws, axis=0) - np.sin(x[1000:, 0])).mean()
+        low, high = np.quantile(draws, [0.05, 0.95], axis=0)
+        coverage = ((y[1000:, 0] >= low) & (y[1000:, 0] <= high)).mean()
+        assert abs(coverage - 0.9) < 0.05, (likelihood, coverage)
+    assert errors["laplace"] < 0.1 and errors["laplace"] < errors["gaussian"], errors
 
 
 def test_fit_rejects_bad_inputs():
@@ -233,6 +272,18 @@ def test_checkpoint_round_trip(trained, tmp_path):
     (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(CheckpointError, match="version 1"):
         load_surrogate(tmp_path / "ckpt")
+
+
+def test_checkpoint_written_before_the_likelihood_setting_loads_as_gaussian(trained, tmp_path):
+    assert trained.config.likelihood == "laplace"  # today's default
+    save_surrogate(trained, tmp_path / "ckpt")
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    metadata["version"] = 3
+    del metadata["config"]["likelihood"]
+    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert loaded.config.likelihood == "gaussian"  # what its noise heads meant when it was written
+    assert torch.equal(loaded.function_draws(_data(5)[0], 4, seed=0), trained.function_draws(_data(5)[0], 4, seed=0))
 
 
 def test_botorch_model_supports_mc_acquisition(trained):

@@ -14,12 +14,16 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from sbin_loop.config import ModelConfig
+from sbin_loop.config import ModelConfig, stored_model_config
 from sbin_loop.model.surrogate import BNNSurrogate
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
+
+READABLE_VERSIONS = (3, CHECKPOINT_VERSION)
+"""Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
+deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
@@ -74,11 +78,13 @@ def read_metadata(directory: str | Path) -> dict:
         metadata = json.loads((directory / METADATA_FILE).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {error}") from None
-    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") != CHECKPOINT_VERSION:
+    if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{directory}: checkpoint format {metadata.get('format')!r} version {metadata.get('version')!r}; "
-            f"this sbin reads {CHECKPOINT_FORMAT!r} version {CHECKPOINT_VERSION}"
+            f"this sbin reads {CHECKPOINT_FORMAT!r} versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
+    if isinstance(metadata.get("config"), dict):
+        metadata["config"] = stored_model_config(metadata["config"])
     return metadata
 
 

@@ -141,17 +141,42 @@ def _masked_squared_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return (((mean - target) ** 2) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
 
 
-def _masked_gaussian_nll(mean: Tensor, noise_std: Tensor, target: Tensor, mask: Tensor, beta: float = 0.0) -> Tensor:
-    """Mean Gaussian negative log-likelihood over the observed (``mask``) entries of each ``n x m`` slice.
+def _masked_nll(
+    mean: Tensor, noise_scale: Tensor, target: Tensor, mask: Tensor, likelihood: str = "gaussian", beta: float = 0.0
+) -> Tensor:
+    """Mean negative log-likelihood over the observed (``mask``) entries of each ``n x m`` slice.
 
-    With ``beta > 0`` each entry is weighted by ``noise_std^(2 beta)`` (held constant in the gradient): the beta-NLL
-    of Seitzer et al. (ICLR 2022), which stops a heteroscedastic model from fitting the mean only where it claims to
-    be certain. ``beta = 0`` is the plain NLL.
+    ``gaussian``: ``noise_scale`` is the standard deviation. ``laplace``: it is the scale ``b`` (standard deviation
+    ``b sqrt 2``); the Laplace likelihood's maximum is the conditional median, which is what absolute errors reward, and
+    it does not chase outliers (duplicates of one composition with different measured values) as a squared error does.
+
+    With ``beta > 0`` each entry is weighted by ``noise_scale^(p beta)`` (held constant in the gradient; ``p`` = 2 for
+    ``gaussian``, 1 for ``laplace``): the beta-NLL of Seitzer et al. (ICLR 2022), which stops a heteroscedastic model
+    from fitting the mean only where it claims to be certain; at ``beta = 1`` the mean's gradient is that of the
+    squared (Gaussian) or absolute (Laplace) error. ``beta = 0`` is the plain NLL.
     """
-    errors = ((mean - target) / noise_std) ** 2 + 2 * torch.log(noise_std) + math.log(2 * math.pi)
+    if likelihood == "laplace":  # twice the NLL, as the Gaussian errors below (halved at the end)
+        errors = 2 * ((mean - target).abs() / noise_scale + torch.log(2 * noise_scale))
+        power = 1
+    else:
+        errors = ((mean - target) / noise_scale) ** 2 + 2 * torch.log(noise_scale) + math.log(2 * math.pi)
+        power = 2
     if beta > 0:
-        errors = errors * noise_std.detach() ** (2 * beta)
+        errors = errors * noise_scale.detach() ** (power * beta)
     return 0.5 * (errors * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
+
+
+def _masked_absolute_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute error over the observed (``mask``) entries of each ``n x m`` slice (``... x n x m`` -> ``...``)."""
+    return ((mean - target).abs() * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
+
+
+def standard_noise(shape: torch.Size, likelihood: str, generator: torch.Generator) -> Tensor:
+    """Seeded draws of the unit-scale observation noise of a likelihood (standard normal, or Laplace with ``b = 1``)."""
+    if likelihood == "laplace":
+        uniform = torch.rand(shape, generator=generator) - 0.5  # U(-1/2, 1/2); inverse CDF of the Laplace
+        return -torch.sign(uniform) * torch.log1p(-2 * uniform.abs()).clamp(min=-80.0)
+    return torch.randn(shape, generator=generator)
 
 
 @dataclass(frozen=True)
@@ -251,8 +276,8 @@ class BNNSurrogate(nn.Module):
         """Number of objectives ``m``."""
         return len(self.target_names)
 
-    def _noise_std(self, raw_outputs: Tensor, member_noise: Tensor) -> Tensor:
-        """Noise std (``... x m``) from raw network outputs and the matching per-member noise offsets."""
+    def _noise_scale(self, raw_outputs: Tensor, member_noise: Tensor) -> Tensor:
+        """Noise scale (``... x m``: standard deviation, or Laplace ``b``) from raw outputs and per-member offsets."""
         m = self.n_outputs
         if self.config.noise == "heteroscedastic":
             return functional.softplus(raw_outputs[..., m:] + member_noise) + NOISE_FLOOR
@@ -280,7 +305,8 @@ class BNNSurrogate(nn.Module):
     ) -> TrainingReport:
         """Train every ensemble member by minimising the negative ELBO with Adam on minibatches.
 
-        Loss per step: mean masked Gaussian NLL of the minibatch + ``kl_weight`` x KL / (number of fitting rows).
+        Loss per step: mean masked NLL (``likelihood``, beta-weighted) of the minibatch + ``kl_weight`` x KL / (number
+        of fitting rows).
 
         Args:
             features: ``n x d`` descriptors, NaN where missing: a missing descriptor is imputed with the mean of the
@@ -388,8 +414,8 @@ class BNNSurrogate(nn.Module):
                 orders = torch.stack([torch.randperm(n, generator=generator) for _ in range(n_members)])
             rows = orders[:, position : position + batch]  # E x b
             raw = stacked.forward(x[rows], generator)  # E x b x heads
-            noise = self._noise_std(raw, self.raw_noise.unsqueeze(1))  # E x b x m
-            nll = _masked_gaussian_nll(raw[..., : self.n_outputs], noise, y[rows], mask[rows], cfg.nll_beta)  # E
+            noise = self._noise_scale(raw, self.raw_noise.unsqueeze(1))  # E x b x m
+            nll = _masked_nll(raw[..., : self.n_outputs], noise, y[rows], mask[rows], cfg.likelihood, cfg.nll_beta)  # E
             kl = stacked.kl_divergence() / n  # E
             loss = (nll + cfg.kl_weight * kl).sum()
             optimiser.zero_grad()
@@ -422,7 +448,10 @@ class BNNSurrogate(nn.Module):
             raw = stacked.forward_mean(x)  # E x n x heads
             mean = raw[..., : self.n_outputs]
             if self.config.validation_metric == "nll":
-                losses = _masked_gaussian_nll(mean, self._noise_std(raw, self.raw_noise.unsqueeze(1)), y, mask)
+                noise = self._noise_scale(raw, self.raw_noise.unsqueeze(1))
+                losses = _masked_nll(mean, noise, y, mask, self.config.likelihood)
+            elif self.config.validation_metric == "mae":
+                losses = _masked_absolute_error(mean, y, mask)
             else:
                 losses = _masked_squared_error(mean, y, mask)
         return [float(v) for v in losses]
@@ -439,7 +468,7 @@ class BNNSurrogate(nn.Module):
         weight_sets = self.draw_weight_sets(CALIBRATION_DRAWS, seed)
         with torch.no_grad():
             mean, noise = self._raw_draws(x, weight_sets)
-            noise_draws = torch.randn(mean.shape, generator=torch.Generator().manual_seed(seed + 1))
+            noise_draws = standard_noise(mean.shape, self.config.likelihood, torch.Generator().manual_seed(seed + 1))
             draws = mean + noise * noise_draws  # S x n x m, uncalibrated predictive draws
         centre = draws.median(dim=0).values.numpy()
         levels = np.asarray(CALIBRATION_LEVELS)
@@ -593,7 +622,7 @@ class BNNSurrogate(nn.Module):
                 ],
                 dim=1,
             )
-            return raw[..., : self.n_outputs], self._noise_std(raw, member_noise)
+            return raw[..., : self.n_outputs], self._noise_scale(raw, member_noise)
 
     def _calibrated(self, mean: Tensor) -> Tensor:
         """Function draws with their spread about the Monte Carlo mean scaled by ``calibration_scale``."""
@@ -637,7 +666,7 @@ class BNNSurrogate(nn.Module):
         mean, noise = self._raw_draws(self._standardise_features(features), self.draw_weight_sets(n_draws, seed))
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
-            standard_normal = torch.randn(mean.shape, generator=generator)
-            draws = self._calibrated(mean) + self.calibration_scale * noise * standard_normal
+            unit_noise = standard_noise(mean.shape, self.config.likelihood, generator)
+            draws = self._calibrated(mean) + self.calibration_scale * noise * unit_noise
             draws = self._tail_calibrated(draws)
         return self.to_target_units(draws)

@@ -1,0 +1,36 @@
+"""The surrogate accuracy benchmark (benchmarks/model_accuracy.py): its scores of predictive distributions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import model_accuracy as benchmark
+
+
+def test_crps_of_draws_matches_the_closed_form_of_the_distribution_they_come_from() -> None:
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(size=50), rng.uniform(0.5, 2.0, size=50)
+    y = mean + rng.normal(size=50) * std * 2  # some targets far out, where the score is dominated by the miss
+    draws = mean + std * rng.standard_normal((20_000, 50))
+    closed = benchmark.gaussian_prediction(mean, std, y).crps
+    sampled = benchmark.draws_prediction(draws, y).crps
+    assert np.allclose(sampled, closed, rtol=0.02, atol=0.01)
+    assert (closed > 0).all()
+
+
+def test_metrics_reward_the_right_distribution() -> None:
+    """A sharp distribution centred on the targets scores better than a wide or a shifted one, by every score."""
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=400)
+    truth = benchmark.gaussian_prediction(np.zeros(400), np.ones(400), y)
+    wide = benchmark.gaussian_prediction(np.zeros(400), np.full(400, 4.0), y)
+    shifted = benchmark.gaussian_prediction(np.full(400, 2.0), np.ones(400), y)
+    scores = {name: benchmark.metrics(y, p, None) for name, p in (("truth", truth), ("wide", wide), ("shift", shifted))}
+    for worse in ("wide", "shift"):
+        assert scores["truth"]["crps"] < scores[worse]["crps"]
+        assert scores["truth"]["miscalibration_area"] < scores[worse]["miscalibration_area"]
+    assert abs(scores["truth"]["coverage_95"] - 0.95) < 0.03
