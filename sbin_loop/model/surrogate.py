@@ -179,6 +179,12 @@ def standard_noise(shape: torch.Size, likelihood: str, generator: torch.Generato
     return torch.randn(shape, generator=generator)
 
 
+def _monotone_fit(values: np.ndarray) -> np.ndarray:
+    """The closer (least squares) of the non-decreasing and the non-increasing isotonic fits of ``values``."""
+    fits = [np.ascontiguousarray(isotonic_regression(values, increasing=up).x) for up in (True, False)]
+    return min(fits, key=lambda fit: float(((fit - values) ** 2).sum()))
+
+
 @dataclass(frozen=True)
 class HeldOutErrors:
     """One output's errors on rows a model did not train on, in that model's standardised units.
@@ -518,8 +524,9 @@ class BNNSurrogate(nn.Module):
         Per output: one factor for all levels, and a further factor per central level for
         predictive draws (quantile recalibration, Kuleshov et al., ICML 2018). One factor cannot fix the shape of a
         predictive distribution whose errors have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage
-        at 95% while matching the middle levels. The per-level factors are made non-decreasing in the level by
-        isotonic regression, so the map of each draw stays monotone. An output with fewer than
+        at 95% while matching the middle levels. The per-level factors are smoothed by isotonic regression, rising
+        (errors with heavier tails than the draws) or falling (lighter tails, e.g. Gaussian errors under a Laplace
+        likelihood), whichever fits them better. An output with fewer than
         ``MIN_CALIBRATION_ROWS`` held-out errors keeps factors of 1.
 
         Args:
@@ -547,7 +554,7 @@ class BNNSurrogate(nn.Module):
             )  # G x L
             overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
             per_level = grid[np.argmin(np.abs(coverage - levels), axis=0)] / overall
-            tail = isotonic_regression(per_level).x
+            tail = _monotone_fit(per_level)
             if scale_functions:
                 self.calibration_scale[j] = float(overall)
             else:
@@ -557,16 +564,23 @@ class BNNSurrogate(nn.Module):
         return used
 
     def _tail_calibrated(self, draws: Tensor) -> Tensor:
-        """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level."""
+        """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level.
+
+        Falling factors could let a far draw land inside a nearer one; the scaled values are therefore handed back in
+        the draws' own order (monotone rearrangement, Chernozhukov et al., Econometrica 2010), so the map keeps every
+        draw's rank. With rising factors the map is monotone already and the rearrangement changes nothing.
+        """
         n_draws = draws.shape[0]
         centre = draws.median(dim=0, keepdim=True).values
-        level = (2 * (draws.argsort(dim=0).argsort(dim=0) + 0.5) / n_draws - 1).abs().numpy()  # S x n x m
+        rank = draws.argsort(dim=0).argsort(dim=0)  # S x n x m
+        level = (2 * (rank + 0.5) / n_draws - 1).abs().numpy()
         levels = np.asarray((0.0, *CALIBRATION_LEVELS, 1.0))
         factors = np.empty_like(level)
         for j in range(self.n_outputs):
             table = self.tail_factor[j].numpy()
             factors[..., j] = np.interp(level[..., j], levels, np.concatenate([table[:1], table, table[-1:]]))
-        return centre + torch.as_tensor(factors) * (draws - centre)
+        scaled = centre + torch.as_tensor(factors) * (draws - centre)
+        return scaled.sort(dim=0).values.gather(0, rank)
 
     def _fit_input_scaler(self, x_fit: Tensor) -> None:
         """Per-descriptor mean and standard deviation over the fitting rows' measured (non-NaN) values.
