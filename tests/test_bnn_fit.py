@@ -35,11 +35,17 @@ def test_fits_a_simple_function(sine_model):
 
 
 def test_intervals_widen_away_from_data(sine_model):
+    """The epistemic spread (function draws) grows several-fold away from the data. Predictive intervals grow less,
+    since inside the data they are the noise's (95% width about 0.2 for noise 0.05): the narrowest outside was 1.7x
+    the widest inside for this model when written, 1.8x and 2.5x for a Gaussian-likelihood model on two seeds."""
     inside = np.array([[0.0], [0.5], [-0.5]])
     outside = np.array([[5.0], [6.0], [-6.0]])
-    draws = sine_model.predictive_draws(np.vstack([inside, outside]), 500, seed=2).numpy()[..., 0]
+    points = np.vstack([inside, outside])
+    spread = sine_model.function_draws(points, 500, seed=2).numpy()[..., 0].std(axis=0)
+    assert spread[3:].min() > 3 * spread[:3].max(), spread
+    draws = sine_model.predictive_draws(points, 500, seed=2).numpy()[..., 0]
     widths = np.array([interval.width for interval in candidate_intervals(draws)])
-    assert widths[3:].min() > 2 * widths[:3].max(), widths
+    assert widths[3:].min() > 1.5 * widths[:3].max(), widths
 
 
 def test_botorch_model_shapes(sine_model):
