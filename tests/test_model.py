@@ -101,6 +101,17 @@ def test_laplace_likelihood_is_the_laplace_log_density_and_its_noise_has_unit_sc
     assert torch.equal(draws, again)
 
 
+def test_laplace_noise_of_log1p_outputs_is_gaussian_with_the_laplace_spread():
+    """Laplace noise mapped back by expm1 has no mean once its scale reaches 1 in log units; log1p outputs of a Laplace
+    model draw Gaussian noise of the same standard deviation instead."""
+    surrogate = BNNSurrogate(4, ("tc", "energy"), ("log1p", "none"), ModelConfig(likelihood="laplace"))
+    noise = surrogate._unit_noise(torch.Size([100_000, 1, 2]), torch.Generator().manual_seed(0))
+    for j, kurtosis in ((0, 3.0), (1, 6.0)):  # Gaussian, Laplace
+        column = noise[:, 0, j].double()
+        assert abs(float(column.std()) - math.sqrt(2)) < 0.03
+        assert abs(float((column**4).mean() / column.var() ** 2) - kurtosis) < 0.3
+
+
 def test_laplace_model_predicts_the_median_under_outliers_and_covers_its_noise():
     """One row in ten is an outlier 3 above the curve (like a composition whose duplicate was measured far off): a
     Laplace likelihood's point prediction stays on the curve (the median), and the recalibrated intervals cover."""
