@@ -177,9 +177,9 @@ class Campaign:
         stored_dump = dict(stored.config)
         if isinstance(stored_dump.get("model"), dict):
             stored_dump["model"] = stored_model_config(stored_dump["model"])
+        explicit: set[str] | None = explicit_fields(self.config)
         try:
             stored_config = CampaignConfig.model_validate(stored_dump).model_dump(mode="json")
-            explicit = explicit_fields(self.config)
         except ValidationError:
             stored_config, explicit = stored_dump, None  # unreadable today: every difference counts
         old = {key: value for key, value in stored_config.items() if key != "budget"}

@@ -136,9 +136,12 @@ def cross_validation_folds(n_rows: int, n_folds: int, seed: int, groups: np.ndar
     return [np.flatnonzero(fold == k) for k in range(min(n_folds, labels.max() + 1))]
 
 
-def _masked_squared_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared error over the observed (``mask``) entries of each ``n x m`` slice (``... x n x m`` -> ``...``)."""
-    return (((mean - target) ** 2) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
+def _masked_error(mean: Tensor, target: Tensor, mask: Tensor, power: int) -> Tensor:
+    """Mean ``|error|^power`` over the observed (``mask``) entries of each ``n x m`` slice (``... x n x m`` -> ``...``).
+
+    ``power`` 2 is the squared error, 1 the absolute error.
+    """
+    return (((mean - target).abs() ** power) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
 
 
 def _masked_nll(
@@ -164,11 +167,6 @@ def _masked_nll(
     if beta > 0:
         errors = errors * noise_scale.detach() ** (power * beta)
     return 0.5 * (errors * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
-
-
-def _masked_absolute_error(mean: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean absolute error over the observed (``mask``) entries of each ``n x m`` slice (``... x n x m`` -> ``...``)."""
-    return ((mean - target).abs() * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
 
 
 def standard_noise(shape: torch.Size, likelihood: str, generator: torch.Generator) -> Tensor:
@@ -472,10 +470,8 @@ class BNNSurrogate(nn.Module):
             if self.config.validation_metric == "nll":
                 noise = self._noise_scale(raw, self.raw_noise.unsqueeze(1))
                 losses = _masked_nll(mean, noise, y, mask, self.config.likelihood)
-            elif self.config.validation_metric == "mae":
-                losses = _masked_absolute_error(mean, y, mask)
             else:
-                losses = _masked_squared_error(mean, y, mask)
+                losses = _masked_error(mean, y, mask, power=1 if self.config.validation_metric == "mae" else 2)
         return [float(v) for v in losses]
 
     def _held_out_errors(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> list[HeldOutErrors]:
