@@ -49,7 +49,7 @@ def main() -> None:
                     "setting": name,
                     "n_train": size,
                     "seed": seed,
-                    **metrics(y[test], draws_prediction(draws), None),
+                    **metrics(y[test], draws_prediction(draws, y[test]), None),
                     "below_95": float((y[test] < lower).mean()),
                     "above_95": float((y[test] > upper).mean()),
                     "interval_factor_95": float(surrogate.tail_factor[0, -1]),  # widening of the 95% interval

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import model_accuracy as benchmark
@@ -34,3 +36,16 @@ def test_metrics_reward_the_right_distribution() -> None:
         assert scores["truth"]["crps"] < scores[worse]["crps"]
         assert scores["truth"]["miscalibration_area"] < scores[worse]["miscalibration_area"]
     assert abs(scores["truth"]["coverage_95"] - 0.95) < 0.03
+
+
+def test_small_data_calibration_benchmark_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small-data benchmark scores its draws with this module's functions: a change of their signature breaks it."""
+    import small_data_calibration
+
+    out = tmp_path / "small.json"
+    argv = ["small_data_calibration.py", "--sizes", "12", "--seeds", "1", "--test-rows", "40", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    small_data_calibration.main()
+    runs = json.loads(out.read_text())["runs"]
+    assert {run["setting"] for run in runs} == set(small_data_calibration.SETTINGS)
+    assert all(0.0 <= run["coverage_95"] <= 1.0 and run["crps"] > 0 for run in runs)
