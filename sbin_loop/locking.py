@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 LOCK_FILE = "sbin.lock"
+
+
+PROBE_RETRIES = 50
+"""Attempts more to take the lock when it is held but no pid holds it: ``lock_holder`` (``sbin status``, a report)
+takes a shared lock for a moment to test it, and a start landing in that moment must not fail."""
+
+PROBE_WAIT_SECONDS = 0.01
 
 
 class CampaignLockedError(RuntimeError):
@@ -36,14 +44,18 @@ class CampaignLock:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise CampaignLockedError(
-                f"{self.path.parent} is being driven by process {lock_holder(self.path.parent)}; "
-                "stop it first (sbin daemon stop DIR) or wait for it to finish"
-            ) from None
+        for attempt in range(PROBE_RETRIES + 1):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == PROBE_RETRIES or lock_holder(self.path.parent) is not None:
+                    os.close(fd)
+                    raise CampaignLockedError(
+                        f"{self.path.parent} is being driven by process {lock_holder(self.path.parent)}; "
+                        "stop it first (sbin daemon stop DIR) or wait for it to finish"
+                    ) from None
+                time.sleep(PROBE_WAIT_SECONDS)  # held only by a reader's probe (``lock_holder``): try again
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         os.fsync(fd)

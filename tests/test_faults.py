@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -89,3 +92,16 @@ def test_daemon_stops_gracefully_refuses_a_second_driver_and_resumes(fault_setup
     report = check_invariants(directory, reference, FaultReport())
     assert report.ok, report
     assert stop_daemon(directory) is None
+
+
+def test_a_start_racing_a_status_probe_takes_the_lock(tmp_path):
+    """``lock_holder`` (``sbin status``) tests the lock by taking it shared for a moment; a start landing in that
+    moment used to fail with 'being driven by process None' (seen once in the kill test on a loaded machine)."""
+    (tmp_path / "sbin.lock").write_text("")
+    probe = os.open(tmp_path / "sbin.lock", os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH | fcntl.LOCK_NB)  # the probe, caught in the middle
+    release = threading.Timer(0.1, lambda: (fcntl.flock(probe, fcntl.LOCK_UN), os.close(probe)))
+    release.start()
+    with CampaignLock(tmp_path):
+        assert lock_holder(tmp_path) == os.getpid()
+    release.join()
