@@ -49,10 +49,11 @@ class CampaignLock:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if attempt == PROBE_RETRIES or lock_holder(self.path.parent) is not None:
+                holder = lock_holder(self.path.parent)
+                if attempt == PROBE_RETRIES or holder is not None:
                     os.close(fd)
                     raise CampaignLockedError(
-                        f"{self.path.parent} is being driven by process {lock_holder(self.path.parent)}; "
+                        f"{self.path.parent} is being driven by process {holder}; "
                         "stop it first (sbin daemon stop DIR) or wait for it to finish"
                     ) from None
                 time.sleep(PROBE_WAIT_SECONDS)  # held only by a reader's probe (``lock_holder``): try again
