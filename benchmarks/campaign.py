@@ -263,13 +263,39 @@ def fresh_run(method: str, seed: int, pool: Pool, settings: Settings) -> dict:
     return {"method": method, "seed": seed, "evaluated": evaluated.tolist(), "timings": timings}
 
 
+def found_counts(runs: list[dict], targets: np.ndarray, budgets: np.ndarray) -> np.ndarray:
+    """``seeds x budgets``: how many of ``targets`` each run had evaluated after each budget."""
+    target_set = set(targets.tolist())
+    return np.array([[len(target_set.intersection(run["evaluated"][:b])) for b in budgets] for run in runs])
+
+
 def curves(runs: list[dict], targets: np.ndarray, budgets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over seeds of the fraction of ``targets`` found after each budget."""
-    target_set = set(targets.tolist())
-    found = np.array(
-        [[len(target_set.intersection(run["evaluated"][:b])) / len(targets) for b in budgets] for run in runs]
-    )
+    found = found_counts(runs, targets, budgets) / len(targets)
     return found.mean(axis=0), found.std(axis=0)
+
+
+def paired_difference(runs: list[dict], targets: np.ndarray, budgets: np.ndarray) -> dict | None:
+    """Targets found by sbin minus those by GP-EI, seed by seed, per budget (None without common seeds).
+
+    Both methods start from the same random initial set on a seed, so the per-seed difference removes the luck of
+    the draw that the two mean curves share; its standard error says whether a gap at one budget is more than noise.
+    """
+    by_method = {m: {run["seed"]: run for run in runs if run["method"] == m} for m in ("sbin", "gp_ei")}
+    seeds = sorted(set(by_method["sbin"]) & set(by_method["gp_ei"]))
+    if not seeds:
+        return None
+    sbin, gp = (found_counts([by_method[m][s] for s in seeds], targets, budgets) for m in ("sbin", "gp_ei"))
+    difference = sbin - gp  # seeds x budgets
+    stderr = difference.std(axis=0, ddof=1) / math.sqrt(len(seeds)) if len(seeds) > 1 else np.full(len(budgets), np.nan)
+    return {
+        "seeds": seeds,
+        "mean": difference.mean(axis=0).tolist(),
+        "stderr": stderr.tolist(),
+        "wins": (difference > 0).sum(axis=0).tolist(),
+        "ties": (difference == 0).sum(axis=0).tolist(),
+        "losses": (difference < 0).sum(axis=0).tolist(),
+    }
 
 
 def acceleration(mean: np.ndarray, budgets: np.ndarray, n: int) -> float:
@@ -311,7 +337,11 @@ def summarise(runs: list[dict], pool: Pool, settings: Settings) -> dict:
         entry["round_seconds_by_train_size"] = _timing_by_size(rounds)
         methods[method] = entry
     result["methods"] = methods
+    paired = paired_difference(runs, tops["top1"], budgets)
+    if paired is not None:
+        result["paired_top1_sbin_minus_gp_ei"] = paired
     result["targets"] = _targets(methods)
+    result["behind_gp_ei"] = _behind(result)
     return result
 
 
@@ -331,6 +361,26 @@ def _targets(methods: dict) -> dict:
         sbin, gp = np.array(methods["sbin"]["fraction_top1"]), np.array(methods["gp_ei"]["fraction_top1"])
         checks["at_least_gp_ei_at_every_budget"] = bool((sbin >= gp - 1e-12).all())
     return checks
+
+
+def _behind(summary: dict) -> list[dict]:
+    """Budgets at which sbin's mean top-1% curve is below GP-EI's, with the paired gap and whether it exceeds noise.
+
+    A gap counts as significant when the paired mean is more than two standard errors below zero.
+    """
+    methods = summary["methods"]
+    if "sbin" not in methods or "gp_ei" not in methods:
+        return []
+    sbin, gp = np.array(methods["sbin"]["fraction_top1"]), np.array(methods["gp_ei"]["fraction_top1"])
+    paired = summary.get("paired_top1_sbin_minus_gp_ei")
+    rows = []
+    for i in np.flatnonzero(sbin < gp - 1e-12):
+        row = {"budget": summary["budgets"][i], "sbin": float(sbin[i]), "gp_ei": float(gp[i])}
+        if paired is not None:
+            mean, stderr = paired["mean"][i], paired["stderr"][i]
+            row |= {"paired_mean": mean, "paired_stderr": stderr, "significant": bool(mean + 2 * stderr < 0)}
+        rows.append(row)
+    return rows
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -377,8 +427,24 @@ def print_table(summary: dict) -> None:
             f"{method:<9}{cells}  {entry['acceleration_factor_top1']:<7.1f}  {entry['acceleration_factor_top5']:<7.1f}"
             f"  {seconds:.2f}"
         )
+    paired = summary.get("paired_top1_sbin_minus_gp_ei")
+    if paired is not None:
+        print(f"sbin - gp_ei, top-1% compositions per seed (paired over {len(paired['seeds'])} seeds):")
+        for i in shown:
+            print(
+                f"  at {budgets[i]:<5} {paired['mean'][i]:+7.2f} ± {paired['stderr'][i]:.2f} (standard error); "
+                f"{paired['wins'][i]} wins, {paired['ties'][i]} ties, {paired['losses'][i]} losses"
+            )
     for name, held in summary["targets"].items():
         print(f"target {name}: {'HOLDS' if held else 'MISSED'}")
+    for row in summary.get("behind_gp_ei", []):
+        gap = (
+            f"; paired {row['paired_mean']:+.2f} ± {row['paired_stderr']:.2f} per seed, "
+            + ("more than two standard errors" if row["significant"] else "within two standard errors (noise)")
+            if "paired_mean" in row
+            else ""
+        )
+        print(f"  behind gp_ei at {row['budget']}: {row['sbin']:.4f} vs {row['gp_ei']:.4f}{gap}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

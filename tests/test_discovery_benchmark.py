@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -66,3 +67,37 @@ def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(
     benchmark.main([*_arguments(pool, runs, batch=5), "--model-option", "ensemble_size=2"])  # a BNN setting only
     assert (runs / "gp_ei_seed0.json").read_text() == gp_kept  # the GP run does not depend on it: reused
     assert json.loads((runs / "sbin_seed0.json").read_text())["fingerprint"] != rerun["fingerprint"]
+
+
+def test_paired_difference_counts_per_seed_and_flags_only_a_gap_beyond_noise() -> None:
+    """The verdict on "at least GP-EI at every budget" names each budget where sbin's mean is behind, with the paired
+    per-seed gap and its standard error; only a gap of more than two standard errors is called significant."""
+    targets = np.array([100, 101, 102, 103])
+    budgets = np.array([2, 4])
+
+    def run(method: str, seed: int, evaluated: list[int]) -> dict:
+        return {"method": method, "seed": seed, "evaluated": evaluated, "timings": []}
+
+    runs = [
+        run("sbin", 0, [1, 2, 100, 101]),  # 0 then 2 targets
+        run("gp_ei", 0, [1, 100, 3, 4]),  # 1 then 1
+        run("sbin", 1, [5, 6, 102, 7]),  # 0 then 1
+        run("gp_ei", 1, [5, 103, 8, 9]),  # 1 then 1
+        run("gp_ei", 2, [100, 101, 102, 103]),  # no sbin run on seed 2: not paired
+    ]
+    paired = benchmark.paired_difference(runs, targets, budgets)
+    assert paired["seeds"] == [0, 1]
+    assert paired["mean"] == [-1.0, 0.5]
+    assert paired["stderr"][0] == 0.0
+    assert paired["stderr"][1] == pytest.approx(0.5)  # differences 1 and 0: sd 0.707 / sqrt 2
+    assert (paired["wins"], paired["ties"], paired["losses"]) == ([0, 1], [0, 1], [2, 0])
+
+    summary = {
+        "budgets": budgets.tolist(),
+        "methods": {"sbin": {"fraction_top1": [0.0, 0.375]}, "gp_ei": {"fraction_top1": [0.25, 0.25]}},
+        "paired_top1_sbin_minus_gp_ei": paired,
+    }
+    (behind,) = benchmark._behind(summary)
+    assert behind["budget"] == 2 and behind["significant"]  # every seed lost by one: zero spread
+    paired["stderr"][0] = 0.6
+    assert not benchmark._behind(summary)[0]["significant"]  # -1 + 2 x 0.6 > 0: within noise
