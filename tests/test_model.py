@@ -11,9 +11,12 @@ from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.surrogate import (
+    CALIBRATION_LEVELS,
     BNNSurrogate,
+    HeldOutErrors,
     _masked_nll,
     cross_validation_folds,
+    finite_sample_coverage,
     split_draws,
     standard_noise,
     validation_split,
@@ -214,6 +217,28 @@ def test_small_training_sets_are_recalibrated_on_out_of_fold_predictions():
         assert abs(coverage[5, level] - level) < 0.08, coverage
     # the folds' models only widen the intervals: the trained model and the draws acquisition sees are the same
     torch.testing.assert_close(functions[5], functions[0])
+
+
+def test_finite_sample_coverage_is_the_split_conformal_quantile():
+    needed = finite_sample_coverage(np.array([0.5, 0.8, 0.95]), 30)
+    np.testing.assert_allclose(needed, [16 / 30, 25 / 30, 1.0])  # ceil(level x 31), at most all 30
+    assert finite_sample_coverage(np.array([0.95]), 1999)[0] == pytest.approx(1900 / 1999)  # large sets: ~ the level
+
+
+def test_per_level_factors_cover_the_share_of_a_small_held_out_set_that_a_new_point_needs():
+    """30 held-out errors of a well-calibrated model: matched at the level itself the 95% interval covered 28 of them
+    (about 0.90 of new points expected); it must cover all 30 (ceil(0.95 x 31)). The level-weighted smoothing keeps
+    the noisy factors of the central levels (a few errors each) from dragging the 95% factor down, as they did."""
+    from scipy.stats import norm
+
+    levels = np.asarray(CALIBRATION_LEVELS)
+    offset = np.random.default_rng(0).normal(size=30)
+    half = norm.ppf((1 + levels) / 2)[:, None] * np.ones((1, 30))  # L x n: unit-Gaussian central bounds
+    surrogate = BNNSurrogate(1, ("y",), ("none",), SMALL)
+    assert surrogate._recalibrate([[HeldOutErrors(offset, -half, half)]], scale_functions=False) == 30
+    factors = surrogate.tail_factor[0].numpy().astype(np.float64)
+    covered = (np.abs(offset)[None, :] <= factors[:, None] * half).sum(axis=1)  # L
+    assert covered[-1] == 30, covered
 
 
 def test_cross_validated_recalibration_skips_outputs_without_enough_held_out_values():

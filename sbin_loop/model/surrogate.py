@@ -177,10 +177,21 @@ def standard_noise(shape: torch.Size, likelihood: str, generator: torch.Generato
     return torch.randn(shape, generator=generator)
 
 
-def _monotone_fit(values: np.ndarray) -> np.ndarray:
-    """The closer (least squares) of the non-decreasing and the non-increasing isotonic fits of ``values``."""
-    fits = [np.ascontiguousarray(isotonic_regression(values, increasing=up).x) for up in (True, False)]
-    return min(fits, key=lambda fit: float(((fit - values) ** 2).sum()))
+def finite_sample_coverage(levels: np.ndarray, n_held_out: int) -> np.ndarray:
+    """Coverage of ``n_held_out`` held-out errors that makes a central interval cover a new point with ``levels``.
+
+    An interval scaled to cover ``k`` of ``n`` exchangeable held-out errors covers a new error with probability at
+    least ``k / (n + 1)`` (split conformal prediction, Vovk et al. 2005; Lei et al., JASA 2018), so ``levels`` needs
+    ``k = ceil(level (n + 1))``, at most all ``n``. Matching ``level`` itself leaves small held-out sets short: 30
+    errors matched at 95% cover 28 or 29 of them, about 92% of new points in expectation.
+    """
+    return np.minimum(np.ceil(levels * (n_held_out + 1) - 1e-9), n_held_out) / n_held_out
+
+
+def _monotone_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The closer (weighted least squares) of the non-decreasing and the non-increasing isotonic fits of ``values``."""
+    fits = [np.ascontiguousarray(isotonic_regression(values, weights=weights, increasing=up).x) for up in (True, False)]
+    return min(fits, key=lambda fit: float((weights * (fit - values) ** 2).sum()))
 
 
 @dataclass(frozen=True)
@@ -533,12 +544,16 @@ class BNNSurrogate(nn.Module):
     def _recalibrate(self, errors: list[list[HeldOutErrors]], scale_functions: bool) -> int:
         """Fit the spread factors whose central intervals best match their nominal coverage on held-out errors.
 
-        Per output: one factor for all levels, and a further factor per central level for
-        predictive draws (quantile recalibration, Kuleshov et al., ICML 2018). One factor cannot fix the shape of a
-        predictive distribution whose errors have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage
-        at 95% while matching the middle levels. The per-level factors are smoothed by isotonic regression, rising
-        (errors with heavier tails than the draws) or falling (lighter tails, e.g. Gaussian errors under a Laplace
-        likelihood), whichever fits them better. An output with fewer than
+        Per output: one factor for all levels, and a further factor per central level for predictive draws (quantile
+        recalibration, Kuleshov et al., ICML 2018): the smallest that covers the share of held-out errors
+        ``finite_sample_coverage`` asks for, so that small held-out sets do not leave intervals short. One factor
+        cannot fix the shape of a predictive distribution whose errors have heavier tails than its draws: on SuperCon
+        Tc it gave 0.90 coverage at 95% while matching the middle levels. The per-level factors are smoothed by
+        isotonic regression, rising (errors with heavier tails than the draws) or falling (lighter tails, e.g.
+        Gaussian errors under a Laplace likelihood), whichever fits them better, each weighted by its level: the
+        factor of level ``p`` rests on the ``p n`` errors inside its interval, and near the median a few errors
+        decided it (30 errors: one or two at 5%, whose factor then set the whole falling fit and cut the 95% factor
+        to 0.86 where 1.19 was needed). An output with fewer than
         ``MIN_CALIBRATION_ROWS`` held-out errors keeps factors of 1.
 
         Args:
@@ -565,8 +580,10 @@ class BNNSurrogate(nn.Module):
                 [((offset >= scale * lower) & (offset <= scale * upper)).mean(axis=1) for scale in grid]
             )  # G x L
             overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
-            per_level = grid[np.argmin(np.abs(coverage - levels), axis=0)] / overall
-            tail = _monotone_fit(per_level)
+            reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
+            smallest = np.where(reaching.any(axis=0), reaching.argmax(axis=0), len(grid) - 1)
+            per_level = grid[smallest] / overall
+            tail = _monotone_fit(per_level, weights=levels)
             if scale_functions:
                 self.calibration_scale[j] = float(overall)
             else:
