@@ -169,6 +169,32 @@ def test_cached_selection_matches_botorch_on_the_bnn():
     assert ucb.acquisition_values[0] == pytest.approx(float(direct.max()), rel=1e-6)
 
 
+def test_botorch_noisy_ei_and_optimize_acqf_discrete_run_on_the_bnn():
+    """BoTorch's own qLogNEI (incumbent: the measured candidates' posterior) and ``optimize_acqf_discrete`` work on the
+    BNN model unchanged: the batch comes from the pool without repeats, and its first pick is the cached policy's."""
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.optim import optimize_acqf_discrete
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    surrogate = BNNSurrogate(2, ("y",), ("none",), ModelConfig(hidden=(16,), min_steps=200, epochs=10))
+    surrogate.fit(x, (x[:, :1] ** 2), seed=0)
+    model = BNNModel(surrogate, n_draws=32, seed=4)
+    pool = torch.as_tensor(rng.normal(size=(200, 2)), dtype=torch.float64)
+    measured = torch.as_tensor(x, dtype=torch.float64)
+    acquisition = qLogNoisyExpectedImprovement(
+        model, X_baseline=measured, sampler=EnsembleMemberSampler(32), prune_baseline=False, cache_root=False
+    )
+    batch, _ = optimize_acqf_discrete(acquisition, q=3, choices=pool)  # q x d
+    rows = [int(torch.nonzero((pool == point).all(dim=1))[0, 0]) for point in batch]
+    assert len(set(rows)) == 3
+    baseline = model.posterior(measured).values  # S x n x 1: the measured candidates' draws
+    cached = select(
+        model.posterior(pool).values[..., 0], kind="noisy_expected_improvement", scored={"baseline": baseline}
+    )
+    assert cached.indices[0] == rows[0] == int(acquisition(pool.unsqueeze(1)).argmax())
+
+
 def test_random_policy_is_seeded_and_distinct():
     a = RandomPolicy(5).select(None, 20, np.random.default_rng(7))
     b = RandomPolicy(5).select(None, 20, np.random.default_rng(7))
