@@ -150,14 +150,19 @@ def test_costs_turn_gains_into_gain_per_cost():
         select(samples, kind="thompson", scored=cheap)
 
 
-def test_cached_selection_matches_botorch_on_the_bnn():
-    """The first pick on cached draws equals BoTorch's qLogEI argmax evaluated through the network itself."""
+def _bnn_and_pool() -> tuple[np.ndarray, BNNModel, torch.Tensor]:
+    """A small BNN fitted on 40 measured points (returned), as a 32-member BoTorch model, and a 200-point pool."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 2))
     surrogate = BNNSurrogate(2, ("y",), ("none",), ModelConfig(hidden=(16,), min_steps=200, epochs=10))
     surrogate.fit(x, (x[:, :1] ** 2), seed=0)
-    model = BNNModel(surrogate, n_draws=32, seed=4)
     pool = torch.as_tensor(rng.normal(size=(200, 2)), dtype=torch.float64)
+    return x, BNNModel(surrogate, n_draws=32, seed=4), pool
+
+
+def test_cached_selection_matches_botorch_on_the_bnn():
+    """The first pick on cached draws equals BoTorch's qLogEI argmax evaluated through the network itself."""
+    _, model, pool = _bnn_and_pool()
     samples = model.posterior(pool).values[..., 0]  # S x N
     selection = select(samples, best=1.0)
     direct = qLogExpectedImprovement(model, best_f=1.0, sampler=EnsembleMemberSampler(32))(pool.unsqueeze(1))
@@ -175,12 +180,7 @@ def test_botorch_noisy_ei_and_optimize_acqf_discrete_run_on_the_bnn():
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
     from botorch.optim import optimize_acqf_discrete
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(40, 2))
-    surrogate = BNNSurrogate(2, ("y",), ("none",), ModelConfig(hidden=(16,), min_steps=200, epochs=10))
-    surrogate.fit(x, (x[:, :1] ** 2), seed=0)
-    model = BNNModel(surrogate, n_draws=32, seed=4)
-    pool = torch.as_tensor(rng.normal(size=(200, 2)), dtype=torch.float64)
+    x, model, pool = _bnn_and_pool()
     measured = torch.as_tensor(x, dtype=torch.float64)
     acquisition = qLogNoisyExpectedImprovement(
         model, X_baseline=measured, sampler=EnsembleMemberSampler(32), prune_baseline=False, cache_root=False
