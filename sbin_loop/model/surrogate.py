@@ -542,19 +542,19 @@ class BNNSurrogate(nn.Module):
         return per_fold
 
     def _recalibrate(self, errors: list[list[HeldOutErrors]], scale_functions: bool) -> int:
-        """Fit the spread factors whose central intervals best match their nominal coverage on held-out errors.
+        """Fit the spread factors under which central intervals reach their nominal coverage on held-out errors.
 
-        Per output: one factor for all levels, and a further factor per central level for predictive draws (quantile
-        recalibration, Kuleshov et al., ICML 2018): the smallest that covers the share of held-out errors
-        ``finite_sample_coverage`` asks for, so that small held-out sets do not leave intervals short. One factor
-        cannot fix the shape of a predictive distribution whose errors have heavier tails than its draws: on SuperCon
-        Tc it gave 0.90 coverage at 95% while matching the middle levels. The per-level factors are smoothed by
-        isotonic regression, rising (errors with heavier tails than the draws) or falling (lighter tails, e.g.
-        Gaussian errors under a Laplace likelihood), whichever fits them better, each weighted by its level: the
-        factor of level ``p`` rests on the ``p n`` errors inside its interval, and near the median a few errors
-        decided it (30 errors: one or two at 5%, whose factor then set the whole falling fit and cut the 95% factor
-        to 0.86 where 1.19 was needed). An output with fewer than
-        ``MIN_CALIBRATION_ROWS`` held-out errors keeps factors of 1.
+        Per output: one factor for all levels (the closest match over every level; see ``scale_functions``), and a
+        further factor per central level for predictive draws (quantile recalibration, Kuleshov et al., ICML 2018): the
+        smallest that covers the share of held-out errors ``finite_sample_coverage`` asks for, so that small held-out
+        sets do not leave intervals short. One factor cannot fix the shape of a predictive distribution whose errors
+        have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage at 95% while matching the middle levels.
+        The per-level factors are smoothed by isotonic regression, rising (errors with heavier tails than the draws) or
+        falling (lighter tails, e.g. Gaussian errors under a Laplace likelihood), whichever fits them better, each
+        weighted by its level: the factor of level ``p`` rests on the ``p n`` errors inside its interval, and near the
+        median a few errors decided it (30 errors: one or two at 5%, whose factor then set the whole falling fit and cut
+        the 95% factor to 0.86 where 1.19 was needed). An output with fewer than ``MIN_CALIBRATION_ROWS`` held-out
+        errors keeps factors of 1.
 
         Args:
             errors: Per model that predicted held-out rows (one validation model, or one per fold), per output.
