@@ -510,6 +510,29 @@ class Campaign:
             raise CampaignError(f"round {index} has no model checkpoint; the campaign store is incomplete")
         return load_surrogate(self.directory / doc.checkpoint)
 
+    def _warm_start(self, index: int, surrogate: BNNSurrogate) -> BNNSurrogate | None:
+        """Round ``index - 1``'s model for round ``index``'s fit to continue from (``model.warm_start_steps``), if any.
+
+        None (train from scratch) when warm starts are off, the previous round kept no checkpoint (the first round),
+        the last ``model.warm_start_rounds`` rounds all continued, or the previous model cannot be continued
+        (structural descriptors appeared since, or the model section changed).
+        """
+        model = self.config.model
+        if not model.warm_start_steps:
+            return None
+        earlier = [doc for doc in self.store.rounds() if doc.round < index]
+        doc = earlier[-1] if earlier and earlier[-1].round == index - 1 and earlier[-1].checkpoint else None
+        recent = earlier[-model.warm_start_rounds :]
+        if doc is None or (
+            len(recent) == model.warm_start_rounds and all((d.training or {}).get("warm_started") for d in recent)
+        ):
+            return None
+        previous = load_surrogate(self.directory / doc.checkpoint)
+        if not surrogate.continues(previous):
+            logger.info("round %d: trains from scratch, round %d's model has other inputs or layers", index, index - 1)
+            return None
+        return previous
+
     # Step 2: launch ---------------------------------------------------------------------------------------------
     def _job_id(self, index: int, stage: int, candidate: str) -> str:
         """``campaign:rNNNN:candidate`` in stage 0 (ids from before stages), ``campaign:rNNNN:sK:candidate`` in K."""
@@ -699,7 +722,8 @@ class Campaign:
             tuple(objective.transform for objective in self.config.objectives),
             self.config.model,
         )
-        report = surrogate.fit(features, targets, derive_seed(self.config.seed, doc.round, _TRAIN), groups)
+        seed = derive_seed(self.config.seed, doc.round, _TRAIN)
+        report = surrogate.fit(features, targets, seed, groups, warm_start=self._warm_start(doc.round, surrogate))
         checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
         save_surrogate(surrogate, self.directory / checkpoint, feature_names)
         return self.store.update_round(

@@ -100,6 +100,19 @@ def test_same_seed_gives_same_rounds(finished: Campaign, tmp_path: Path, pool_cs
     assert _selections(again) == _selections(finished)
 
 
+def test_warm_started_rounds_continue_from_the_last_checkpoint_and_repeat_with_the_seed(tmp_path: Path, pool_csv: Path):
+    config = campaign_config(pool_csv, model={**FAST_MODEL, "warm_start_steps": 40, "warm_start_rounds": 1})
+    first, again = Campaign(config, tmp_path / "a"), Campaign(config, tmp_path / "b")
+    first.run()
+    again.run()
+    trainings = [doc.training for doc in first.store.rounds()]
+    # round 0 has no model to continue; round 2 follows warm_start_rounds = 1 continued round, so it starts fresh
+    assert [training["warm_started"] for training in trainings] == [False, True, False]
+    assert trainings[1]["steps"] == 40 * 3  # three ensemble members
+    assert trainings[2]["steps"] > 40 * 3
+    assert _selections(again) == _selections(first)
+
+
 def test_resume_after_interruption_continues_from_last_round(finished: Campaign, tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv)
     crashing = Campaign(config, tmp_path / "c")

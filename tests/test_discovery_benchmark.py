@@ -16,6 +16,8 @@ from botorch.models import SingleTaskGP
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import campaign as benchmark
 
+from sbin_loop.config import ModelConfig, PolicyConfig
+
 
 def test_gp_screen_is_botorchs_log_expected_improvement() -> None:
     generator = torch.Generator().manual_seed(0)
@@ -67,6 +69,32 @@ def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(
     benchmark.main([*_arguments(pool, runs, batch=5), "--model-option", "ensemble_size=2"])  # a BNN setting only
     assert (runs / "gp_ei_seed0.json").read_text() == gp_kept  # the GP run does not depend on it: reused
     assert json.loads((runs / "sbin_seed0.json").read_text())["fingerprint"] != rerun["fingerprint"]
+
+
+def test_bnn_rounds_continue_from_the_previous_model_and_start_fresh_after_warm_start_rounds() -> None:
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 5))
+    pool = benchmark.Pool(features, np.abs(features[:, 0]) * 10, "log1p")
+    model = ModelConfig(hidden=(8,), min_steps=30, max_steps=30, warm_start_steps=5, warm_start_rounds=2)
+    settings = benchmark.Settings(
+        initial=10,
+        batch=5,
+        budget=40,
+        mc_samples=8,
+        model=model,
+        policy=PolicyConfig(batch_size=5, mc_samples=8),
+        gp_screen=8,
+        gp_max_train=50,
+        gp_maxiter=5,
+    )
+    method = benchmark.BNNMethod(pool)
+    warm_rounds = []
+    for size in (10, 15, 20, 25):
+        evaluated = np.arange(size)
+        scores, rows, _, _ = method.round(evaluated, np.arange(size, 60), settings, seed=size)
+        assert scores.n_candidates == len(rows) == 60 - size
+        warm_rounds.append(method.warm_rounds)
+    assert warm_rounds == [0, 1, 2, 0]  # fresh, continued twice, then fresh again
 
 
 def test_paired_difference_counts_per_seed_and_flags_only_a_gap_beyond_noise() -> None:

@@ -153,6 +153,38 @@ def test_fit_rejects_bad_inputs():
         surrogate.fit(x, np.abs(y), seed=0)
 
 
+def _first_layer_means(surrogate: BNNSurrogate) -> torch.Tensor:
+    return torch.stack([member.layers[0].weight_mu.detach() for member in surrogate.members])
+
+
+def test_warm_start_continues_from_the_given_model_for_its_step_budget(trained):
+    x, y = _data()
+    y[::2, 1] = np.nan  # the rows `trained` was fitted on, so the scalers are the same
+    config = SMALL.model_copy(update={"warm_start_steps": 3, "learning_rate": 1e-7, "calibration_folds": 0})
+    warm = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), config)
+    report = warm.fit(x, y, seed=5, warm_start=trained)
+    assert report.warm_started and report.steps == 3 * config.ensemble_size
+    assert torch.allclose(_first_layer_means(warm), _first_layer_means(trained), atol=1e-5)
+    assert torch.allclose(warm.raw_noise.detach(), trained.raw_noise.detach(), atol=1e-5)
+    cold = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), config)
+    assert not cold.fit(x, y, seed=5).warm_started
+    assert not torch.allclose(_first_layer_means(cold), _first_layer_means(trained), atol=1e-2)
+
+
+def test_warm_start_is_ignored_when_off_and_refused_across_architectures(trained):
+    x, y = _data()
+    off = SMALL.model_copy(update={"calibration_folds": 0})
+    assert not BNNSurrogate(4, ("a", "b"), ("log1p", "none"), off).fit(x, y, seed=5, warm_start=trained).warm_started
+    narrower = BNNSurrogate(
+        4, ("a", "b"), ("log1p", "none"), off.model_copy(update={"hidden": (8, 8), "warm_start_steps": 3})
+    )
+    assert not narrower.continues(trained)
+    with pytest.raises(ValueError, match="warm_start"):
+        narrower.fit(x, y, seed=5, warm_start=trained)
+    gaussian = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), off.model_copy(update={"likelihood": "gaussian"}))
+    assert not gaussian.continues(trained)
+
+
 def test_missing_descriptors_are_imputed_with_the_fitting_mean():
     x, y = _data()
     x[::3, 3] = np.nan  # a descriptor measured for two rows in three

@@ -225,6 +225,7 @@ class TrainingReport:
             recalibration, and with out-of-fold recalibration, which widens predictive draws only: ``tail_factor``).
         n_calibration: Held-out predictions the recalibration was fitted on: the validation rows, or every row
             predicted by the model that did not train on its fold (0: not recalibrated).
+        warm_started: Whether training continued from an earlier model (``warm_start``) instead of a fresh one.
     """
 
     n_train: int
@@ -236,6 +237,7 @@ class TrainingReport:
     best_validation_loss: tuple[float, ...] = ()
     calibration_scale: tuple[float, ...] = ()
     n_calibration: int = 0
+    warm_started: bool = False
 
 
 class BNNSurrogate(nn.Module):
@@ -331,8 +333,27 @@ class BNNSurrogate(nn.Module):
         """``n x m`` raw targets -> each output's transform applied (``log1p`` or none)."""
         return torch.stack([_forward_transform(kind, targets[:, j]) for j, kind in enumerate(self.transforms)], dim=1)
 
+    def continues(self, previous: BNNSurrogate) -> bool:
+        """Whether ``previous`` can start this model's training: same targets, transforms, likelihood and tensor shapes.
+
+        A campaign's inputs change shape when structural descriptors first appear; a model of the old shape cannot be
+        continued and the round trains from scratch.
+        """
+        mine, theirs = self.state_dict(), previous.state_dict()
+        return (
+            (self.target_names, self.transforms) == (previous.target_names, previous.transforms)
+            and (self.config.noise, self.config.likelihood) == (previous.config.noise, previous.config.likelihood)
+            and mine.keys() == theirs.keys()
+            and all(mine[name].shape == theirs[name].shape for name in mine)
+        )
+
     def fit(
-        self, features: np.ndarray, targets: np.ndarray, seed: int, groups: np.ndarray | None = None
+        self,
+        features: np.ndarray,
+        targets: np.ndarray,
+        seed: int,
+        groups: np.ndarray | None = None,
+        warm_start: BNNSurrogate | None = None,
     ) -> TrainingReport:
         """Train every ensemble member by minimising the negative ELBO with Adam on minibatches.
 
@@ -346,9 +367,13 @@ class BNNSurrogate(nn.Module):
             targets: ``n x m`` raw targets, NaN where not measured.
             seed: Seeds the validation split, initialisation, minibatch order and all reparameterisation noise.
             groups: Optional group label per row; the validation split then holds out whole groups.
+            warm_start: A trained model (the previous round's) to continue from for ``warm_start_steps`` steps per
+                member instead of training fresh ones; ignored when ``warm_start_steps`` is 0. The scalers are
+                refitted on these rows, so the continuation also absorbs their small shift.
 
         Raises:
-            ValueError: On shape mismatch, infinite features, or negative targets under ``log1p``.
+            ValueError: On shape mismatch, infinite features, negative targets under ``log1p``, or a ``warm_start``
+                model this one cannot continue (see ``continues``).
         """
         start = time.perf_counter()
         x = torch.as_tensor(np.asarray(features, dtype=np.float32))
@@ -363,6 +388,10 @@ class BNNSurrogate(nn.Module):
             if kind == "log1p" and (y_raw[:, j] < 0).any():
                 raise ValueError(f"target {self.target_names[j]!r} has negative values; log1p needs y >= 0")
         cfg = self.config
+        if not cfg.warm_start_steps:
+            warm_start = None
+        if warm_start is not None and not self.continues(warm_start):
+            raise ValueError("warm_start model has other targets, transforms, likelihood or shapes than this one")
         fit_rows, val_rows = validation_split(
             x.shape[0], cfg.validation_fraction, cfg.min_validation_rows, seed, groups
         )
@@ -375,13 +404,16 @@ class BNNSurrogate(nn.Module):
         self.calibration_scale.fill_(1.0)
         self.tail_factor.fill_(1.0)
         with torch.no_grad():
-            self.raw_noise.fill_(math.log(math.expm1(0.3)))
+            if warm_start is None:
+                self.raw_noise.fill_(math.log(math.expm1(0.3)))
+            else:
+                self.raw_noise.copy_(warm_start.raw_noise)
 
         generator = torch.Generator().manual_seed(seed)
         validation = (x[val_rows_t], y[val_rows_t], mask[val_rows_t]) if len(val_rows) else None
         with torch_threads(cfg.train_threads):
             steps, nll, kl, best = self._fit_members(
-                x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator
+                x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator, warm_start
             )
         self.eval()
         n_calibration = 0
@@ -400,6 +432,7 @@ class BNNSurrogate(nn.Module):
             best_validation_loss=tuple(best),
             calibration_scale=tuple(float(v) for v in self.calibration_scale),
             n_calibration=n_calibration,
+            warm_started=warm_start is not None,
         )
 
     def _fit_members(
@@ -409,8 +442,11 @@ class BNNSurrogate(nn.Module):
         mask: Tensor,
         validation: tuple[Tensor, Tensor, Tensor] | None,
         generator: torch.Generator,
+        warm_start: BNNSurrogate | None = None,
     ) -> tuple[int, float, float, tuple[float, ...]]:
         """Train every member at once (``StackedMembers``), each on its own minibatch order and with its own stopping.
+
+        Members start from a fresh seeded initialisation, or from ``warm_start``'s members for ``warm_start_steps``.
 
         Every ``validation_interval`` steps each member's validation loss is checked; a member keeps its best
         checkpoint, and training ends when every member has gone ``patience`` checks without improving (a member that
@@ -421,13 +457,17 @@ class BNNSurrogate(nn.Module):
             each member's best validation loss (empty without validation).
         """
         cfg = self.config
-        for net in self.members:
-            net.reset_parameters(generator)
-        stacked = StackedMembers(self.members)
         n_members, n = len(self.members), x.shape[0]
         batch = min(cfg.batch_size, n)
         steps_per_epoch = math.ceil(n / batch)
-        max_steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
+        if warm_start is None:
+            for net in self.members:
+                net.reset_parameters(generator)
+            max_steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
+        else:
+            self.members.load_state_dict(warm_start.members.state_dict())
+            max_steps = cfg.warm_start_steps
+        stacked = StackedMembers(self.members)
         optimiser = torch.optim.Adam([*stacked.parameters(), self.raw_noise], lr=cfg.learning_rate)
         cosine = (
             torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max_steps, eta_min=0.01 * cfg.learning_rate)
