@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> dict:
                 # out-of-fold recalibration below 200 results widens intervals only, never the function draws that
                 # pick candidates (tested): five extra fits per round would change no pick
                 "calibration_folds": 0,
-                # each round continues from the previous round's model (the loop's model.warm_start_steps)
+                # above 0, a round's fit continues from the previous round's model (the loop's model.warm_start_steps)
                 "warm_start_steps": args.warm_start_steps,
                 **model_options(args.model_option),
             }

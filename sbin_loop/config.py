@@ -225,11 +225,12 @@ class ModelConfig(_Section):
             (``BNNSurrogate.fit(warm_start=...)``; the campaign loop does so when this is above 0 and the previous
             checkpoint has the same inputs and architecture): training starts from its weights instead of a fresh
             initialisation and runs this many steps under the same learning-rate schedule. A round adds a few results
-            to hundreds, so a short continuation suffices; 0 (the default) trains every round from scratch.
+            to hundreds, so a short continuation fits them (but explores less, below); 0 (the default) trains every
+            round from scratch.
             Out-of-fold calibration models always start fresh (a previous model has seen their held-out fold).
             Measured on SuperCon discovery (``benchmarks/campaign.py``, qLogEI, 64-64 network, seeds 0-5 to 500
-            evaluations, paired with fresh training): a round's fit took 1.1 s instead of 4.7 s at 250 steps, and
-            found more of the top 1% early (0.35 vs 0.27 at 200 evaluations) but less late (0.50 vs 0.73 at 500);
+            evaluations, paired with fresh training): a round's fit took 1.1 s instead of 4.1-4.8 s at 250 steps,
+            and found more of the top 1% early (0.35 vs 0.27 at 200 evaluations) but less late (0.50 vs 0.73 at 500);
             a fresh round after every four continued ones (``warm_start_rounds``) did not close the late gap (0.55 at
             250 steps on seeds 0-4, 0.59 at 100). Worth it where training is slow and the budget short.
         warm_start_rounds: Consecutive rounds that may continue from the previous model; the round after them trains
