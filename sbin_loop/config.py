@@ -235,6 +235,9 @@ class ModelConfig(_Section):
             250 steps on seeds 0-4, 0.59 at 100). Worth it where training is slow and the budget short.
         warm_start_rounds: Consecutive rounds that may continue from the previous model; the round after them trains
             from scratch.
+        warm_start_keep: Share of the previous model kept when continuing: weight means start at ``keep * previous +
+            (1 - keep) * fresh initialisation`` and posterior spreads at their initial value (shrink and perturb,
+            Ash & Adams, NeurIPS 2020); 1 continues from the previous model unchanged, as in the measurements above.
     """
 
     hidden: tuple[int, ...] = (64, 128, 64)
@@ -263,6 +266,7 @@ class ModelConfig(_Section):
     train_threads: int = Field(default=1, gt=0)
     warm_start_steps: int = Field(default=0, ge=0)
     warm_start_rounds: int = Field(default=4, gt=0)
+    warm_start_keep: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("hidden")
     @classmethod

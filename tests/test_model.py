@@ -171,6 +171,25 @@ def test_warm_start_continues_from_the_given_model_for_its_step_budget(trained):
     assert not torch.allclose(_first_layer_means(cold), _first_layer_means(trained), atol=1e-2)
 
 
+def test_warm_start_keep_shrinks_the_previous_means_towards_a_fresh_start_and_resets_the_spreads(trained):
+    x, y = _data()
+    y[::2, 1] = np.nan
+    config = SMALL.model_copy(
+        update={"warm_start_steps": 1, "warm_start_keep": 0.25, "learning_rate": 1e-7, "calibration_folds": 0}
+    )
+    shrunk = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), config)
+    shrunk.fit(x, y, seed=5, warm_start=trained)
+    fresh = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), config)
+    generator = torch.Generator().manual_seed(5)  # the fit's generator: the members' initialisation draws come first
+    for net in fresh.members:
+        net.reset_parameters(generator)
+    expected = 0.25 * _first_layer_means(trained) + 0.75 * _first_layer_means(fresh)
+    assert torch.allclose(_first_layer_means(shrunk), expected, atol=1e-5)
+    spreads = torch.stack([member.layers[0].weight_rho.detach() for member in shrunk.members])
+    initial = torch.stack([member.layers[0].weight_rho.detach() for member in fresh.members])
+    assert torch.allclose(spreads, initial, atol=1e-5)
+
+
 def test_warm_start_is_ignored_when_off_and_refused_across_architectures(trained):
     x, y = _data()
     off = SMALL.model_copy(update={"calibration_folds": 0})

@@ -465,7 +465,7 @@ class BNNSurrogate(nn.Module):
                 net.reset_parameters(generator)
             max_steps = min(max(cfg.epochs * steps_per_epoch, cfg.min_steps), cfg.max_steps)
         else:
-            self.members.load_state_dict(warm_start.members.state_dict())
+            self._start_from(warm_start, generator)
             max_steps = cfg.warm_start_steps
         stacked = StackedMembers(self.members)
         optimiser = torch.optim.Adam([*stacked.parameters(), self.raw_noise], lr=cfg.learning_rate)
@@ -511,6 +511,25 @@ class BNNSurrogate(nn.Module):
                     self.raw_noise[member] = kept[1]
         best = tuple(best_loss) if validation is not None else ()
         return step * n_members, float(nll[-1].detach()), float(kl[-1].detach()), best
+
+    def _start_from(self, previous: BNNSurrogate, generator: torch.Generator) -> None:
+        """Set the members to ``previous``'s, shrunk towards a fresh initialisation by ``warm_start_keep``.
+
+        With ``warm_start_keep`` below 1 each weight mean starts at ``keep * previous + (1 - keep) * fresh`` and every
+        posterior spread at its initial value (shrink and perturb, Ash & Adams, NeurIPS 2020): the continued model
+        keeps what it learned but regains some of a fresh model's freedom to extrapolate differently. At 1 the members
+        are ``previous``'s as they are.
+        """
+        keep = self.config.warm_start_keep
+        if keep == 1:
+            self.members.load_state_dict(previous.members.state_dict())
+            return
+        for net, old in zip(self.members, previous.members, strict=True):
+            net.reset_parameters(generator)
+            with torch.no_grad():
+                for layer, old_layer in zip(net.layers, old.layers, strict=True):
+                    layer.weight_mu.mul_(1 - keep).add_(keep * old_layer.weight_mu)
+                    layer.bias_mu.mul_(1 - keep).add_(keep * old_layer.bias_mu)
 
     def _validation_losses(self, stacked: StackedMembers, validation: tuple[Tensor, Tensor, Tensor]) -> list[float]:
         """Each member's ``validation_metric`` on the validation rows, weights at their posterior means."""
