@@ -36,8 +36,9 @@ def test_fits_a_simple_function(sine_model):
 
 def test_intervals_widen_away_from_data(sine_model):
     """The epistemic spread (function draws) grows several-fold away from the data. Predictive intervals grow less,
-    since inside the data they are the noise's (95% width about 0.2 for noise 0.05): the narrowest outside was 1.7x
-    the widest inside for this model when written, 1.8x and 2.5x for a Gaussian-likelihood model on two seeds."""
+    since inside the data they are the noise's (95% width about 0.2 for noise 0.05), and not at every outside point:
+    over training seeds 0-4, before and after training moved to flat parameters, the narrowest outside interval was
+    1.0-2.7x the widest inside one (seed 3: 1.05 both times), the mean width outside 2.0-5.8x the mean inside."""
     inside = np.array([[0.0], [0.5], [-0.5]])
     outside = np.array([[5.0], [6.0], [-6.0]])
     points = np.vstack([inside, outside])
@@ -45,7 +46,7 @@ def test_intervals_widen_away_from_data(sine_model):
     assert spread[3:].min() > 3 * spread[:3].max(), spread
     draws = sine_model.predictive_draws(points, 500, seed=2).numpy()[..., 0]
     widths = np.array([interval.width for interval in candidate_intervals(draws)])
-    assert widths[3:].min() > 1.5 * widths[:3].max(), widths
+    assert widths[3:].mean() > 1.5 * widths[:3].mean(), widths
 
 
 def test_botorch_model_shapes(sine_model):
@@ -110,15 +111,35 @@ def test_stacked_members_do_not_interact_and_write_back_their_own_slices():
     members = _members(2)
     stacked = StackedMembers(members)
     x = torch.randn(2, 5, 4)  # E x n x d
-    loss = stacked.forward(x, torch.Generator().manual_seed(0))[0].sum() + stacked.kl_divergence()[0]
-    loss.backward()
+    stacked.forward(x, torch.Generator().manual_seed(0))[0].sum().backward()
+    stacked.add_kl_gradient(0.5)
     for tensor in stacked.parameters():
         assert tensor.grad[0].abs().sum() > 0
-        assert torch.equal(tensor.grad[1], torch.zeros_like(tensor.grad[1]))
+        assert torch.allclose(tensor.grad[1], 0.5 * _kl_gradient(members[1])[tensor is stacked.rho])
     before = [p.detach().clone() for p in members[1].parameters()]
     with torch.no_grad():
         for tensor in stacked.parameters():
             tensor.add_(1.0)
     stacked.write_back(0)
-    assert torch.allclose(members[0].layers[0].bias_mu, stacked.layers[0]["bias_mu"][0])
+    assert torch.equal(members[0].layers[0].bias_mu, stacked.mu[0, 4 * 8 : 4 * 8 + 8].detach())
     assert all(torch.equal(a, b) for a, b in zip(before, members[1].parameters(), strict=True))
+
+
+def _kl_gradient(member: VariationalMLP) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference: autograd's gradient of the member's KL with respect to its flat ``(mu, rho)``, in layer order."""
+    member.zero_grad()
+    _kl(member).backward()
+    mu = torch.cat([p.grad.flatten() for layer in member.layers for p in (layer.weight_mu, layer.bias_mu)])
+    rho = torch.cat([p.grad.flatten() for layer in member.layers for p in (layer.weight_rho, layer.bias_rho)])
+    return mu, rho
+
+
+def test_closed_form_kl_gradient_is_autograds():
+    members = _members(3)
+    stacked = StackedMembers(members)
+    for tensor in stacked.parameters():
+        tensor.grad = torch.zeros_like(tensor)
+    stacked.add_kl_gradient(2.0)
+    for member, reference in zip(range(3), map(_kl_gradient, members), strict=True):
+        assert torch.allclose(stacked.mu.grad[member], 2.0 * reference[0], rtol=1e-5, atol=1e-6)
+        assert torch.allclose(stacked.rho.grad[member], 2.0 * reference[1], rtol=1e-5, atol=1e-6)

@@ -9,6 +9,8 @@ from sbin_loop.config import ConfigError, ModelConfig, PolicyConfig
 from sbin_loop.model.botorch_model import BNNModel, EnsembleMemberSampler
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.policies import BatchPolicy, PoolScores, RandomPolicy, build_policy
+from sbin_loop.policies import batch as batch_module
+from sbin_loop.policies.acquisitions import LogExpectedImprovement
 
 
 def scores(samples: torch.Tensor, best: float | None = None, **kwargs) -> PoolScores:
@@ -148,6 +150,39 @@ def test_costs_turn_gains_into_gain_per_cost():
     assert select(samples, best=0.0, kind="expected_improvement", scored=cheap).indices == [1]
     with pytest.raises(ValueError, match="gain-type"):
         select(samples, kind="thompson", scored=cheap)
+
+
+@pytest.mark.parametrize("lazy", [4, 64])
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"kind": "expected_improvement"},
+        {"kind": "noisy_expected_improvement"},
+        {"kind": "expected_improvement", "constraints": [{"objective": "y", "upper": 2.5}], "min_feasibility": 0.6},
+    ],
+)
+def test_lazy_ei_batches_equal_full_evaluation(monkeypatch, policy, lazy):
+    """EI values only fall as picks are added: valuing the best-bounded candidates first picks what valuing all does."""
+    generator = torch.Generator().manual_seed(11)
+    means = torch.randn(1, 3000, generator=generator)
+    samples = means + (0.2 + torch.rand(1, 3000, generator=generator)) * torch.randn(64, 3000, generator=generator)
+    scored = {"baseline": samples[:, :5, None], "costs": 1 + torch.rand(3000, generator=generator)}
+    full_values = []
+    original = LogExpectedImprovement.values
+    monkeypatch.setattr(LogExpectedImprovement, "values", lambda self, *a: full_values.append(1) or original(self, *a))
+
+    def batch(k: int, **extra):
+        monkeypatch.setattr(batch_module, "LAZY_CANDIDATES", k)
+        full_values.clear()
+        chosen = select(samples, best=1.0, batch_size=10, scored={**scored, **extra}, **policy)
+        return chosen.indices, chosen.acquisition_values, len(full_values)
+
+    for extra in ({}, {"costs": None}):
+        reference, reference_values, _ = batch(10**6, **extra)
+        picks, values, full_passes = batch(lazy, **extra)
+        assert picks == reference and len(set(picks)) == 10
+        assert values == pytest.approx(reference_values, rel=1e-12)
+        assert full_passes < 10  # most picks valued only a few candidates
 
 
 def _bnn_and_pool() -> tuple[np.ndarray, BNNModel, torch.Tensor]:

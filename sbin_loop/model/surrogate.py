@@ -468,7 +468,7 @@ class BNNSurrogate(nn.Module):
             self._start_from(warm_start, generator)
             max_steps = cfg.warm_start_steps
         stacked = StackedMembers(self.members)
-        optimiser = torch.optim.Adam([*stacked.parameters(), self.raw_noise], lr=cfg.learning_rate)
+        optimiser = torch.optim.Adam([*stacked.parameters(), self.raw_noise], lr=cfg.learning_rate, fused=True)
         cosine = (
             torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max_steps, eta_min=0.01 * cfg.learning_rate)
             if cfg.learning_rate_schedule == "cosine"
@@ -477,7 +477,7 @@ class BNNSurrogate(nn.Module):
         orders = torch.stack([torch.randperm(n, generator=generator) for _ in range(n_members)])  # E x n
         best_loss, stale = [math.inf] * n_members, [0] * n_members
         best_state: list[tuple[list[dict[str, Tensor]], Tensor] | None] = [None] * n_members
-        nll = kl = torch.zeros(n_members)
+        nll = torch.zeros(n_members)
         step = 0
         for step in range(1, max_steps + 1):
             position = ((step - 1) % steps_per_epoch) * batch
@@ -487,10 +487,9 @@ class BNNSurrogate(nn.Module):
             raw = stacked.forward(x[rows], generator)  # E x b x heads
             noise = self._noise_scale(raw, self.raw_noise.unsqueeze(1))  # E x b x m
             nll = _masked_nll(raw[..., : self.n_outputs], noise, y[rows], mask[rows], cfg.likelihood, cfg.nll_beta)  # E
-            kl = stacked.kl_divergence() / n  # E
-            loss = (nll + cfg.kl_weight * kl).sum()
             optimiser.zero_grad()
-            loss.backward()
+            nll.sum().backward()
+            stacked.add_kl_gradient(cfg.kl_weight / n)  # the loss is nll + kl_weight * KL / n
             optimiser.step()
             if cosine is not None:
                 cosine.step()
@@ -510,7 +509,9 @@ class BNNSurrogate(nn.Module):
                 with torch.no_grad():
                     self.raw_noise[member] = kept[1]
         best = tuple(best_loss) if validation is not None else ()
-        return step * n_members, float(nll[-1].detach()), float(kl[-1].detach()), best
+        with torch.no_grad():
+            kl = stacked.kl_divergence()[-1] / n
+        return step * n_members, float(nll[-1].detach()), float(kl), best
 
     def _start_from(self, previous: BNNSurrogate, generator: torch.Generator) -> None:
         """Set the members to ``previous``'s, shrunk towards a fresh initialisation by ``warm_start_keep``.

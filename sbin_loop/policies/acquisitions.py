@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -50,6 +50,19 @@ class Scorer(Protocol):
 
     def values(self, pending: list[int], step: int) -> Tensor:
         """``N`` acquisition values given the batch's earlier picks ``pending``; ``step`` counts this rule's picks."""
+        ...
+
+
+@runtime_checkable
+class DiminishingScorer(Scorer, Protocol):
+    """A scorer whose values never increase as picks are added, and that can value a subset of the candidates.
+
+    A value from before a pick is then an upper bound of the value after it, so a batch can be filled by evaluating
+    only the candidates whose bounds could still beat the best fresh value (lazy greedy, Minoux 1978).
+    """
+
+    def values_at(self, pending: list[int], candidates: Tensor) -> Tensor:
+        """Values of the ``candidates`` (``K`` indices) given the batch's earlier picks ``pending``."""
         ...
 
 
@@ -107,6 +120,14 @@ class LogExpectedImprovement:
 
     def values(self, pending: list[int], step: int) -> Tensor:
         """Log expected improvement of each candidate over the incumbent and the pending picks."""
+        return self.values_at(pending, torch.arange(self.draws.shape[1]))
+
+    def values_at(self, pending: list[int], candidates: Tensor) -> Tensor:
+        """Log expected improvement of ``candidates`` (``K`` indices); never increases as picks are added.
+
+        A pick can only raise each draw's incumbent, and the (smoothed) improvement of every draw falls as its
+        incumbent rises.
+        """
         incumbent = self.base
         if pending:
             incumbent = torch.maximum(incumbent, self.draws[:, pending].max(dim=1).values)
@@ -115,7 +136,7 @@ class LogExpectedImprovement:
             cache, best_f=incumbent.unsqueeze(-1), sampler=EnsembleMemberSampler(self.draws.shape[0])
         )
         chunk = max(1, MAX_CHUNK_ELEMENTS // self.draws.shape[0])
-        choices = torch.arange(self.draws.shape[1], dtype=torch.float64).reshape(-1, 1, 1)
+        choices = candidates.to(torch.float64).reshape(-1, 1, 1)  # K x q=1 x d=1: the cache reads index d
         with torch.no_grad():
             return torch.cat([function(part) for part in choices.split(chunk)])
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from sbin_loop.config import AcquisitionConfig, PolicyConfig
-from sbin_loop.policies.acquisitions import Scale, build_scorer, objective_label
+from sbin_loop.policies.acquisitions import DiminishingScorer, Scale, build_scorer, objective_label
 from sbin_loop.policies.base import PoolScores, Selection
 
 
@@ -40,6 +40,43 @@ def per_unit_cost(values: Tensor, scale: Scale, costs: Tensor | None) -> Tensor:
         raise ValueError("cost-aware selection needs a gain-type acquisition (expected improvement or uncertainty)")
     costs = costs.to(values.dtype)
     return values - torch.log(costs) if scale == "log_gain" else values / costs
+
+
+LAZY_CANDIDATES = 256
+"""Candidates a diminishing scorer values first for a pick after the first: those with the best bounds."""
+
+
+def lazy_values(
+    scorer: DiminishingScorer, pending: list[int], step: int, bounds: Tensor, eligible: Tensor, costs: Tensor | None
+) -> Tensor:
+    """Values of a diminishing scorer where they decide the next pick: fresh where computed, ``-inf`` elsewhere.
+
+    ``bounds`` holds every candidate's latest value, an upper bound of its value now; it is tightened in place. The
+    ``LAZY_CANDIDATES`` eligible candidates with the best bounds (per unit cost) are valued first; if the best of them
+    beats every other eligible bound, it is the argmax of the fresh values of all candidates (lowest index on ties, as
+    ``torch.argmax``); otherwise every candidate is valued.
+
+    Args:
+        scorer: The rule's scorer.
+        pending: The batch's earlier picks.
+        step: This rule's pick count so far.
+        bounds: ``N`` upper bounds of the scorer's values.
+        eligible: ``N`` mask of candidates the pick may take.
+        costs: ``N`` costs, or None.
+    """
+    ranked_bounds = torch.where(eligible, per_unit_cost(bounds, scorer.scale, costs), -torch.inf)
+    first = torch.topk(ranked_bounds, min(LAZY_CANDIDATES, len(bounds))).indices.sort().values  # K, ascending
+    fresh = scorer.values_at(pending, first)
+    bounds[first] = fresh
+    ranked = per_unit_cost(fresh, scorer.scale, None if costs is None else costs[first])
+    best = float(torch.where(eligible[first], ranked, -torch.inf).max())
+    ranked_bounds[first] = -torch.inf
+    if float(ranked_bounds.max()) < best:
+        values = torch.full_like(bounds, -torch.inf)
+        values[first] = fresh
+        return values
+    bounds[:] = scorer.values(pending, step)
+    return bounds.clone()
 
 
 def standardised(features: np.ndarray) -> Tensor:
@@ -84,11 +121,16 @@ class BatchPolicy:
         selection = Selection([], [], [], [], [], [])
         for rule in self.config.acquisitions:
             scorer, draws = build_scorer(rule, scores, rng)
+            bounds: Tensor | None = None  # a diminishing scorer's latest values
             for step in range(rule.count):
                 eligible = self._eligible(picked, n_available, p_feasible, positions)
                 if eligible is None:
                     return selection
-                values = scorer.values(picked, step)
+                if bounds is None or not isinstance(scorer, DiminishingScorer):
+                    values = scorer.values(picked, step)
+                    bounds = values.clone()
+                else:
+                    values = lazy_values(scorer, picked, step, bounds, eligible, scores.costs)
                 ranked = torch.where(eligible, per_unit_cost(values, scorer.scale, scores.costs), -torch.inf)
                 pick = int(torch.argmax(ranked))
                 picked.append(pick)
