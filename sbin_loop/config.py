@@ -229,10 +229,10 @@ class ModelConfig(_Section):
             round from scratch.
             Out-of-fold calibration models always start fresh (a previous model has seen their held-out fold).
             Measured on SuperCon discovery (``benchmarks/campaign.py``, qLogEI, 64-64 network, seeds 0-5 to 500
-            evaluations, paired with fresh training): a round's fit took 1.1 s instead of 4.1-4.8 s at 250 steps,
-            and found more of the top 1% early (0.35 vs 0.27 at 200 evaluations) but less late (0.50 vs 0.73 at 500);
-            a fresh round after every four continued ones (``warm_start_rounds``) did not close the late gap (0.55 at
-            250 steps on seeds 0-4, 0.59 at 100). Worth it where training is slow and the budget short.
+            evaluations, paired with fresh training, per-layer trainer): a round's fit took 1.1 s instead of 4.1-4.8 s
+            at 250 steps, and found more of the top 1% early (0.35 vs 0.27 at 200 evaluations) but less late (0.50 vs
+            0.73 at 500); a fresh round after every four continued ones (``warm_start_rounds``) did not close the late
+            gap (0.55 at 250 steps on seeds 0-4, 0.59 at 100). Worth it where training is slow and the budget short.
         warm_start_rounds: Consecutive rounds that may continue from the previous model; the round after them trains
             from scratch.
         warm_start_keep: Share of the previous model kept when continuing: weight means start at ``keep * previous +
