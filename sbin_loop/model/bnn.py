@@ -166,18 +166,10 @@ class StackedMembers:
         self.rho = torch.stack([self._flatten(member, "rho") for member in self.members]).requires_grad_()  # E x P
         # Per parameter prior: KL = sum(log(prior / std) + (std^2 + mu^2) / (2 prior^2) - 1/2), in float64 then cast.
         prior = torch.cat(
-            [
-                torch.full((size,), layer.prior_std, dtype=torch.float64)
-                for layer in template
-                for size in self._layer_sizes(layer)
-            ]
+            [torch.full((size,), template[k // 2].prior_std, dtype=torch.float64) for k, size in enumerate(self.sizes)]
         )
         self.half_inverse_prior_var = (0.5 / prior**2).float()  # P
         self.kl_constant = float((torch.log(prior) - 0.5).sum())
-
-    @staticmethod
-    def _layer_sizes(layer: BayesianLinear) -> tuple[int, int]:
-        return layer.weight_mu.numel(), layer.bias_mu.numel()
 
     @staticmethod
     def _flatten(member: VariationalMLP, kind: str) -> Tensor:

@@ -476,7 +476,7 @@ class BNNSurrogate(nn.Module):
         )
         orders = torch.stack([torch.randperm(n, generator=generator) for _ in range(n_members)])  # E x n
         best_loss, stale = [math.inf] * n_members, [0] * n_members
-        best_state: list[tuple[list[dict[str, Tensor]], Tensor] | None] = [None] * n_members
+        best_state: list[tuple[tuple[Tensor, Tensor], Tensor] | None] = [None] * n_members  # (mu, rho), noise
         nll = torch.zeros(n_members)
         step = 0
         for step in range(1, max_steps + 1):
