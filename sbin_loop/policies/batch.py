@@ -121,16 +121,17 @@ class BatchPolicy:
         selection = Selection([], [], [], [], [], [])
         for rule in self.config.acquisitions:
             scorer, draws = build_scorer(rule, scores, rng)
+            lazy = isinstance(scorer, DiminishingScorer)
             bounds: Tensor | None = None  # a diminishing scorer's latest values
             for step in range(rule.count):
                 eligible = self._eligible(picked, n_available, p_feasible, positions)
                 if eligible is None:
                     return selection
-                if bounds is None or not isinstance(scorer, DiminishingScorer):
-                    values = scorer.values(picked, step)
-                    bounds = values.clone()
-                else:
+                if lazy and bounds is not None:
                     values = lazy_values(scorer, picked, step, bounds, eligible, scores.costs)
+                else:
+                    values = scorer.values(picked, step)
+                    bounds = values.clone() if lazy else None
                 ranked = torch.where(eligible, per_unit_cost(values, scorer.scale, scores.costs), -torch.inf)
                 pick = int(torch.argmax(ranked))
                 picked.append(pick)
