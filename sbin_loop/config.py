@@ -6,6 +6,7 @@ silently ignored setting. ``load_config`` turns pydantic's errors into one messa
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -138,6 +139,10 @@ SpaceConfig = Annotated[
 """Either kind of candidate space, chosen by its ``kind`` key."""
 
 
+Bounds = tuple[float | None, float | None]
+"""A quantity's support ``(low, high)``; None for an open end."""
+
+
 class ObjectiveConfig(_Section):
     """One quantity the model learns and the campaign optimises or explores.
 
@@ -147,6 +152,9 @@ class ObjectiveConfig(_Section):
         goal: ``maximize`` or ``minimize`` the quantity.
         transform: ``log1p`` models log(1 + y) (for non-negative, skewed targets such as Tc); ``none`` models y.
         unit: Unit shown in logs and reports.
+        bounds: The quantity's physical support ``[low, high]``; either end may be null (``Tc_K: [0, null]``). The
+            model's draws, means, intervals and acquisition values stay inside it by construction, and a measured
+            value outside it is recorded as a failed result instead of being trained on.
     """
 
     name: str = Field(min_length=1)
@@ -154,11 +162,35 @@ class ObjectiveConfig(_Section):
     goal: Literal["maximize", "minimize"] = "maximize"
     transform: Literal["none", "log1p"] = "none"
     unit: str = ""
+    bounds: Bounds | None = None
+
+    @field_validator("bounds")
+    @classmethod
+    def _ordered_bounds(cls, bounds: Bounds | None) -> Bounds | None:
+        if bounds is None:
+            return None
+        if any(end is not None and not math.isfinite(end) for end in bounds):
+            raise ValueError("bounds must be finite numbers or null")
+        low, high = bounds
+        if low is not None and high is not None and not low < high:
+            raise ValueError(f"bounds: low ({low}) must be below high ({high})")
+        return None if low is None and high is None else bounds
 
     @property
     def data_column(self) -> str:
         """Column in the oracle's table holding this objective."""
         return self.column or self.name
+
+    def support_violation(self, value: float) -> str | None:
+        """Why ``value`` cannot be a measurement of this quantity (not finite, or outside ``bounds``), else None."""
+        if not math.isfinite(value):
+            return f"{self.name} = {value} is not a finite number"
+        low, high = self.bounds or (None, None)
+        if low is not None and value < low:
+            return f"{self.name} = {value:g} is below its lower bound {low:g}"
+        if high is not None and value > high:
+            return f"{self.name} = {value:g} is above its upper bound {high:g}"
+        return None
 
 
 class ModelConfig(_Section):
