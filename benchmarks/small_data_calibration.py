@@ -31,8 +31,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--test-rows", type=int, default=2000)
     parser.add_argument("--json", help="write the results to this JSON file")
+    parser.add_argument("--bounds", default="0,", help="support of Tc as LOW,HIGH (either may be empty; ',' for none)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    bounds = tuple(float(end) if end.strip() else None for end in args.bounds.split(","))
+    bounds = None if bounds == (None, None) else bounds
     task = supercon_task(False, 0, None)
     x, y = task.features, task.target
     results = []
@@ -41,7 +44,7 @@ def main() -> None:
             order = np.random.default_rng(1000 + seed).permutation(len(y))
             train, test = order[:size], order[size : size + args.test_rows]
             for name, update in SETTINGS.items():
-                surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), ModelConfig(**update))
+                surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), ModelConfig(**update), (bounds,))
                 report = surrogate.fit(x[train], y[train, None], seed=seed)
                 draws = surrogate.predictive_draws(x[test], 500, seed=seed + 1).numpy()[:, :, 0]
                 lower, upper = np.quantile(draws, [0.025, 0.975], axis=0)

@@ -49,7 +49,7 @@ from sbin_loop.features.structure_inputs import StructureInputs, relaxed_structu
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
-from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage, build_oracles, checked_outcome, dataset_table
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.policies.screening import RunningTop, chunk_size, screen
@@ -721,9 +721,13 @@ class Campaign:
             self.objective_names,
             tuple(objective.transform for objective in self.config.objectives),
             self.config.model,
+            tuple(objective.bounds for objective in self.config.objectives),
         )
         seed = derive_seed(self.config.seed, doc.round, _TRAIN)
-        report = surrogate.fit(features, targets, seed, groups, warm_start=self._warm_start(doc.round, surrogate))
+        try:
+            report = surrogate.fit(features, targets, seed, groups, warm_start=self._warm_start(doc.round, surrogate))
+        except ModelOutputError as error:
+            raise CampaignError(f"round {doc.round}: {error}; no checkpoint was stored") from None
         checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
         save_surrogate(surrogate, self.directory / checkpoint, feature_names)
         return self.store.update_round(
@@ -764,7 +768,8 @@ class Campaign:
             self.config.intervals.n_draws,
             derive_seed(self.config.seed, index, _INTERVALS),
         ).numpy()  # S x n x m
-        return [candidate_intervals(draws[..., j], self.config.intervals.level) for j in range(draws.shape[-1])]
+        level = self.config.intervals.level
+        return [candidate_intervals(draws[..., j], level, surrogate.bounds[j]) for j in range(draws.shape[-1])]
 
     def _candidate_intervals(
         self, surrogate: BNNSurrogate, rows: np.ndarray, index: int, observed: dict[str, dict[str, float]]

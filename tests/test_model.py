@@ -10,15 +10,14 @@ from sbin_loop.config import ModelConfig
 from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
+from sbin_loop.model.likelihood import masked_nll, standard_noise
 from sbin_loop.model.surrogate import (
     CALIBRATION_LEVELS,
     BNNSurrogate,
     HeldOutErrors,
-    _masked_nll,
     cross_validation_folds,
     finite_sample_coverage,
     split_draws,
-    standard_noise,
     validation_split,
 )
 
@@ -86,17 +85,17 @@ def test_masked_likelihood_ignores_missing_entries():
     mask = torch.tensor([[True, False], [True, True], [True, False], [False, True]])
     altered = target.clone()
     altered[~mask] = 1e6
-    expected = _masked_nll(mean, noise, target, mask)
-    assert torch.equal(expected, _masked_nll(mean, noise, altered, mask))
+    expected = masked_nll(mean, noise, target, mask)
+    assert torch.equal(expected, masked_nll(mean, noise, altered, mask))
 
 
 def test_laplace_likelihood_is_the_laplace_log_density_and_its_noise_has_unit_scale():
     mean, scale = torch.tensor([[0.0], [1.0], [-2.0]]), torch.tensor([[0.5], [2.0], [1.0]])
     target, mask = torch.tensor([[1.0], [0.0], [-2.5]]), torch.ones(3, 1, dtype=torch.bool)
     expected = -torch.distributions.Laplace(mean, scale).log_prob(target).mean()
-    assert torch.allclose(_masked_nll(mean, scale, target, mask, "laplace"), expected)
+    assert torch.allclose(masked_nll(mean, scale, target, mask, "laplace"), expected)
     gaussian = -torch.distributions.Normal(mean, scale).log_prob(target).mean()
-    assert torch.allclose(_masked_nll(mean, scale, target, mask, "gaussian"), gaussian)
+    assert torch.allclose(masked_nll(mean, scale, target, mask, "gaussian"), gaussian)
     draws = standard_noise(torch.Size([200_000]), "laplace", torch.Generator().manual_seed(0))
     assert abs(float(draws.mean())) < 0.01 and abs(float(draws.abs().mean()) - 1.0) < 0.01  # E|X| = b = 1
     assert abs(float(draws.std()) - math.sqrt(2)) < 0.02

@@ -11,6 +11,10 @@ gives per candidate the mean, the standard deviation and three kinds of interval
 - ``quantile_interval``: the empirical ``α/2`` and ``1 - α/2`` quantiles of the draws. It makes no shape assumption, so
   it keeps the skew of back-transformed (e.g. ``log1p``) targets.
 
+With a support (``bounds``, e.g. Tc >= 0) the draws already lie in it (the surrogate's censored observation model),
+so the mean, median and quantile interval do too; the two t-based intervals, which assume a symmetric shape, are
+intersected with the support, and a draw outside it is refused as a model error.
+
 The campaign loop reports the quantile interval as the range of a candidate's property (its coverage is what
 ``benchmarks/model_accuracy.py`` measures), and the Monte Carlo mean interval alongside, to show the sampling error of
 the mean that ranks candidates.
@@ -50,15 +54,20 @@ class IntervalSummary:
     quantile_interval: tuple[np.ndarray, np.ndarray]
 
 
-def summarise_draws(draws: np.ndarray, level: float = 0.95) -> IntervalSummary:
+def summarise_draws(
+    draws: np.ndarray, level: float = 0.95, bounds: tuple[float | None, float | None] | None = None
+) -> IntervalSummary:
     """Mean, spread and intervals of Monte Carlo draws.
 
     Args:
         draws: ``S x ...`` array of draws (``S >= 2``), e.g. ``S x n x m`` predictive draws.
         level: Central probability of every interval, in ``(0, 1)``.
+        bounds: The quantity's support ``(low, high)`` (None for an open end): every draw must lie in it, and the
+            t-based intervals are intersected with it.
 
     Raises:
-        ValueError: If fewer than two draws are given, the level is outside ``(0, 1)`` or a draw is not finite.
+        ValueError: If fewer than two draws are given, the level is outside ``(0, 1)``, a draw is not finite or a
+            draw lies outside ``bounds``.
     """
     draws = np.asarray(draws, dtype=np.float64)
     if draws.ndim < 1 or draws.shape[0] < 2:
@@ -67,6 +76,10 @@ def summarise_draws(draws: np.ndarray, level: float = 0.95) -> IntervalSummary:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if not np.isfinite(draws).all():
         raise ValueError("draws contain NaN or infinite values")
+    low, high = bounds or (None, None)
+    low, high = -np.inf if low is None else low, np.inf if high is None else high
+    if (draws < low).any() or (draws > high).any():
+        raise ValueError(f"draws fall outside the support [{low}, {high}]")
     n_draws = draws.shape[0]
     mean = draws.mean(axis=0)
     std = draws.std(axis=0, ddof=1)
@@ -80,8 +93,11 @@ def summarise_draws(draws: np.ndarray, level: float = 0.95) -> IntervalSummary:
         mean=mean,
         std=std,
         median=median,
-        mc_mean_interval=(mean - t_quantile * standard_error, mean + t_quantile * standard_error),
-        t_predictive_interval=(mean - predictive_half, mean + predictive_half),
+        mc_mean_interval=(
+            np.clip(mean - t_quantile * standard_error, low, high),
+            np.clip(mean + t_quantile * standard_error, low, high),
+        ),
+        t_predictive_interval=(np.clip(mean - predictive_half, low, high), np.clip(mean + predictive_half, low, high)),
         quantile_interval=(lower, upper),
     )
 
@@ -113,9 +129,11 @@ class Interval(BaseModel):
         return self.upper - self.lower
 
 
-def candidate_intervals(draws: np.ndarray, level: float = 0.95) -> list[Interval]:
-    """One ``Interval`` per column of ``S x n`` draws of one quantity."""
-    summary = summarise_draws(draws, level)
+def candidate_intervals(
+    draws: np.ndarray, level: float = 0.95, bounds: tuple[float | None, float | None] | None = None
+) -> list[Interval]:
+    """One ``Interval`` per column of ``S x n`` draws of one quantity in its support ``bounds``."""
+    summary = summarise_draws(draws, level, bounds)
     if summary.mean.ndim != 1:
         raise ValueError(f"expected S x n draws of one quantity, got shape {np.shape(draws)}")
     return [

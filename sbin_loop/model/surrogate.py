@@ -30,8 +30,9 @@ from scipy.optimize import isotonic_regression
 from torch import Tensor, nn
 from torch.nn import functional
 
-from sbin_loop.config import ModelConfig
+from sbin_loop.config import Bounds, ModelConfig
 from sbin_loop.model.bnn import StackedMembers, VariationalMLP
+from sbin_loop.model.likelihood import masked_nll, standard_noise
 
 TRANSFORMS = ("none", "log1p")
 """Target transforms: the model learns ``log1p(y)`` for ``log1p`` targets and maps draws back with ``expm1``."""
@@ -78,6 +79,34 @@ LOG1P_MAX = 80.0
 
 def _inverse_transform(kind: str, values: Tensor) -> Tensor:
     return torch.expm1(values.clamp(max=LOG1P_MAX)) if kind == "log1p" else values
+
+
+class ModelOutputError(ValueError):
+    """A model produced a value that is not finite; nothing computed from it may be stored."""
+
+
+def _forward_transform_each(transforms: tuple[str, ...], values: Tensor) -> Tensor:
+    """Apply each output's transform to its entry of an ``m`` vector (infinite ends stay infinite)."""
+    transformed = torch.stack([_forward_transform(kind, values[j]) for j, kind in enumerate(transforms)])
+    return torch.where(torch.isinf(values), values, transformed)
+
+
+def _support_tensor(bounds: tuple[Bounds | None, ...], transforms: tuple[str, ...], names: tuple[str, ...]) -> Tensor:
+    """``m x 2`` tensor of each output's ``(low, high)`` in target units, ``-inf``/``inf`` for open ends.
+
+    Raises:
+        ValueError: If a ``log1p`` output's lower bound is -1 or below (its transform is undefined there).
+    """
+    support = torch.tensor([[-math.inf, math.inf]] * len(names))
+    for j, ends in enumerate(bounds):
+        low, high = ends if ends is not None else (None, None)
+        if low is not None:
+            support[j, 0] = low
+        if high is not None:
+            support[j, 1] = high
+        if transforms[j] == "log1p" and low is not None and low <= -1:
+            raise ValueError(f"target {names[j]!r}: a log1p output needs a lower bound above -1, got {low}")
+    return support
 
 
 def split_draws(n_draws: int, n_members: int) -> list[int]:
@@ -144,39 +173,6 @@ def _masked_error(mean: Tensor, target: Tensor, mask: Tensor, power: int) -> Ten
     return (((mean - target).abs() ** power) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
 
 
-def _masked_nll(
-    mean: Tensor, noise_scale: Tensor, target: Tensor, mask: Tensor, likelihood: str = "gaussian", beta: float = 0.0
-) -> Tensor:
-    """Mean negative log-likelihood over the observed (``mask``) entries of each ``n x m`` slice.
-
-    ``gaussian``: ``noise_scale`` is the standard deviation. ``laplace``: it is the scale ``b`` (standard deviation
-    ``b sqrt 2``); the Laplace likelihood's maximum is the conditional median, which is what absolute errors reward, and
-    it does not chase outliers (duplicates of one composition with different measured values) as a squared error does.
-
-    With ``beta > 0`` each entry is weighted by ``noise_scale^(p beta)`` (held constant in the gradient; ``p`` = 2 for
-    ``gaussian``, 1 for ``laplace``): the beta-NLL of Seitzer et al. (ICLR 2022), which stops a heteroscedastic model
-    from fitting the mean only where it claims to be certain; at ``beta = 1`` the mean's gradient is that of the
-    squared (Gaussian) or absolute (Laplace) error. ``beta = 0`` is the plain NLL.
-    """
-    if likelihood == "laplace":  # twice the NLL, as the Gaussian errors below (halved at the end)
-        errors = 2 * ((mean - target).abs() / noise_scale + torch.log(2 * noise_scale))
-        power = 1
-    else:
-        errors = ((mean - target) / noise_scale) ** 2 + 2 * torch.log(noise_scale) + math.log(2 * math.pi)
-        power = 2
-    if beta > 0:
-        errors = errors * noise_scale.detach() ** (power * beta)
-    return 0.5 * (errors * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
-
-
-def standard_noise(shape: torch.Size, likelihood: str, generator: torch.Generator) -> Tensor:
-    """Seeded draws of the unit-scale observation noise of a likelihood (standard normal, or Laplace with ``b = 1``)."""
-    if likelihood == "laplace":
-        uniform = torch.rand(shape, generator=generator) - 0.5  # U(-1/2, 1/2); inverse CDF of the Laplace
-        return -torch.sign(uniform) * torch.log1p(-2 * uniform.abs()).clamp(min=-80.0)
-    return torch.randn(shape, generator=generator)
-
-
 def finite_sample_coverage(levels: np.ndarray, n_held_out: int) -> np.ndarray:
     """Coverage of ``n_held_out`` held-out errors that makes a central interval cover a new point with ``levels``.
 
@@ -199,14 +195,19 @@ class HeldOutErrors:
     """One output's errors on rows a model did not train on, in that model's standardised units.
 
     Attributes:
-        offset: ``n``: observed target minus the median of the model's uncalibrated predictive draws.
+        offset: ``n``: observed target minus the median of the model's uncalibrated latent predictive draws.
         lower: ``L x n``: lower bounds of the central ``CALIBRATION_LEVELS`` intervals, minus the same median.
         upper: ``L x n``: the upper bounds, minus the median.
+        floor: ``n`` (or a scalar): the support's lower bound minus the median (``-inf`` when unbounded). Predictive
+            draws are clamped to the support, so a scaled interval reaches no further than this.
+        ceiling: The same for the upper bound.
     """
 
     offset: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    floor: np.ndarray | float = -np.inf
+    ceiling: np.ndarray | float = np.inf
 
 
 @dataclass(frozen=True)
@@ -243,11 +244,18 @@ class TrainingReport:
 class BNNSurrogate(nn.Module):
     """Ensemble of mean-field variational BNNs over standardised descriptors, predicting all objectives jointly.
 
+    Each output may have a physical support (``bounds``): it is then a censored observation of an unbounded latent
+    value (``sbin_loop.model.likelihood``): measurements at a bound train the probability mass beyond it, and every
+    function and predictive draw is mapped onto the support by the same observation model, so draws, means, medians,
+    intervals and acquisition values never leave it.
+
     Args:
         n_features: Number of input descriptors ``d``.
         target_names: Names of the ``m`` outputs.
         transforms: One entry of ``TRANSFORMS`` per output.
         config: Architecture and training settings.
+        bounds: Per output, the support ``(low, high)`` in the target's own units (None for an open end), or None for
+            an unbounded output. Stored with the weights (the ``support`` buffer), so a checkpoint keeps it.
     """
 
     def __init__(
@@ -256,6 +264,7 @@ class BNNSurrogate(nn.Module):
         target_names: tuple[str, ...],
         transforms: tuple[str, ...],
         config: ModelConfig,
+        bounds: tuple[Bounds | None, ...] | None = None,
     ) -> None:
         super().__init__()
         if len(target_names) != len(transforms):
@@ -263,6 +272,9 @@ class BNNSurrogate(nn.Module):
         unknown = set(transforms) - set(TRANSFORMS)
         if unknown:
             raise ValueError(f"unknown target transform(s) {sorted(unknown)}; known: {TRANSFORMS}")
+        bounds = tuple(bounds) if bounds is not None else (None,) * len(target_names)
+        if len(bounds) != len(target_names):
+            raise ValueError("one bounds entry (or None) per target is required")
         self.config = config
         self.target_names = tuple(target_names)
         self.transforms = tuple(transforms)
@@ -282,6 +294,24 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
         self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
+        self.register_buffer("support", _support_tensor(bounds, self.transforms, self.target_names))  # m x 2
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        """Load a state dict; one written before supports existed has no ``support`` entry and stays unbounded."""
+        state_dict.setdefault(prefix + "support", self.support.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def bounds(self) -> tuple[Bounds | None, ...]:
+        """Per output, its support ``(low, high)`` in target units (None for an open end), or None if unbounded."""
+        ends = [tuple(None if math.isinf(v) else float(v) for v in row) for row in self.support.tolist()]
+        return tuple(None if end == (None, None) else end for end in ends)
+
+    def _standardised_support(self) -> tuple[Tensor, Tensor]:
+        """Each output's ``low`` and ``high`` (``m`` each) in standardised transformed units; infinite where open."""
+        low = (_forward_transform_each(self.transforms, self.support[:, 0]) - self.y_mean) / self.y_std
+        high = (_forward_transform_each(self.transforms, self.support[:, 1]) - self.y_mean) / self.y_std
+        return low, high
 
     @property
     def n_features(self) -> int:
@@ -384,9 +414,18 @@ class BNNSurrogate(nn.Module):
             raise ValueError(f"expected {self.n_outputs} target columns, got {y_raw.shape[1]}")
         if torch.isinf(x).any():
             raise ValueError("features contain infinite values")
+        if torch.isinf(y_raw).any():
+            raise ValueError("targets contain infinite values (or values too large for float32)")
         for j, kind in enumerate(self.transforms):
             if kind == "log1p" and (y_raw[:, j] < 0).any():
                 raise ValueError(f"target {self.target_names[j]!r} has negative values; log1p needs y >= 0")
+        outside = (y_raw < self.support[:, 0]) | (y_raw > self.support[:, 1])  # NaN compares False
+        for j in torch.nonzero(outside.any(dim=0)).flatten().tolist():
+            raise ValueError(
+                f"target {self.target_names[j]!r} has {int(outside[:, j].sum())} value(s) outside its bounds "
+                f"{self.bounds[j]}"
+            )
+        censored = (y_raw >= self.support[:, 1]).to(torch.int8) - (y_raw <= self.support[:, 0]).to(torch.int8)
         cfg = self.config
         if not cfg.warm_start_steps:
             warm_start = None
@@ -413,9 +452,10 @@ class BNNSurrogate(nn.Module):
         validation = (x[val_rows_t], y[val_rows_t], mask[val_rows_t]) if len(val_rows) else None
         with torch_threads(cfg.train_threads):
             steps, nll, kl, best = self._fit_members(
-                x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], validation, generator, warm_start
+                x[fit_rows_t], y[fit_rows_t], mask[fit_rows_t], censored[fit_rows_t], validation, generator, warm_start
             )
         self.eval()
+        self.check_finite()
         n_calibration = 0
         if cfg.recalibrate and validation is not None:
             n_calibration = self._recalibrate([self._held_out_errors(*validation, seed=seed)], scale_functions=True)
@@ -435,11 +475,22 @@ class BNNSurrogate(nn.Module):
             warm_started=warm_start is not None,
         )
 
+    def check_finite(self) -> None:
+        """Refuse a model with a non-finite weight, scaler or factor (the support's open ends aside).
+
+        Raises:
+            ModelOutputError: Naming the first offending tensor; such a model must not be saved or used.
+        """
+        for name, tensor in self.state_dict().items():
+            if name != "support" and not torch.isfinite(tensor).all():
+                raise ModelOutputError(f"training produced non-finite values in {name}; the model is not used")
+
     def _fit_members(
         self,
         x: Tensor,
         y: Tensor,
         mask: Tensor,
+        censored: Tensor,
         validation: tuple[Tensor, Tensor, Tensor] | None,
         generator: torch.Generator,
         warm_start: BNNSurrogate | None = None,
@@ -447,6 +498,8 @@ class BNNSurrogate(nn.Module):
         """Train every member at once (``StackedMembers``), each on its own minibatch order and with its own stopping.
 
         Members start from a fresh seeded initialisation, or from ``warm_start``'s members for ``warm_start_steps``.
+        ``censored`` (``n x m``: -1 / +1 at the lower / upper bound of the support, else 0) selects the censored
+        likelihood terms.
 
         Every ``validation_interval`` steps each member's validation loss is checked; a member keeps its best
         checkpoint, and training ends when every member has gone ``patience`` checks without improving (a member that
@@ -486,7 +539,9 @@ class BNNSurrogate(nn.Module):
             rows = orders[:, position : position + batch]  # E x b
             raw = stacked.forward(x[rows], generator)  # E x b x heads
             noise = self._noise_scale(raw, self.raw_noise.unsqueeze(1))  # E x b x m
-            nll = _masked_nll(raw[..., : self.n_outputs], noise, y[rows], mask[rows], cfg.likelihood, cfg.nll_beta)  # E
+            nll = masked_nll(
+                raw[..., : self.n_outputs], noise, y[rows], mask[rows], cfg.likelihood, cfg.nll_beta, censored[rows]
+            )  # E
             optimiser.zero_grad()
             nll.sum().backward()
             stacked.add_kl_gradient(cfg.kl_weight / n)  # the loss is nll + kl_weight * KL / n
@@ -537,12 +592,15 @@ class BNNSurrogate(nn.Module):
         x, y, mask = validation
         with torch.no_grad():
             raw = stacked.forward_mean(x)  # E x n x heads
+            low, high = self._standardised_support()
             mean = raw[..., : self.n_outputs]
             if self.config.validation_metric == "nll":
                 noise = self._noise_scale(raw, self.raw_noise.unsqueeze(1))
-                losses = _masked_nll(mean, noise, y, mask, self.config.likelihood)
+                censored = (y >= high).to(torch.int8) - (y <= low).to(torch.int8)
+                losses = masked_nll(mean, noise, y, mask, self.config.likelihood, censored=censored)
             else:
-                losses = _masked_error(mean, y, mask, power=1 if self.config.validation_metric == "mae" else 2)
+                observed = torch.maximum(torch.minimum(mean, high), low)  # what the censored model predicts
+                losses = _masked_error(observed, y, mask, power=1 if self.config.validation_metric == "mae" else 2)
         return [float(v) for v in losses]
 
     def _held_out_errors(self, x: Tensor, y: Tensor, mask: Tensor, seed: int) -> list[HeldOutErrors]:
@@ -560,6 +618,7 @@ class BNNSurrogate(nn.Module):
             noise_draws = self._unit_noise(mean.shape, torch.Generator().manual_seed(seed + 1))
             draws = mean + noise * noise_draws  # S x n x m, uncalibrated predictive draws
         centre = draws.median(dim=0).values.numpy()
+        low, high = (end.numpy() for end in self._standardised_support())
         levels = np.asarray(CALIBRATION_LEVELS)
         probabilities = np.concatenate([(1 - levels) / 2, (1 + levels) / 2])
         quantiles = np.quantile(draws.numpy(), probabilities, axis=0) - centre  # 2L x n x m
@@ -571,6 +630,8 @@ class BNNSurrogate(nn.Module):
                     offset=y[observed, j].numpy() - centre[observed, j],
                     lower=quantiles[: len(levels), observed, j],
                     upper=quantiles[len(levels) :, observed, j],
+                    floor=low[j] - centre[observed, j],
+                    ceiling=high[j] - centre[observed, j],
                 )
             )
         return errors
@@ -591,7 +652,7 @@ class BNNSurrogate(nn.Module):
             train = np.setdiff1d(np.arange(len(targets)), held)
             if not (~np.isnan(targets[train])).any(axis=0).all():
                 continue
-            fold_model = BNNSurrogate(self.n_features, self.target_names, self.transforms, fold_config)
+            fold_model = BNNSurrogate(self.n_features, self.target_names, self.transforms, fold_config, self.bounds)
             fold_model.fit(x_all[train], targets[train], seed=seed + 1 + k)
             y_held = (fold_model._transformed(torch.as_tensor(targets[held])) - fold_model.y_mean) / fold_model.y_std
             per_fold.append(
@@ -636,9 +697,17 @@ class BNNSurrogate(nn.Module):
                 continue
             lower = np.concatenate([per_output[j].lower for per_output in errors], axis=1)  # L x n
             upper = np.concatenate([per_output[j].upper for per_output in errors], axis=1)
+            floor = np.concatenate([np.broadcast_to(e[j].floor, e[j].offset.shape) for e in errors])  # n
+            ceiling = np.concatenate([np.broadcast_to(e[j].ceiling, e[j].offset.shape) for e in errors])
             coverage = np.stack(
-                [((offset >= scale * lower) & (offset <= scale * upper)).mean(axis=1) for scale in grid]
-            )  # G x L
+                [
+                    (
+                        (offset >= np.maximum(scale * lower, floor) - 1e-6)
+                        & (offset <= np.minimum(scale * upper, ceiling) + 1e-6)
+                    ).mean(axis=1)
+                    for scale in grid
+                ]
+            )  # G x L: intervals reach no further than the support
             overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
             reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
             smallest = np.where(reaching.any(axis=0), reaching.argmax(axis=0), len(grid) - 1)
@@ -748,11 +817,24 @@ class BNNSurrogate(nn.Module):
         return self._calibrated(mean)
 
     def to_target_units(self, standardised: Tensor) -> Tensor:
-        """Map ``... x m`` standardised transformed values back to the targets' own units."""
+        """Map ``... x m`` standardised transformed latent values to observations in the targets' own units.
+
+        The censored observation model clamps them to each output's support, so every value this returns (and every
+        mean, quantile or acquisition value computed from it) lies in the support.
+
+        Raises:
+            ModelOutputError: If a value is not finite; such a model must not be used or stored.
+        """
         transformed = standardised * self.y_std + self.y_mean
-        return torch.stack(
+        values = torch.stack(
             [_inverse_transform(kind, transformed[..., j]) for j, kind in enumerate(self.transforms)], dim=-1
         )
+        values = torch.maximum(torch.minimum(values, self.support[:, 1]), self.support[:, 0])
+        if not torch.isfinite(values).all():
+            raise ModelOutputError(
+                f"the model produced non-finite values for {', '.join(self.target_names)}; it is not used"
+            )
+        return values
 
     def function_draws(self, features: np.ndarray | Tensor, n_draws: int, seed: int) -> Tensor:
         """``S x n x m`` posterior draws of the noise-free function, in target units."""
