@@ -169,6 +169,15 @@ def fit_mean(task: Task, train: np.ndarray, test: np.ndarray) -> Prediction:
     return gaussian_prediction(np.full(len(test), values.mean()), np.full(len(test), values.std()), task.target[test])
 
 
+def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> np.ndarray:
+    """Winkler's interval score of central ``1 - alpha`` intervals: width plus ``2 / alpha`` times each miss's distance.
+
+    Lower is better; it rewards narrow intervals only as long as they cover (Gneiting & Raftery, JASA 2007).
+    """
+    below, above = np.clip(lower - y, 0, None), np.clip(y - upper, 0, None)
+    return (upper - lower) + (2 / alpha) * (below + above)
+
+
 def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None) -> dict[str, float]:
     error = prediction.point - y
     result = {
@@ -195,6 +204,8 @@ def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None)
             crps=float(prediction.crps.mean()),
             sharpness=float(np.sqrt((prediction.std**2).mean())),
             interval_width_95=float((upper[at_95] - lower[at_95]).mean()),
+            median_width_95=float(np.median(upper[at_95] - lower[at_95])),
+            winkler_95=float(interval_score(y, lower[at_95], upper[at_95], 0.05).mean()),
         )
     return result
 
