@@ -97,7 +97,10 @@ def test_a_restarted_file_queue_knows_what_it_sent_and_redelivers_unrecorded_res
     restarted = SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {})
     assert restarted.known(jobs) == {"c:r1:MgB2", "c:r1:NbTi"} and restarted.known([_job("MgB2", 2)]) == set()
     restarted.submit(jobs)
-    assert list(outbox.glob("*.json")) == [] and len((tmp_path / "oracle" / "requests.jsonl").read_text().splitlines()) == 2
+    assert (
+        list(outbox.glob("*.json")) == []
+        and len((tmp_path / "oracle" / "requests.jsonl").read_text().splitlines()) == 2
+    )
     assert restarted.poll(jobs)["c:r1:MgB2"].values == {"Tc_K": 39.0}
     _drop(inbox, "nbti.json", {"request_id": "c:r1:NbTi@1", "status": "failed", "failure_reason": "furnace"})
     outcomes = restarted.poll(jobs[1:])  # MgB2's result was stored by the loop, which no longer asks for it

@@ -104,7 +104,7 @@ class SynthesisResult(BaseModel):
             try:
                 numbers[name] = float(value)
             except OverflowError:
-                numbers[name] = math.copysign(math.inf, value)
+                numbers[name] = math.inf if value > 0 else -math.inf
         return numbers
 
 
