@@ -109,11 +109,11 @@ def test_a_link_planted_at_a_reason_file_is_not_written_through(lab: Lab):
     (lab.inbox / "rejected" / "bad.json.reason").symlink_to(lab.bait)
     lab.drop("bad.json", "{not json")
     assert lab.poll() == {}
+    lab.check_outside_untouched()
     reasons = lab.reasons()
     (name,) = [name for name in reasons if name != "bad.json"]
     assert "Invalid JSON" in reasons[name] and (lab.inbox / "rejected" / name).read_text() == "{not json"
     assert (lab.inbox / "rejected" / "bad.json.reason").is_symlink()  # left as planted, not replaced
-    lab.check_outside_untouched()
 
 
 def test_a_link_planted_at_a_partial_request_file_is_not_written_through(tmp_path: Path):
@@ -121,10 +121,10 @@ def test_a_link_planted_at_a_partial_request_file_is_not_written_through(tmp_pat
     (lab.outbox / f".{SAFE_ID}.partial").symlink_to(lab.bait)
     (lab.outbox / f"{SAFE_ID}.json").symlink_to(lab.bait)  # even the request's own name
     lab.oracle.submit([JOB])
+    lab.check_outside_untouched()
     request = lab.outbox / f"{SAFE_ID}.json"
     assert not request.is_symlink() and json.loads(request.read_text())["request_id"] == REQUEST_ID
     assert not [path for path in lab.outbox.iterdir() if path.name.endswith(".tmp")]
-    lab.check_outside_untouched()
 
 
 def test_the_ledger_is_the_campaigns_and_a_linked_outbox_ledger_is_never_written_or_migrated(tmp_path: Path):
@@ -135,9 +135,10 @@ def test_the_ledger_is_the_campaigns_and_a_linked_outbox_ledger_is_never_written
     before = snapshot(sandbox.watched)
     backend = campaign_file_queue(sandbox.root, FileQueueConfig(), "oracles.1.backend")
     SynthesisOracle(backend, SynthesisConditions(), {}).submit([JOB])
+    assert snapshot(sandbox.watched) == before
     assert backend.ledger.is_relative_to(sandbox.root / "oracle")
     assert json.loads(backend.ledger.read_text())["request_id"] == REQUEST_ID
-    assert (outbox / "sent.jsonl").is_symlink() and snapshot(sandbox.watched) == before
+    assert (outbox / "sent.jsonl").is_symlink()
 
 
 def test_an_outbox_ledger_of_an_earlier_version_is_migrated_once(tmp_path: Path):
@@ -266,8 +267,8 @@ def test_a_link_in_the_inbox_to_an_outside_file_is_rejected_without_reading_it(l
     lab.drop("ok.json", GOOD)
     assert lab.poll()[JOB.job_id].values == {"Tc_K": 39.0}
     reasons = lab.reasons()
-    assert set(reasons) == {"leak.json", "bait.json"} and all("symbolic link" in text for text in reasons.values())
     assert not any("TOP-SECRET" in text or "do not touch" in text for text in reasons.values())
+    assert set(reasons) == {"leak.json", "bait.json"} and all("symbolic link" in text for text in reasons.values())
     assert (lab.inbox / "rejected" / "leak.json").is_symlink()
     lab.check_outside_untouched()
 
