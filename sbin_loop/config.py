@@ -694,7 +694,7 @@ def queue_directory_problem(parts: tuple[str, ...]) -> str | None:
     if not parts:
         return "is the campaign directory itself; name a directory inside it (e.g. synthesis/inbox)"
     if ".." in parts:
-        return "leaves the campaign directory ('..')"
+        return "has a '..' component; name a directory inside the campaign directory"
     top = parts[0]
     if top in CAMPAIGN_ENTRIES or top.startswith("sbin.log."):
         return f"is (or is inside) the campaign's own {top!r}; give the lab a directory of its own (synthesis/inbox)"
@@ -719,7 +719,7 @@ class FileQueueConfig(_Section):
     @field_validator("outbox", "inbox")
     @classmethod
     def _inside_the_campaign(cls, value: str) -> str:
-        if PurePosixPath(value).is_absolute() or Path(value).is_absolute() or value.startswith("~"):
+        if PurePosixPath(value).is_absolute() or value.startswith("~"):
             raise ValueError(f"{value!r} must be relative to the campaign directory, not absolute")
         problem = queue_directory_problem(PurePosixPath(value).parts)
         if problem is not None:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hostile import Sandbox, run_sbin, snapshot
 
@@ -258,6 +259,26 @@ def test_sbin_run_refuses_a_queue_directory_outside_the_campaign(tmp_path: Path,
     assert snapshot(sandbox.root) == before and snapshot(sandbox.watched) == watched_before
 
 
+def test_sbin_run_refuses_a_queue_directory_linked_outside_the_campaign(tmp_path: Path, supercon: pd.DataFrame):
+    sandbox = Sandbox.make(tmp_path)
+    supercon.iloc[:12][["formula", "Tc_K"]].to_csv(sandbox.root / "pool.csv", index=False)
+    config = {
+        **_with_queue(),
+        "space": {"kind": "pool", "source": "pool.csv"},
+        "budget": {"initial": 4, "rounds": 1},
+        "policy": {"batch_size": 2},
+    }
+    (sandbox.root / "campaign.yaml").write_text(json.dumps(config))
+    (sandbox.root / "campaign").mkdir()
+    (sandbox.root / "campaign" / "synthesis").symlink_to(sandbox.watched)
+    watched_before = snapshot(sandbox.watched)
+    outcome = run_sbin(["run", "campaign.yaml", "--dir", "campaign"], sandbox.root)
+    assert outcome.code in (1, 2), outcome  # user errors exit 2 today; 1 once that change lands
+    assert "Traceback" not in outcome.stderr and "oracles.1.backend.outbox" in outcome.stderr
+    assert "outside the campaign directory" in outcome.stderr
+    assert snapshot(sandbox.watched) == watched_before
+
+
 # Inbox entries that are not result files --------------------------------------------------------------------------
 def test_a_link_in_the_inbox_to_an_outside_file_is_rejected_without_reading_it(lab: Lab):
     (lab.sandbox.watched / "secret.json").write_text('{"request_id": "TOP-SECRET-42", "status": "unknown"}')
@@ -317,6 +338,18 @@ def test_a_fifo_in_the_outbox_or_processed_does_not_block_opening_the_queue(tmp_
         restarted = campaign_file_queue(lab.sandbox.root, FileQueueConfig(), "oracles.1.backend")
     assert REQUEST_ID in restarted.sent()
     lab.check_outside_untouched()
+
+
+def test_a_link_planted_in_place_of_the_rejected_directory_is_moved_aside(lab: Lab):
+    rejected = lab.inbox / "rejected"
+    rejected.rmdir()
+    rejected.symlink_to(lab.sandbox.watched, target_is_directory=True)
+    lab.drop("bad.json", "{not json")
+    assert lab.poll() == {}
+    lab.check_outside_untouched()
+    (aside,) = lab.inbox.glob("rejected.*.aside")
+    assert aside.is_symlink() and rejected.is_dir() and not rejected.is_symlink()
+    assert "Invalid JSON" in lab.reasons()["bad.json"]
 
 
 # Result documents ------------------------------------------------------------------------------------------------

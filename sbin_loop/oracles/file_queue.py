@@ -261,8 +261,10 @@ def campaign_file_queue(campaign_dir: Path, settings: FileQueueConfig, where: st
     resolved: dict[str, Path] = {}
     for field, parts in settings.parts.items():
         path = root.joinpath(*parts).resolve()
-        inside = path.relative_to(root).parts if path.is_relative_to(root) else ("..",)
-        problem = queue_directory_problem(inside)
+        if path.is_relative_to(root):
+            problem = queue_directory_problem(path.relative_to(root).parts)
+        else:
+            problem = f"is outside the campaign directory {str(root)!r}"
         if problem is not None:
             written = getattr(settings, field)
             raise ConfigError(f"{where}.{field}: {written!r} resolves to {str(path)!r}, which {problem}")
