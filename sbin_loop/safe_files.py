@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import secrets
 import stat
@@ -29,6 +30,8 @@ MAX_READ_BYTES = 1 << 20
 
 LONGEST_NAME = 200
 """Longest entry name (in bytes) kept as is when moving; longer ones are replaced by a digest (room for suffixes)."""
+
+logger = logging.getLogger(__name__)
 
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -87,7 +90,12 @@ def subdirectory(parent: int, name: str) -> Iterator[int]:
     try:
         fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent)
     except OSError:
-        os.rename(name, f"{name}.{time.time_ns()}.aside", src_dir_fd=parent, dst_dir_fd=parent)
+        mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+        if stat.S_ISDIR(mode):  # a real directory that cannot be opened: not ours to move
+            raise
+        aside = f"{name}.{time.time_ns()}.aside"
+        os.rename(name, aside, src_dir_fd=parent, dst_dir_fd=parent)
+        logger.warning("%r was %s, not a directory; renamed to %r and made again", name, entry_kind(mode), aside)
         os.mkdir(name, dir_fd=parent)
         fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent)
     try:
