@@ -33,6 +33,8 @@ LONGEST_NAME = 200
 
 logger = logging.getLogger(__name__)
 
+_CHUNK_BYTES = 1 << 20
+
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -71,7 +73,10 @@ def open_directory(path: Path) -> Iterator[int]:
     except FileNotFoundError:
         raise
     except OSError:  # ELOOP for a link, ENOTDIR for anything else
-        raise UnsafeEntry(f"{path} is {entry_kind(os.lstat(path).st_mode)}, not a directory") from None
+        kind = entry_kind(os.lstat(path).st_mode)
+        if kind == "a directory":  # a real directory that cannot be opened (permissions): the error says why
+            raise
+        raise UnsafeEntry(f"{path} is {kind}, not a directory") from None
     try:
         yield fd
     finally:
@@ -133,7 +138,7 @@ def read_regular(directory: int, name: str, limit: int = MAX_READ_BYTES, sync: b
         if status.st_size > limit:
             raise UnsafeEntry(f"is larger than {limit} bytes")
         chunks, size = [], 0
-        while chunk := os.read(fd, limit + 1 - size):
+        while chunk := os.read(fd, min(limit + 1 - size, _CHUNK_BYTES)):
             chunks.append(chunk)
             size += len(chunk)
             if size > limit:
