@@ -247,6 +247,12 @@ def test_a_queue_directory_linked_onto_the_campaigns_own_entries_or_the_other_qu
         campaign_file_queue(root, FileQueueConfig(inbox=inbox), "oracles.1.backend")
 
 
+def test_a_file_where_a_queue_directory_should_be_is_a_config_error(tmp_path: Path):
+    (tmp_path / "synthesis").write_text("not a directory")
+    with pytest.raises(ConfigError, match=r"oracles\.1\.backend\.outbox: cannot make .*Not a directory"):
+        campaign_file_queue(tmp_path, FileQueueConfig(), "oracles.1.backend")
+
+
 @pytest.mark.parametrize("inbox", ["..", "."])
 def test_sbin_run_refuses_a_queue_directory_outside_the_campaign(tmp_path: Path, inbox: str):
     sandbox = Sandbox.make(tmp_path)

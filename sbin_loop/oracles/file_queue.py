@@ -247,7 +247,7 @@ def campaign_file_queue(campaign_dir: Path, settings: FileQueueConfig, where: st
 
     The config has checked the paths as written; here they are resolved (following any link already on disk), and
     each must still lie inside the campaign directory, be none of its own entries, and be distinct from and outside
-    the other. Nothing is created before the check.
+    the other. Nothing is created before the check; then each is created if missing.
 
     Args:
         campaign_dir: The campaign directory.
@@ -272,5 +272,10 @@ def campaign_file_queue(campaign_dir: Path, settings: FileQueueConfig, where: st
     outbox, inbox = resolved["outbox"], resolved["inbox"]
     if outbox.is_relative_to(inbox) or inbox.is_relative_to(outbox):
         raise ConfigError(f"{where}.inbox: {settings.inbox!r} resolves to the outbox or nests with it ({str(inbox)!r})")
+    for field, path in resolved.items():
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a file where a directory should be
+            raise ConfigError(f"{where}.{field}: cannot make {str(path)!r}: {error.strerror}") from None
     ledger = f"{quote('/'.join(settings.parts['outbox']), safe='')}.jsonl"  # one per outbox, never in a lab's reach
     return FileQueueBackend(outbox, inbox, root / "oracle" / "synthesis" / ledger)
