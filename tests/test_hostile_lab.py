@@ -313,6 +313,12 @@ def test_a_line_break_in_a_file_name_cannot_forge_a_log_line(lab: Lab, caplog: p
     lab.check_outside_untouched()
 
 
+def test_a_line_break_in_a_failure_reason_cannot_forge_a_log_line(lab: Lab):
+    lab.drop("failed.json", {"request_id": REQUEST_ID, "status": "failed", "failure_reason": "furnace\nINFO all good"})
+    outcome = lab.poll()[JOB.job_id]
+    assert outcome.status == "failed" and outcome.error == "furnace\\nINFO all good"
+
+
 @pytest.mark.parametrize("kind", ["directory", "dangling link", "fifo", "oversized"])
 def test_an_inbox_entry_that_is_not_a_regular_file_is_moved_aside_without_a_crash_or_a_hang(lab: Lab, kind: str):
     entry = lab.inbox / "odd.json"

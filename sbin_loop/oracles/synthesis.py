@@ -31,6 +31,7 @@ from pymatgen.core import Composition
 from sbin_loop.config import ObjectiveConfig, SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.dataset import table_values
+from sbin_loop.safe_files import printable
 from sbin_loop.space import FormulaTable
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
@@ -270,7 +271,7 @@ class SynthesisOracle:
 
     def _outcome(self, request: SynthesisRequest, result: SynthesisResult) -> OracleOutcome:
         values = rename_values(result.measurements, self._values)
-        reason = result.failure_reason or "no reason given"
+        reason = printable(result.failure_reason or "no reason given")  # the loop logs it: one line
         if result.status == "completed":
             reason = _implausible(result.measurements) or self._outside_support(values)
         provenance = {
