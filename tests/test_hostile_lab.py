@@ -128,14 +128,27 @@ def test_a_link_planted_at_a_partial_request_file_is_not_written_through(tmp_pat
     assert not [path for path in lab.outbox.iterdir() if path.name.endswith(".tmp")]
 
 
-def test_the_ledger_is_the_campaigns_and_a_linked_outbox_ledger_is_never_written_or_migrated(tmp_path: Path):
+def _request_line() -> str:
+    request = SynthesisRequest(
+        request_id=REQUEST_ID, job_id=JOB.job_id, candidate_id="MgB2", formula="MgB2", target_mmol={}, conditions={}
+    )
+    return request.model_dump_json() + "\n"
+
+
+@pytest.mark.parametrize("target", ["bait.txt", "ledger.jsonl"])
+def test_the_ledger_is_the_campaigns_and_a_linked_outbox_ledger_is_never_written_or_migrated(
+    tmp_path: Path, target: str
+):
     sandbox = Sandbox.make(tmp_path)
+    (sandbox.watched / "ledger.jsonl").write_text(_request_line())  # a valid ledger, outside the campaign
     outbox = sandbox.root / "synthesis" / "outbox"
     outbox.mkdir(parents=True)
-    (outbox / "sent.jsonl").symlink_to(sandbox.watched / "bait.txt")
+    (outbox / "sent.jsonl").symlink_to(sandbox.watched / target)
     before = snapshot(sandbox.watched)
     backend = campaign_file_queue(sandbox.root, FileQueueConfig(), "oracles.1.backend")
-    SynthesisOracle(backend, SynthesisConditions(), {}).submit([JOB])
+    oracle = SynthesisOracle(backend, SynthesisConditions(), {})
+    assert oracle.known([JOB]) == set()  # not migrated through the link
+    oracle.submit([JOB])
     assert snapshot(sandbox.watched) == before
     assert backend.ledger.is_relative_to(sandbox.root / "oracle")
     assert json.loads(backend.ledger.read_text())["request_id"] == REQUEST_ID
@@ -146,10 +159,7 @@ def test_an_outbox_ledger_of_an_earlier_version_is_migrated_once(tmp_path: Path)
     sandbox = Sandbox.make(tmp_path)
     outbox = sandbox.root / "synthesis" / "outbox"
     outbox.mkdir(parents=True)
-    request = SynthesisRequest(
-        request_id=REQUEST_ID, job_id=JOB.job_id, candidate_id="MgB2", formula="MgB2", target_mmol={}, conditions={}
-    )
-    (outbox / "sent.jsonl").write_text(request.model_dump_json() + "\n{cut off")  # the lab took the request file
+    (outbox / "sent.jsonl").write_text(_request_line() + "{cut off")  # the lab took the request file
     backend = campaign_file_queue(sandbox.root, FileQueueConfig(), "oracles.1.backend")
     assert SynthesisOracle(backend, SynthesisConditions(), {}).known([JOB]) == {JOB.job_id}
     (outbox / "sent.jsonl").write_text("")  # read once: later changes to it are ignored
