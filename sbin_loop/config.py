@@ -7,9 +7,8 @@ silently ignored setting. ``load_config`` turns pydantic's errors into one messa
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -668,20 +667,69 @@ class SynthesisConditions(_Section):
     batch_mmol: float = Field(default=5.0, gt=0)
 
 
+CAMPAIGN_ENTRIES = frozenset(
+    {
+        "campaign.json",
+        "checkpoints",
+        "daemon.out",
+        "forcefield",
+        "oracle",
+        "pool",
+        "report.html",
+        "sbin.lock",
+        "sbin.log",
+        "store",
+        "vasp",
+    }
+)
+"""Entries of a campaign directory that sbin writes itself; a lab's queue directory may be none of them, nor inside."""
+
+
+def queue_directory_problem(parts: tuple[str, ...]) -> str | None:
+    """Why a directory (its path components, relative to the campaign directory) cannot be a lab's queue, or None.
+
+    A lab writes into its queue directories and sbin moves what it finds there, so a queue must be a directory of its
+    own: not the campaign directory, not above it, and not one of (or inside) the campaign's own entries.
+    """
+    if not parts:
+        return "is the campaign directory itself; name a directory inside it (e.g. synthesis/inbox)"
+    if ".." in parts:
+        return "has a '..' component; name a directory inside the campaign directory"
+    top = parts[0]
+    if top in CAMPAIGN_ENTRIES or top.startswith("sbin.log."):
+        return f"is (or is inside) the campaign's own {top!r}; give the lab a directory of its own (synthesis/inbox)"
+    return None
+
+
 class FileQueueConfig(_Section):
     """A lab served through directories: requests written to ``outbox``, results read from ``inbox``.
 
-    The files, their schema and what survives a restart: ``sbin_loop.oracles.synthesis`` and the README.
+    The files, their schema and what survives a restart: ``sbin_loop.oracles.file_queue`` and the README.
 
     Attributes:
         kind: Discriminator, ``file_queue``.
-        outbox: Directory requests are written to (relative to the campaign directory).
-        inbox: Directory results are read from (relative to the campaign directory).
+        outbox: Directory requests are written to, relative to the campaign directory and inside it.
+        inbox: Directory results are read from, relative to the campaign directory and inside it.
     """
 
     kind: Literal["file_queue"] = "file_queue"
     outbox: str = "synthesis/outbox"
     inbox: str = "synthesis/inbox"
+
+    @field_validator("outbox", "inbox")
+    @classmethod
+    def _inside_the_campaign(cls, value: str) -> str:
+        if PurePosixPath(value).is_absolute() or value.startswith("~"):
+            raise ValueError(f"{value!r} must be relative to the campaign directory, not absolute")
+        problem = queue_directory_problem(PurePosixPath(value).parts)
+        if problem is not None:
+            raise ValueError(f"{value!r} {problem}")
+        return value
+
+    @property
+    def parts(self) -> dict[str, tuple[str, ...]]:
+        """Path components of ``outbox`` and ``inbox``, by field."""
+        return {"outbox": PurePosixPath(self.outbox).parts, "inbox": PurePosixPath(self.inbox).parts}
 
 
 class SimulatedLabConfig(_Section):
@@ -880,17 +928,19 @@ class CampaignConfig(_Section):
         return self
 
     def _own_queue_directories(self) -> None:
-        """Two file-queue labs sharing a directory would take each other's requests or results."""
-        used: dict[str, str] = {}
+        """Every queue directory is its own: two sharing one, or one inside another, would take each other's files."""
+        used: list[tuple[tuple[str, ...], str]] = []
         for position, oracle in enumerate(self.oracles):
             if not isinstance(oracle, SynthesisOracleConfig) or not isinstance(oracle.backend, FileQueueConfig):
                 continue
-            for field in ("outbox", "inbox"):
-                where = f"oracles.{position}.backend.{field}"
-                directory = os.path.normpath(getattr(oracle.backend, field))
-                if directory in used:
-                    raise ValueError(f"{where}: {directory!r} is also {used[directory]}; give each lab its own")
-                used[directory] = where
+            for field, parts in oracle.backend.parts.items():
+                where, directory = f"oracles.{position}.backend.{field}", "/".join(parts)
+                for other_parts, other in used:
+                    if parts == other_parts:
+                        raise ValueError(f"{where}: {directory!r} is also {other}; give each lab its own")
+                    if parts[: len(other_parts)] == other_parts or other_parts[: len(parts)] == parts:
+                        raise ValueError(f"{where}: {directory!r} and {other} are nested; give each its own directory")
+                used.append((parts, where))
 
     @property
     def oracle(self) -> OracleConfig:

@@ -10,7 +10,8 @@ import pytest
 
 from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles import JobRequest, checked_outcome
-from sbin_loop.oracles.synthesis import FileQueueBackend, SimulatedLab, SynthesisOracle, SynthesisResult
+from sbin_loop.oracles.file_queue import FileQueueBackend
+from sbin_loop.oracles.synthesis import SimulatedLab, SynthesisOracle, SynthesisResult
 from sbin_loop.space import read_formula_table
 
 
@@ -18,8 +19,13 @@ def _job(candidate: str, attempt: int = 1) -> JobRequest:
     return JobRequest(job_id=f"c:r1:{candidate}", candidate_id=candidate, formula=candidate, round=1, attempt=attempt)
 
 
+def _queue(outbox: Path, inbox: Path) -> FileQueueBackend:
+    """A file queue whose ledger sits beside its directories, as the campaign's ``oracle/`` does."""
+    return FileQueueBackend(outbox, inbox, outbox.parent / "oracle" / "requests.jsonl")
+
+
 def test_file_queue_round_trip(tmp_path: Path):
-    backend = FileQueueBackend(tmp_path / "out", tmp_path / "in")
+    backend = _queue(tmp_path / "out", tmp_path / "in")
     oracle = SynthesisOracle(backend, SynthesisConditions(batch_mmol=2.0), {"Tc": "Tc_K"})
     jobs = [_job("YBa2Cu3O7"), _job("MgB2")]
     oracle.submit(jobs)
@@ -81,17 +87,20 @@ def _drop(inbox: Path, name: str, result: dict | str) -> None:
 def test_a_restarted_file_queue_knows_what_it_sent_and_redelivers_unrecorded_results(tmp_path: Path):
     outbox, inbox = tmp_path / "out", tmp_path / "in"
     jobs = [_job("MgB2"), _job("NbTi")]
-    first = SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {})
+    first = SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {})
     first.submit(jobs)
     for request in outbox.glob("*.json"):  # the lab takes its requests away
         request.unlink()
     _drop(inbox, "mgb2.json", {"request_id": "c:r1:MgB2@1", "status": "completed", "measurements": {"Tc_K": 39.0}})
     assert first.poll(jobs).keys() == {"c:r1:MgB2"}  # read, then the process dies before the loop stores it
 
-    restarted = SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {})
+    restarted = SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {})
     assert restarted.known(jobs) == {"c:r1:MgB2", "c:r1:NbTi"} and restarted.known([_job("MgB2", 2)]) == set()
     restarted.submit(jobs)
-    assert list(outbox.glob("*.json")) == [] and len((outbox / "sent.jsonl").read_text().splitlines()) == 2
+    assert (
+        list(outbox.glob("*.json")) == []
+        and len((tmp_path / "oracle" / "requests.jsonl").read_text().splitlines()) == 2
+    )
     assert restarted.poll(jobs)["c:r1:MgB2"].values == {"Tc_K": 39.0}
     _drop(inbox, "nbti.json", {"request_id": "c:r1:NbTi@1", "status": "failed", "failure_reason": "furnace"})
     outcomes = restarted.poll(jobs[1:])  # MgB2's result was stored by the loop, which no longer asks for it
@@ -104,22 +113,22 @@ def test_a_restarted_file_queue_knows_what_it_sent_and_redelivers_unrecorded_res
 def test_a_request_written_but_not_yet_in_the_ledger_is_known_after_a_restart(tmp_path: Path):
     outbox, inbox = tmp_path / "out", tmp_path / "in"
     jobs = [_job("MgB2"), _job("NbTi")]
-    SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {}).submit(jobs)
-    ledger = outbox / "sent.jsonl"
+    SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {}).submit(jobs)
+    ledger = tmp_path / "oracle" / "requests.jsonl"
     first, second = ledger.read_text().splitlines()
     ledger.write_text(first + "\n" + second[:40])  # the crash cut off the second line
     both = {"c:r1:MgB2", "c:r1:NbTi"}
-    assert SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {}).known(jobs) == both
+    assert SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {}).known(jobs) == both
     for request in outbox.glob("*.json"):  # the lab takes its requests after the restart
         request.unlink()
-    assert SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {}).known(jobs) == both
+    assert SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {}).known(jobs) == both
 
 
 def test_bad_result_files_are_rejected_with_a_reason_and_never_ingested(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
     outbox, inbox = tmp_path / "out", tmp_path / "in"
-    oracle = SynthesisOracle(FileQueueBackend(outbox, inbox), SynthesisConditions(), {})
+    oracle = SynthesisOracle(_queue(outbox, inbox), SynthesisConditions(), {})
     jobs = [_job("MgB2")]
     oracle.submit(jobs)
     good = {"request_id": "c:r1:MgB2@1", "status": "completed", "measurements": {"Tc_K": 39.0}}

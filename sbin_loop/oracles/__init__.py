@@ -78,7 +78,12 @@ def dataset_table(settings: DatasetOracleConfig, config: CampaignConfig, base_di
 
 
 def _make(
-    settings: OracleConfig, config: CampaignConfig, base_dir: Path, work_dir: Path, table: FormulaTable | None = None
+    settings: OracleConfig,
+    config: CampaignConfig,
+    base_dir: Path,
+    work_dir: Path,
+    table: FormulaTable | None = None,
+    position: int = 0,
 ) -> Oracle:
     if isinstance(settings, DatasetOracleConfig):
         return DatasetReplayOracle(
@@ -98,11 +103,12 @@ def _make(
 
         return VaspDefectOracle(settings, work_dir / "vasp" / "submitted.jsonl")
     assert isinstance(settings, SynthesisOracleConfig)
-    from sbin_loop.oracles.synthesis import FileQueueBackend, SimulatedLab, SynthesisOracle
+    from sbin_loop.oracles.file_queue import campaign_file_queue
+    from sbin_loop.oracles.synthesis import SimulatedLab, SynthesisOracle
 
     backend = settings.backend
     if backend.kind == "file_queue":
-        lab = FileQueueBackend(work_dir / backend.outbox, work_dir / backend.inbox)
+        lab = campaign_file_queue(work_dir, backend, f"oracles.{position}.backend")
     else:
         measured = {name: name for name in settings.values.values()} or _objective_columns(config)
         measured.pop("phase_purity", None)
@@ -116,7 +122,7 @@ def _make(
             base_dir=base_dir,
         )
         lab = SimulatedLab(table, measured, backend)
-    return SynthesisOracle(lab, settings.conditions, settings.values)
+    return SynthesisOracle(lab, settings.conditions, settings.values, config.objectives)
 
 
 def build_oracles(
@@ -135,7 +141,7 @@ def build_oracles(
     """
     return [
         OracleStage(
-            _make(settings, config, base_dir, work_dir, table if position == 0 else None),
+            _make(settings, config, base_dir, work_dir, table if position == 0 else None, position),
             settings.select,
             settings.max_attempts,
             settings.poll_seconds,

@@ -1,26 +1,15 @@
 """Robot (or human) synthesis as an oracle: requests go out as documents, measured results come back as documents.
 
-A ``SynthesisBackend`` carries documents and remembers them: ``FileQueueBackend`` writes each request as JSON into an
-outbox directory and reads results that a lab robot, its controller or a person drops into an inbox directory;
-``SimulatedLab`` replays a table with noise, delays and failures (seeded per request) so campaigns and tests can
-rehearse the asynchronous path. ``SynthesisOracle`` turns jobs into requests and results into outcomes, and keeps no
-state of its own: what was sent and what came back is whatever its backend holds.
+A ``SynthesisBackend`` carries documents and remembers them: ``FileQueueBackend`` (``sbin_loop.oracles.file_queue``)
+writes each request as JSON into an outbox directory and reads results that a lab robot, its controller or a person
+drops into an inbox directory; ``SimulatedLab`` replays a table with noise, delays and failures (seeded per request)
+so campaigns and tests can rehearse the asynchronous path. ``SynthesisOracle`` turns jobs into requests and results
+into outcomes, and keeps no state of its own: what was sent and what came back is whatever its backend holds.
 
-The file queue keeps everything on disk, so a restarted process neither sends a request twice nor loses a result:
-
-- ``outbox/<request_id>.json``: a request for the lab, written atomically (temporary file, fsync, rename). The lab may
-  leave it or take it away.
-- ``outbox/sent.jsonl``: the ledger of every request sent, one JSON line each, appended and fsynced after the request
-  file is written. A request file whose line a crash cut off is added back from the outbox when the queue is opened.
-  ``known`` answers from the ledger, so a request is never sent again once the lab could have seen it.
-- ``inbox/*.json``: results the lab drops (written under another name, then renamed to ``.json``).
-- ``inbox/processed/<request_id>.json``: an accepted result, moved there (``os.replace``, then the directory fsynced)
-  and never deleted. It is returned by every poll that asks for its request, so a result the loop had not stored
-  when the process died is delivered again after the restart; once stored, the loop's job is no longer running and
-  the loop stops asking for it, so it is never ingested twice.
-- ``inbox/rejected/<name>`` with ``<name>.reason``: a result file that is not valid JSON, fails ``SynthesisResult``
-  validation, answers a request this outbox never sent, or repeats an accepted result. It is logged with its file
-  name and never ingested; fixed, it can be moved back into the inbox.
+A result is checked twice. Its document must match ``SynthesisResult`` (measurements are JSON numbers, not strings or
+booleans), or the file queue rejects the file and it never reaches the campaign. Its values must be plausible
+(finite, at most ``MAX_MAGNITUDE`` in size, ``Tc_K`` not negative, ``phase_purity`` in [0, 1], each objective inside
+its ``bounds``), or the job fails with the reason.
 
 The simulated lab keeps its requests and results in memory: after a restart it knows none of them, so the loop sends
 the lost requests again, and being seeded per request they get the same answers.
@@ -29,29 +18,30 @@ the lost requests again, and being seeded per request they get the same answers.
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Composition
 
-from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
+from sbin_loop.config import ObjectiveConfig, SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.dataset import table_values
-from sbin_loop.oracles.ledger import append_lines, read_lines
+from sbin_loop.safe_files import printable
 from sbin_loop.space import FormulaTable
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
-logger = logging.getLogger(__name__)
-
 VERSION = "1"
+
+MAX_MAGNITUDE = 1e30
+"""Largest measured magnitude taken as a value: beyond any quantity measured here, and far inside float32's range."""
+
+MAX_NOTES = 2000
+"""Longest ``notes`` (and ``failure_reason``) a lab may attach to a result, in characters."""
 
 
 class SynthesisRequest(BaseModel):
@@ -84,10 +74,12 @@ class SynthesisResult(BaseModel):
     Attributes:
         request_id: The request answered.
         status: ``completed`` (measurements present) or ``failed`` (``failure_reason`` says why).
-        measurements: Measured quantities, e.g. ``Tc_K`` (kelvin) and ``phase_purity`` (fraction, 0-1).
+        measurements: Measured quantities as JSON numbers, e.g. ``Tc_K`` (kelvin) and ``phase_purity`` (fraction,
+            0-1); a string or a boolean is refused, an integer too large for a float reads as infinite (and fails).
         failure_reason: Why the synthesis or measurement failed.
         operator: Robot or person who made the measurement.
         finished_at: When (ISO 8601, UTC).
+        notes: The lab's free-text remarks, kept with the result.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -95,9 +87,26 @@ class SynthesisResult(BaseModel):
     request_id: str
     status: Literal["completed", "failed"]
     measurements: dict[str, float] = Field(default_factory=dict)
-    failure_reason: str | None = None
-    operator: str = ""
-    finished_at: str = Field(default_factory=utc_now)
+    failure_reason: str | None = Field(default=None, max_length=MAX_NOTES)
+    operator: str = Field(default="", max_length=200)
+    finished_at: str = Field(default_factory=utc_now, max_length=64)
+    notes: str | None = Field(default=None, max_length=MAX_NOTES)
+
+    @field_validator("measurements", mode="before")
+    @classmethod
+    def _json_numbers(cls, measurements: Any) -> Any:
+        """Each measurement must be a number: ``true`` or ``"12.5"`` is a lab's mistake, not 1.0 K or 12.5 K."""
+        if not isinstance(measurements, dict):
+            return measurements  # the field's own validation names the problem
+        numbers = {}
+        for name, value in measurements.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"measurement {name!r} must be a JSON number, not {type(value).__name__}")
+            try:
+                numbers[name] = float(value)
+            except OverflowError:
+                numbers[name] = math.inf if value > 0 else -math.inf
+        return numbers
 
 
 class SynthesisBackend(Protocol):
@@ -116,121 +125,9 @@ class SynthesisBackend(Protocol):
         ...
 
 
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` with every character but letters, digits, ``_``, ``.`` and ``-`` replaced by ``_`` (a file name)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make the renames and new entries of ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class FileQueueBackend:
-    """Requests written to an outbox directory, results read from an inbox directory (layout: module docstring).
-
-    Args:
-        outbox: Directory requests are written to; holds the ledger ``sent.jsonl``.
-        inbox: Directory results are read from; holds ``processed/`` and ``rejected/``.
-    """
-
-    def __init__(self, outbox: Path, inbox: Path) -> None:
-        self.outbox, self.inbox = Path(outbox), Path(inbox)
-        self.ledger = self.outbox / "sent.jsonl"
-        self.processed, self.rejected = self.inbox / "processed", self.inbox / "rejected"
-        for directory in (self.outbox, self.processed, self.rejected):
-            directory.mkdir(parents=True, exist_ok=True)
-        self._sent = self._read_ledger()
-        unrecorded = [
-            request
-            for request in map(self._read_request, sorted(self.outbox.glob("*.json")))
-            if request is not None and request.request_id not in self._sent
-        ]
-        if unrecorded:
-            logger.info("%d requests in %s were missing from its ledger; recorded", len(unrecorded), self.outbox)
-            self._record(unrecorded)
-        self._results = {
-            result.request_id: result
-            for result in (SynthesisResult.model_validate_json(p.read_text()) for p in self.processed.glob("*.json"))
-        }
-
-    def _read_ledger(self) -> dict[str, SynthesisRequest]:
-        sent = {}
-        for number, line in enumerate(read_lines(self.ledger), 1):
-            try:
-                request = SynthesisRequest.model_validate_json(line)
-            except ValidationError:  # its request file, if written, is read back from the outbox
-                logger.warning("%s entry %d is not a request; skipped", self.ledger, number)
-                continue
-            sent.setdefault(request.request_id, request)
-        return sent
-
-    @staticmethod
-    def _read_request(path: Path) -> SynthesisRequest | None:
-        try:
-            return SynthesisRequest.model_validate_json(path.read_bytes())
-        except FileNotFoundError:  # the lab took it since the outbox was listed
-            return None
-        except ValidationError:
-            logger.warning("%s is not a synthesis request; ignored", path)
-            return None
-
-    def _record(self, requests: list[SynthesisRequest]) -> None:
-        append_lines(self.ledger, (request.model_dump_json() for request in requests))
-        self._sent.update((request.request_id, request) for request in requests)
-
-    def send(self, requests: list[SynthesisRequest]) -> None:
-        """Write each request atomically and durably (a reader never sees half a file), then record it in the ledger."""
-        if not requests:
-            return
-        for request in requests:
-            partial = self.outbox / f".{_safe_name(request.request_id)}.partial"
-            with partial.open("w") as handle:
-                handle.write(request.model_dump_json(indent=1))
-                handle.flush()
-                os.fsync(handle.fileno())
-            partial.replace(self.outbox / f"{_safe_name(request.request_id)}.json")
-        _sync_directory(self.outbox)
-        self._record(requests)
-
-    def sent(self) -> Mapping[str, SynthesisRequest]:
-        """Every request in the ledger."""
-        return self._sent
-
-    def results(self) -> Mapping[str, SynthesisResult]:
-        """Accept or reject every result file in the inbox, then return every accepted result."""
-        accepted = False
-        for path in sorted(self.inbox.glob("*.json")):
-            try:
-                result = SynthesisResult.model_validate_json(path.read_bytes())
-            except ValidationError as error:
-                self._reject(path, f"not a valid synthesis result: {error}")
-                continue
-            if result.request_id not in self._sent:
-                self._reject(path, f"answers request {result.request_id!r}, which {self.outbox} never sent")
-            elif result.request_id in self._results:
-                self._reject(path, f"request {result.request_id!r} already has a result in {self.processed}")
-            else:
-                with path.open("rb") as handle:  # the lab's bytes reach the disk before the file is renamed
-                    os.fsync(handle.fileno())
-                path.replace(self.processed / f"{_safe_name(result.request_id)}.json")
-                self._results[result.request_id] = result
-                accepted = True
-        if accepted:
-            _sync_directory(self.processed)
-            _sync_directory(self.inbox)
-        return self._results
-
-    def _reject(self, path: Path, reason: str) -> None:
-        logger.warning("synthesis result %s rejected: %s", path.name, reason)
-        target = self.rejected / path.name
-        if target.exists():  # an earlier rejected file of the same name is kept
-            target = self.rejected / f"{path.stem}.{time.time_ns()}{path.suffix}"
-        Path(f"{target}.reason").write_text(reason + "\n")
-        path.replace(target)
 
 
 class SimulatedLab:
@@ -305,9 +202,13 @@ def target_amounts(formula: str, batch_mmol: float) -> dict[str, float]:
 
 
 def _implausible(measurements: dict[str, float]) -> str | None:
+    """Why measurements cannot be values (non-finite, huge, a negative Tc, a purity outside [0, 1]), or None."""
     bad = [name for name, value in measurements.items() if not math.isfinite(value)]
     if bad:
         return f"non-finite measurements {bad}"
+    huge = [name for name, value in measurements.items() if abs(value) > MAX_MAGNITUDE]
+    if huge:
+        return f"measurements {huge} exceed {MAX_MAGNITUDE:g} in magnitude"
     if measurements.get("Tc_K", 0.0) < 0:
         return f"negative Tc_K {measurements['Tc_K']}"
     if not 0.0 <= measurements.get("phase_purity", 1.0) <= 1.0:
@@ -322,15 +223,23 @@ class SynthesisOracle:
         backend: Where requests go.
         conditions: Conditions sent with each request.
         values: Objective name -> measurement name.
+        objectives: The campaign's objectives: a measured objective outside its ``bounds`` fails the job.
     """
 
     name = "synthesis"
     version = VERSION
 
-    def __init__(self, backend: SynthesisBackend, conditions: SynthesisConditions, values: dict[str, str]) -> None:
+    def __init__(
+        self,
+        backend: SynthesisBackend,
+        conditions: SynthesisConditions,
+        values: dict[str, str],
+        objectives: tuple[ObjectiveConfig, ...] = (),
+    ) -> None:
         self._backend = backend
         self._conditions = conditions
         self._values = values
+        self._objectives = objectives
 
     def submit(self, requests: list[JobRequest]) -> None:
         """Send one synthesis request per job attempt the lab does not hold yet (request id: the attempt's key)."""
@@ -361,9 +270,10 @@ class SynthesisOracle:
         return {job.job_id: self._outcome(sent[job.key], results[job.key]) for job in requests if job.key in results}
 
     def _outcome(self, request: SynthesisRequest, result: SynthesisResult) -> OracleOutcome:
-        reason = result.failure_reason or "no reason given"
+        values = rename_values(result.measurements, self._values)
+        reason = printable(result.failure_reason or "no reason given")  # the loop logs it: one line
         if result.status == "completed":
-            reason = _implausible(result.measurements)
+            reason = _implausible(result.measurements) or self._outside_support(values)
         provenance = {
             "oracle": self.name,
             "version": self.version,
@@ -371,6 +281,8 @@ class SynthesisOracle:
             "operator": result.operator,
             "finished_at": result.finished_at,
         }
+        if result.notes is not None:
+            provenance["notes"] = result.notes
         wall = elapsed_seconds(request.created_at)  # from the request to the campaign reading its result
         if reason is not None:
             return OracleOutcome(
@@ -379,8 +291,13 @@ class SynthesisOracle:
         return OracleOutcome(
             job_id=request.job_id,
             status="completed",
-            values=rename_values(result.measurements, self._values),
+            values=values,
             document=result.model_dump(mode="json"),
             provenance=provenance,
             wall_seconds=wall,
         )
+
+    def _outside_support(self, values: dict[str, float]) -> str | None:
+        """The first measured objective outside its physical support, as a reason, or None."""
+        violations = (o.support_violation(values[o.name]) for o in self._objectives if o.name in values)
+        return next((violation for violation in violations if violation is not None), None)
