@@ -286,7 +286,8 @@ def test_per_level_factors_cover_the_share_of_a_small_held_out_set_that_a_new_po
     half = norm.ppf((1 + levels) / 2)[:, None] * np.ones((1, 30))  # L x n: unit-Gaussian central bounds
     surrogate = BNNSurrogate(1, ("y",), ("none",), SMALL)
     assert surrogate._recalibrate([[HeldOutErrors(offset, -half, half)]], scale_functions=False) == 30
-    factors = surrogate.tail_factor[0].numpy().astype(np.float64)
+    stretch = 1 + float(surrogate.spread_offset[0]) / half[CALIBRATION_LEVELS.index(0.5), 0]
+    factors = surrogate.tail_factor[0].numpy().astype(np.float64) * stretch
     covered = (np.abs(offset)[None, :] <= factors[:, None] * half).sum(axis=1)  # L
     assert covered[-1] == 30, covered
 
@@ -299,7 +300,15 @@ def test_cross_validated_recalibration_skips_outputs_without_enough_held_out_val
     report = surrogate.fit(x, y, seed=0)
     assert report.n_calibration == 60
     assert report.calibration_scale[1] == 1.0 and (surrogate.tail_factor[1] == 1.0).all()
-    assert (surrogate.tail_factor[0] > 1.0).all()  # widened: a model trained on 60 rows is overconfident
+    calibrated = surrogate.predictive_draws(x, 400, seed=1)[..., 0]
+    surrogate.tail_factor.fill_(1.0)
+    surrogate.spread_offset.fill_(0.0)
+    raw = surrogate.predictive_draws(x, 400, seed=1)[..., 0]
+
+    def width(draws: torch.Tensor) -> float:
+        return float((draws.quantile(0.975, dim=0) - draws.quantile(0.025, dim=0)).mean())
+
+    assert width(calibrated) > width(raw)  # widened: a model trained on 60 rows is overconfident
     tiny = BNNSurrogate(4, ("a", "b"), ("none", "none"), SMALL)
     assert tiny.fit(x[:8], y[:8], seed=0).n_calibration == 0  # 8 rows: too few to recalibrate on
     assert (tiny.tail_factor == 1.0).all() and (tiny.calibration_scale == 1.0).all()
@@ -388,3 +397,27 @@ def test_botorch_model_supports_mc_acquisition(trained):
 
 def _first_output(samples: torch.Tensor, X: torch.Tensor | None = None) -> torch.Tensor:
     return samples[..., 0]
+
+
+def test_spread_offset_evens_out_intervals_when_the_model_spread_says_nothing_about_the_errors():
+    """Errors of one scale, but spreads that vary 100-fold at random: scaling every interval by one factor must make
+    the wide ones huge to cover the narrow ones' misses; an offset narrows the intervals at the same coverage."""
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    levels = np.asarray(CALIBRATION_LEVELS)
+    offset = rng.normal(size=60)
+    spread = np.exp(rng.uniform(np.log(0.1), np.log(10.0), size=60))  # uninformative about |offset|
+    half = norm.ppf((1 + levels) / 2)[:, None] * spread[None, :]  # L x n
+    surrogate = BNNSurrogate(1, ("y",), ("none",), SMALL)
+    surrogate._recalibrate([[HeldOutErrors(offset, -half, half)]], scale_functions=False)
+    gamma = float(surrogate.spread_offset[0])
+    assert gamma > 0
+    row_spread = half[CALIBRATION_LEVELS.index(0.5)]
+    width = 2 * float(surrogate.tail_factor[0, -1]) * (row_spread + gamma) / row_spread * half[-1]
+    assert (np.abs(offset) <= width / 2 + 1e-9).sum() >= 58  # ceil(0.95 x 61) of 60
+    plain = BNNSurrogate(1, ("y",), ("none",), SMALL)
+    plain._recalibrate([[HeldOutErrors(offset, -half, half)]], scale_functions=True)  # no offset on this path
+    assert float(plain.spread_offset[0]) == 0.0
+    smallest_uniform = np.sort(np.abs(offset) / half[-1])[57] * 2 * half[-1]  # one factor covering 58 of 60
+    assert width.mean() < 0.5 * smallest_uniform.mean()

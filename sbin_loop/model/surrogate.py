@@ -54,6 +54,10 @@ CALIBRATION_GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.l
 """Candidate recalibration factors (log-spaced, 0.25 ... 16; out-of-fold errors of a model trained on 30-120
 SuperCon rows needed more than 4)."""
 
+SPREAD_OFFSETS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""Candidate offsets ``gamma`` of out-of-fold recalibration, in units of the median held-out spread (see
+``_recalibrate``): 0 scales every row's interval by the same factors; larger offsets even the widths out."""
+
 MIN_CALIBRATION_ROWS = 10
 """Fewest held-out predictions of an output that recalibrate it; with fewer its spread factors stay 1."""
 
@@ -184,6 +188,39 @@ def finite_sample_coverage(levels: np.ndarray, n_held_out: int) -> np.ndarray:
     return np.minimum(np.ceil(levels * (n_held_out + 1) - 1e-9), n_held_out) / n_held_out
 
 
+SPREAD_EPSILON = 1e-6
+"""Smallest row spread (standardised units) that ``spread_offset`` divides by."""
+
+
+def _row_spread(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """``n``: half-width of each row's central 50% interval from ``L x n`` quantile offsets (``CALIBRATION_LEVELS``)."""
+    half = CALIBRATION_LEVELS.index(0.5)
+    return np.maximum((upper[half] - lower[half]) / 2, SPREAD_EPSILON)
+
+
+def _spread_factors(
+    offset: np.ndarray, lower: np.ndarray, upper: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """One output's overall and per-level (``L``) spread factors from held-out errors (``BNNSurrogate._recalibrate``).
+
+    Args:
+        offset: ``n`` held-out errors from the median.
+        lower: ``L x n`` lower interval offsets; ``upper`` the upper ones.
+        upper: ``L x n``.
+        floor: ``n``: how far below the median the support ends; intervals reach no further.
+        ceiling: ``n``: how far above.
+    """
+    levels = np.asarray(CALIBRATION_LEVELS)
+    grid = np.asarray(CALIBRATION_GRID)
+    above_floor = [offset >= np.maximum(scale * lower, floor) - 1e-6 for scale in grid]
+    below_ceiling = [offset <= np.minimum(scale * upper, ceiling) + 1e-6 for scale in grid]
+    coverage = np.stack([(a & b).mean(axis=1) for a, b in zip(above_floor, below_ceiling, strict=True)])  # G x L
+    overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
+    reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
+    smallest = np.where(reaching.any(axis=0), reaching.argmax(axis=0), len(grid) - 1)
+    return float(overall), _monotone_fit(grid[smallest] / overall, weights=levels)
+
+
 def _monotone_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The closer (weighted least squares) of the non-decreasing and the non-increasing isotonic fits of ``values``."""
     fits = [np.ascontiguousarray(isotonic_regression(values, weights=weights, increasing=up).x) for up in (True, False)]
@@ -294,11 +331,13 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
         self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
+        self.register_buffer("spread_offset", torch.zeros(n_outputs))
         self.register_buffer("support", _support_tensor(bounds, self.transforms, self.target_names))  # m x 2
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         """Load a state dict; one written before supports existed has no ``support`` entry and stays unbounded."""
         state_dict.setdefault(prefix + "support", self.support.clone())
+        state_dict.setdefault(prefix + "spread_offset", self.spread_offset.clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
@@ -442,6 +481,7 @@ class BNNSurrogate(nn.Module):
         y = torch.nan_to_num(y)
         self.calibration_scale.fill_(1.0)
         self.tail_factor.fill_(1.0)
+        self.spread_offset.fill_(0.0)
         with torch.no_grad():
             if warm_start is None:
                 self.raw_noise.fill_(math.log(math.expm1(0.3)))
@@ -688,8 +728,6 @@ class BNNSurrogate(nn.Module):
         Returns:
             The number of held-out predictions (all outputs) the factors were fitted on.
         """
-        levels = np.asarray(CALIBRATION_LEVELS)
-        grid = np.asarray(CALIBRATION_GRID)
         used = 0
         for j in range(self.n_outputs):
             offset = np.concatenate([per_output[j].offset for per_output in errors])
@@ -699,30 +737,31 @@ class BNNSurrogate(nn.Module):
             upper = np.concatenate([per_output[j].upper for per_output in errors], axis=1)
             floor = np.concatenate([np.broadcast_to(e[j].floor, e[j].offset.shape) for e in errors])  # n
             ceiling = np.concatenate([np.broadcast_to(e[j].ceiling, e[j].offset.shape) for e in errors])
-            coverage = np.stack(
-                [
-                    (
-                        (offset >= np.maximum(scale * lower, floor) - 1e-6)
-                        & (offset <= np.minimum(scale * upper, ceiling) + 1e-6)
-                    ).mean(axis=1)
-                    for scale in grid
-                ]
-            )  # G x L: intervals reach no further than the support
-            overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
-            reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
-            smallest = np.where(reaching.any(axis=0), reaching.argmax(axis=0), len(grid) - 1)
-            per_level = grid[smallest] / overall
-            tail = _monotone_fit(per_level, weights=levels)
+            spread = _row_spread(lower, upper)  # n
+            candidates = []
+            for gamma in (0.0,) if scale_functions else np.asarray(SPREAD_OFFSETS) * float(np.median(spread)):
+                stretch = (spread + gamma) / spread  # n: widens rows of small spread more
+                overall, tail = _spread_factors(offset, stretch * lower, stretch * upper, floor, ceiling)
+                width = np.minimum(tail[-1] * overall * stretch * upper[-1], ceiling) - np.maximum(
+                    tail[-1] * overall * stretch * lower[-1], floor
+                )
+                candidates.append((float(width.mean()), float(gamma), overall, tail))
+            narrowest = min(candidate[0] for candidate in candidates)
+            _, gamma, overall, tail = next(c for c in candidates if c[0] <= 1.005 * narrowest)  # the smallest near-tie
             if scale_functions:
                 self.calibration_scale[j] = float(overall)
             else:
                 tail = tail * overall
             self.tail_factor[j] = torch.as_tensor(tail, dtype=torch.float32)
+            self.spread_offset[j] = gamma
             used += len(offset)
         return used
 
     def _tail_calibrated(self, draws: Tensor) -> Tensor:
         """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level.
+
+        With a ``spread_offset`` ``gamma`` each candidate's distances are first stretched by ``(s + gamma) / s``, where
+        ``s`` is the half-width of the central half of its draws, as on the held-out rows the factors were fitted to.
 
         Falling factors could let a far draw land inside a nearer one; the scaled values are therefore handed back in
         the draws' own order (monotone rearrangement, Chernozhukov et al., Econometrica 2010), so the map keeps every
@@ -730,6 +769,9 @@ class BNNSurrogate(nn.Module):
         """
         n_draws = draws.shape[0]
         centre = draws.median(dim=0, keepdim=True).values
+        quartiles = torch.quantile(draws, torch.tensor([0.25, 0.75]), dim=0)  # 2 x n x m
+        spread = ((quartiles[1] - quartiles[0]) / 2).clamp(min=SPREAD_EPSILON)
+        draws = centre + (draws - centre) * (spread + self.spread_offset) / spread
         rank = draws.argsort(dim=0).argsort(dim=0)  # S x n x m
         level = (2 * (rank + 0.5) / n_draws - 1).abs().numpy()
         levels = np.asarray((0.0, *CALIBRATION_LEVELS, 1.0))
