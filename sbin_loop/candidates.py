@@ -2,7 +2,8 @@
 
 The pool is built once when a campaign starts and reloaded on every resume, so a restarted campaign scores the very
 same candidates. Its files live in ``<campaign>/pool/``; ``pool.json`` (size, descriptor names, layout) is written
-last, each file to a temporary name and renamed. Two layouts:
+last, each file to a temporary name and renamed; it records the ``fingerprint`` of the space config the pool was built
+from, so a pool left by another config is rebuilt or refused rather than silently reused. Two layouts:
 
 - ``table`` (formula tables; also every pool cached before layouts existed, whose ``pool.json`` names none):
   ``candidates.csv.gz`` (id, formula) and ``features.npy`` (float32 ``N x d``), held in memory. Tables are read
@@ -170,13 +171,19 @@ class CandidatePool:
         return sizes
 
     @staticmethod
-    def write_meta(directory: Path, sizes: list[int], feature_names: list[str]) -> None:
-        """Complete a ``chunks`` pool written by ``write_chunks``."""
-        meta = {"layout": "chunks", "n_candidates": sum(sizes), "sizes": sizes, "feature_names": feature_names}
+    def write_meta(directory: Path, sizes: list[int], feature_names: list[str], fingerprint: str | None = None) -> None:
+        """Complete a ``chunks`` pool written by ``write_chunks``, recording the fingerprint of its space config."""
+        meta = {
+            "layout": "chunks",
+            "n_candidates": sum(sizes),
+            "sizes": sizes,
+            "feature_names": feature_names,
+            "fingerprint": fingerprint,
+        }
         _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
 
-    def save(self, directory: Path) -> None:
-        """Write an in-memory ``table`` pool into ``directory``."""
+    def save(self, directory: Path, fingerprint: str | None = None) -> None:
+        """Write an in-memory ``table`` pool into ``directory``, recording the fingerprint of its space config."""
         table = self._part(0)
         if not isinstance(table, _TablePart):
             raise TypeError("only an in-memory table pool is saved; chunk pools are written as they are enumerated")
@@ -189,8 +196,27 @@ class CandidatePool:
                 np.save(handle, table.features, allow_pickle=False)
 
         _write_atomic(directory / "features.npy", write_features)
-        meta = {"layout": "table", "n_candidates": len(self), "feature_names": self.feature_names}
+        meta = {
+            "layout": "table",
+            "n_candidates": len(self),
+            "feature_names": self.feature_names,
+            "fingerprint": fingerprint,
+        }
         _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
+
+    @staticmethod
+    def fingerprint(directory: Path) -> str | None:
+        """Fingerprint of the space config a cached pool was built from (None for pools cached before fingerprints).
+
+        Raises:
+            PoolCacheError: If ``pool.json`` cannot be read.
+        """
+        try:
+            meta = json.loads((directory / "pool.json").read_text())
+        except (OSError, ValueError) as error:
+            raise PoolCacheError(f"{directory}: cannot read cached pool: {error}") from None
+        fingerprint = meta.get("fingerprint") if isinstance(meta, dict) else None
+        return str(fingerprint) if fingerprint is not None else None
 
     @classmethod
     def load(cls, directory: Path, feature_names: list[str]) -> CandidatePool:
