@@ -52,12 +52,12 @@ def open_campaign(directory: Path, check: bool = True) -> tuple[CampaignStore, C
     """
     marker = read_marker(directory)
     if marker is None:
-        stored = (
-            " but holds a campaign store (store/): restore campaign.json from a backup"
-            if (Path(directory) / "store").is_dir()
-            else ""
-        )
-        raise NotACampaignError(f"{directory}: not a sbin campaign directory (no {MARKER}{stored})")
+        if (Path(directory) / "store").is_dir():
+            raise NotACampaignError(
+                f"{directory}: {MARKER} is missing but the directory holds a campaign store (store/); restore "
+                f"{MARKER} from a backup"
+            )
+        raise NotACampaignError(f"{directory}: not a sbin campaign directory (no {MARKER})")
     uri = None
     if marker["backend"] == "mongodb":
         uri = os.environ.get(STORE_URI_VARIABLE)
