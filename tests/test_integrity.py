@@ -32,7 +32,7 @@ from sbin_loop.integrity import CampaignIntegrityError
 from sbin_loop.locking import CampaignLock
 from sbin_loop.loop import Campaign
 from sbin_loop.status import NotACampaignError, campaign_status, open_campaign
-from sbin_loop.stores import campaign_store
+from sbin_loop.stores import RoundDoc, campaign_store
 
 USER_ERROR = 2
 """Exit code of a refused command on this branch (user errors)."""
@@ -329,6 +329,23 @@ def test_unusable_measured_values_become_failed_jobs_and_the_campaign_finishes(
     assert campaign_status(tmp_path / "campaign")["state"] == "finished"
 
 
+def test_a_stored_value_the_model_cannot_use_does_not_stop_a_resume(finished_campaign: Path, tmp_path: Path):
+    """A value stored before ingestion checked it (1e39 K) is left out of training instead of failing every resume."""
+    directory = _copy(finished_campaign, tmp_path)
+    store, _ = open_campaign(directory)
+    try:
+        result = store.results()[0]
+        huge = result.model_copy(update={"values": {"Tc_K": 1e39}}).model_dump(mode="json")
+        store._backends["sbin_results"].update(huge, key=["campaign", "job_id"])
+    finally:
+        store.close()
+    campaign = Campaign(
+        campaign_config(finished_campaign.parent / "pool.csv", budget={"initial": 6, "rounds": 3}), directory
+    )
+    assert len(campaign.run()) == 1
+    assert campaign_status(directory)["rounds_complete"] == 4
+
+
 # Status ---------------------------------------------------------------------------------------------------------
 def test_status_state_follows_the_campaign_lock(finished_campaign: Path, tmp_path: Path):
     directory = _copy(finished_campaign, tmp_path)
@@ -351,6 +368,17 @@ def test_status_ranks_predicted_candidates_by_the_mean_it_shows_at_the_configure
     assert "mean [90% interval]" in _format_status({**state, "interval_level": 0.9})
 
 
-def test_sbin_status_on_the_command_line_shows_the_level(finished_campaign: Path, tmp_path: Path):
-    outcome = run_sbin(["status", str(finished_campaign)], tmp_path)
-    assert outcome.code == 0 and "mean [95% interval]" in outcome.stdout, outcome.stderr[-2000:]
+def test_sbin_status_on_the_command_line_shows_the_level_of_its_intervals(finished_campaign: Path, tmp_path: Path):
+    directory = _copy(finished_campaign, tmp_path)
+    store, _ = open_campaign(directory)
+    try:
+        data = store.rounds()[-1].model_dump()
+        for entries in data["intervals"].values():
+            for entry in entries:
+                entry["interval"]["level"] = 0.9  # as if the campaign ran with intervals.level 0.9
+        store.put_round(RoundDoc.model_validate(data))
+    finally:
+        store.close()
+    outcome = run_sbin(["status", str(directory)], tmp_path)
+    assert outcome.code == 0, outcome.stderr[-2000:]
+    assert "mean [90% interval]" in outcome.stdout and "95%" not in outcome.stdout
