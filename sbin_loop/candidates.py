@@ -16,7 +16,9 @@ from, so a pool left by another config is rebuilt or refused rather than silentl
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from sbin_loop.features import descriptor_names, featurize_compositions, featurize_fractions
+from sbin_loop.integrity import RECOVERY, CampaignIntegrityError
 from sbin_loop.space import parse_formula
 from sbin_loop.space.chunks import CandidateChunk
+
+logger = logging.getLogger(__name__)
 
 
 def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
@@ -40,6 +45,41 @@ def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
 def chunk_features(chunk: CandidateChunk) -> np.ndarray:
     """``n x d`` float32 descriptors of enumerated candidates: composition descriptors, then the space's own."""
     return np.concatenate([featurize_fractions(chunk.indices, chunk.fractions), chunk.extra], axis=1).astype(np.float32)
+
+
+def space_fingerprint(space: dict, seed: int, columns: list[str]) -> str:
+    """Fingerprint of what a candidate pool is built from: the space section, the seed and the value columns."""
+    text = json.dumps({"space": space, "seed": seed, "columns": columns}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reuse_pool(directory: Path, stored: str | None, current: str, has_rounds: bool) -> bool:
+    """Whether a cached pool may be used as it is (True), or must be rebuilt (False).
+
+    A pool is a cache of the space config it was built from: one built from another space (a first start that failed
+    and a corrected config) is rebuilt while the campaign has stored no round. Once rounds are stored, a pool from
+    another space is refused; a pool cached before fingerprints existed is kept (the config check covers its space).
+
+    Args:
+        directory: The campaign directory.
+        stored: Fingerprint recorded in ``pool/pool.json`` (None if it has none).
+        current: Fingerprint of the config's space (``space_fingerprint``).
+        has_rounds: The campaign has a stored round or job.
+
+    Raises:
+        CampaignIntegrityError: If the campaign has rounds and the pool was built from another space.
+    """
+    if stored == current:
+        return True
+    if not has_rounds:
+        logger.info("pool/ was built from another space config (%s, now %s): rebuilding it", stored, current)
+        return False
+    if stored is None:
+        return True
+    raise CampaignIntegrityError(
+        f"{directory}: damaged campaign: pool/pool.json was built from another space config (fingerprint {stored}, "
+        f"this config's is {current}) but the campaign has stored rounds; {RECOVERY}"
+    )
 
 
 class PoolCacheError(RuntimeError):

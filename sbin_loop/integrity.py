@@ -13,7 +13,6 @@ Reading never writes: ledgers are read without the repair an oracle makes, so a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -329,42 +328,6 @@ def check_pool_candidates(directory: Path, picked: set[str], rows_of: Callable[[
             f"pool/ lacks {len(missing)} candidate(s) the jobs collection picked (e.g. {missing[0]}); pool/ belongs "
             "to another campaign or space",
         )
-
-
-def space_fingerprint(space: dict, seed: int, columns: list[str]) -> str:
-    """Fingerprint of what a candidate pool is built from: the space section, the seed and the value columns."""
-    text = json.dumps({"space": space, "seed": seed, "columns": columns}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def reuse_pool(directory: Path, stored: str | None, current: str, has_rounds: bool) -> bool:
-    """Whether a cached pool may be used as it is (True), or must be rebuilt (False).
-
-    A pool is a cache of the space config it was built from: one built from another space (a first start that failed
-    and a corrected config) is rebuilt while the campaign has stored no round. Once rounds are stored, a pool from
-    another space is refused; a pool cached before fingerprints existed is kept (the config check covers its space).
-
-    Args:
-        directory: The campaign directory.
-        stored: Fingerprint recorded in ``pool/pool.json`` (None if it has none).
-        current: Fingerprint of the config's space (``space_fingerprint``).
-        has_rounds: The campaign has a stored round or job.
-
-    Raises:
-        CampaignIntegrityError: If the campaign has rounds and the pool was built from another space.
-    """
-    if stored == current:
-        return True
-    if not has_rounds:
-        logger.info("pool/ was built from another space config (%s, now %s): rebuilding it", stored, current)
-        return False
-    if stored is None:
-        return True
-    raise _refuse(
-        Path(directory),
-        f"pool/pool.json was built from another space config (fingerprint {stored}, this config's is {current}) but "
-        "the campaign has stored rounds",
-    )
 
 
 def _same_file(new: Path, stored: Path) -> bool:

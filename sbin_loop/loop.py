@@ -37,7 +37,7 @@ import torch
 from pydantic import ValidationError
 
 from sbin_loop import __version__
-from sbin_loop.candidates import CandidatePool, pool_feature_names
+from sbin_loop.candidates import CandidatePool, pool_feature_names, reuse_pool, space_fingerprint
 from sbin_loop.config import (
     CampaignConfig,
     ConfigError,
@@ -51,9 +51,7 @@ from sbin_loop.integrity import (
     check_campaign,
     check_directory,
     check_pool_candidates,
-    reuse_pool,
     save_checkpoint_once,
-    space_fingerprint,
 )
 from sbin_loop.measurements import ingestible_outcome, usable_values
 from sbin_loop.model.botorch_model import BNNModel
