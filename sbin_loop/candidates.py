@@ -2,7 +2,8 @@
 
 The pool is built once when a campaign starts and reloaded on every resume, so a restarted campaign scores the very
 same candidates. Its files live in ``<campaign>/pool/``; ``pool.json`` (size, descriptor names, layout) is written
-last, each file to a temporary name and renamed. Two layouts:
+last, each file to a temporary name and renamed; it records the ``fingerprint`` of the space config the pool was built
+from, so a pool left by another config is rebuilt or refused rather than silently reused. Two layouts:
 
 - ``table`` (formula tables; also every pool cached before layouts existed, whose ``pool.json`` names none):
   ``candidates.csv.gz`` (id, formula) and ``features.npy`` (float32 ``N x d``), held in memory. Tables are read
@@ -15,7 +16,9 @@ last, each file to a temporary name and renamed. Two layouts:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from sbin_loop.features import descriptor_names, featurize_compositions, featurize_fractions
+from sbin_loop.integrity import RECOVERY, CampaignIntegrityError
 from sbin_loop.space import parse_formula
 from sbin_loop.space.chunks import CandidateChunk
+
+logger = logging.getLogger(__name__)
 
 
 def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
@@ -39,6 +45,41 @@ def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
 def chunk_features(chunk: CandidateChunk) -> np.ndarray:
     """``n x d`` float32 descriptors of enumerated candidates: composition descriptors, then the space's own."""
     return np.concatenate([featurize_fractions(chunk.indices, chunk.fractions), chunk.extra], axis=1).astype(np.float32)
+
+
+def space_fingerprint(space: dict, seed: int, columns: list[str]) -> str:
+    """Fingerprint of what a candidate pool is built from: the space section, the seed and the value columns."""
+    text = json.dumps({"space": space, "seed": seed, "columns": columns}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reuse_pool(directory: Path, stored: str | None, current: str, has_rounds: bool) -> bool:
+    """Whether a cached pool may be used as it is (True), or must be rebuilt (False).
+
+    A pool is a cache of the space config it was built from: one built from another space (a first start that failed
+    and a corrected config) is rebuilt while the campaign has stored no round. Once rounds are stored, a pool from
+    another space is refused; a pool cached before fingerprints existed is kept (the config check covers its space).
+
+    Args:
+        directory: The campaign directory.
+        stored: Fingerprint recorded in ``pool/pool.json`` (None if it has none).
+        current: Fingerprint of the config's space (``space_fingerprint``).
+        has_rounds: The campaign has a stored round or job.
+
+    Raises:
+        CampaignIntegrityError: If the campaign has rounds and the pool was built from another space.
+    """
+    if stored == current:
+        return True
+    if not has_rounds:
+        logger.info("pool/ was built from another space config (%s, now %s): rebuilding it", stored, current)
+        return False
+    if stored is None:
+        return True
+    raise CampaignIntegrityError(
+        f"{directory}: damaged campaign: pool/pool.json was built from another space config (fingerprint {stored}, "
+        f"this config's is {current}) but the campaign has stored rounds; {RECOVERY}"
+    )
 
 
 class PoolCacheError(RuntimeError):
@@ -170,13 +211,19 @@ class CandidatePool:
         return sizes
 
     @staticmethod
-    def write_meta(directory: Path, sizes: list[int], feature_names: list[str]) -> None:
-        """Complete a ``chunks`` pool written by ``write_chunks``."""
-        meta = {"layout": "chunks", "n_candidates": sum(sizes), "sizes": sizes, "feature_names": feature_names}
+    def write_meta(directory: Path, sizes: list[int], feature_names: list[str], fingerprint: str | None = None) -> None:
+        """Complete a ``chunks`` pool written by ``write_chunks``, recording the fingerprint of its space config."""
+        meta = {
+            "layout": "chunks",
+            "n_candidates": sum(sizes),
+            "sizes": sizes,
+            "feature_names": feature_names,
+            "fingerprint": fingerprint,
+        }
         _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
 
-    def save(self, directory: Path) -> None:
-        """Write an in-memory ``table`` pool into ``directory``."""
+    def save(self, directory: Path, fingerprint: str | None = None) -> None:
+        """Write an in-memory ``table`` pool into ``directory``, recording the fingerprint of its space config."""
         table = self._part(0)
         if not isinstance(table, _TablePart):
             raise TypeError("only an in-memory table pool is saved; chunk pools are written as they are enumerated")
@@ -189,8 +236,27 @@ class CandidatePool:
                 np.save(handle, table.features, allow_pickle=False)
 
         _write_atomic(directory / "features.npy", write_features)
-        meta = {"layout": "table", "n_candidates": len(self), "feature_names": self.feature_names}
+        meta = {
+            "layout": "table",
+            "n_candidates": len(self),
+            "feature_names": self.feature_names,
+            "fingerprint": fingerprint,
+        }
         _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
+
+    @staticmethod
+    def fingerprint(directory: Path) -> str | None:
+        """Fingerprint of the space config a cached pool was built from (None for pools cached before fingerprints).
+
+        Raises:
+            PoolCacheError: If ``pool.json`` cannot be read.
+        """
+        try:
+            meta = json.loads((directory / "pool.json").read_text())
+        except (OSError, ValueError) as error:
+            raise PoolCacheError(f"{directory}: cannot read cached pool: {error}") from None
+        fingerprint = meta.get("fingerprint") if isinstance(meta, dict) else None
+        return str(fingerprint) if fingerprint is not None else None
 
     @classmethod
     def load(cls, directory: Path, feature_names: list[str]) -> CandidatePool:

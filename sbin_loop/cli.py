@@ -107,7 +107,7 @@ def _format_status(state: dict) -> str:
     ]
     for title, key in (("best measured", "best"), ("best predicted, not yet measured", "top_predicted")):
         if state[key]:
-            lines.append(f"{title} (mean [95% interval]):")
+            lines.append(f"{title} (mean [{state['interval_level'] * 100:g}% interval]):")
         for row in state[key]:
             observed = "" if row["observed"] is None else f"measured {row['observed']:.2f}, "
             lines.append(

@@ -10,8 +10,9 @@ config in another directory:
   which the dataset oracles of every stage share);
 - identical rounds: the same picks in the same order, acquisition values and best candidates in every round.
 
-Used by the test suite (20 kills) and ``benchmarks/faults.py`` (100 kills). Needs a config whose oracle is the
-dataset replay (it writes the ledger) and, to land kills inside the oracle phase, some ``oracle.latency_seconds``.
+Used by the test suite (up to 20 kills, at least 10 landing) and ``benchmarks/faults.py`` (``--kills``). Needs a
+config whose oracle is the dataset replay (it writes the ledger) and, to land kills inside the oracle phase, some
+``oracle.latency_seconds``.
 """
 
 from __future__ import annotations

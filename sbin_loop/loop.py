@@ -22,6 +22,7 @@ nor re-labels anything. All randomness derives from the campaign seed and the ro
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections import Counter
@@ -36,7 +37,7 @@ import torch
 from pydantic import ValidationError
 
 from sbin_loop import __version__
-from sbin_loop.candidates import CandidatePool, pool_feature_names
+from sbin_loop.candidates import CandidatePool, pool_feature_names, reuse_pool, space_fingerprint
 from sbin_loop.config import (
     CampaignConfig,
     ConfigError,
@@ -46,11 +47,18 @@ from sbin_loop.config import (
     stored_model_config,
 )
 from sbin_loop.features.structure_inputs import StructureInputs, relaxed_structure
+from sbin_loop.integrity import (
+    check_campaign,
+    check_directory,
+    check_pool_candidates,
+    save_checkpoint_once,
+)
+from sbin_loop.measurements import ingestible_outcome, usable_values
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
-from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage, build_oracles, checked_outcome, dataset_table
+from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage, build_oracles, dataset_table
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.policies.screening import RunningTop, chunk_size, screen
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
@@ -96,6 +104,10 @@ class RoundSummary:
         )
 
 
+_RESUMABLE_SECTIONS = ("budget", "store")
+"""Config sections that may change when a campaign resumes: its budget, and how its store is reached."""
+
+
 def _config_differences(old: object, new: object, path: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         differences = []
@@ -139,16 +151,19 @@ class Campaign:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._check_directory_belongs_to(config.name)
         self.store = CampaignStore.open(config.name, config.store, self.directory)
+        check_directory(self.directory, read_marker(self.directory), self.store, config.name, config.store.uri is None)
         stored = self.store.campaign_doc()
         if stored is not None:
+            check_campaign(self.store, self.directory, stored.config)
             self._check_config_unchanged(stored)
         # Pool and oracles are built (and so validated) before a new campaign writes anything to its store.
         self.pool = self._load_or_build_pool()
+        check_pool_candidates(self.directory, {job.candidate_id for job in self.store.jobs()}, self.pool.rows_of)
         self.stages = self._build_stages()
         if stored is None:
             current = config.model_dump(mode="json")
             self.store.put_campaign(CampaignDoc(campaign=config.name, config=current, sbin_version=__version__))
-            write_marker(self.directory, config.name, config.store)
+        write_marker(self.directory, config.name, config.store)
         self.policy = build_policy(config.policy)
         self.objective_names = tuple(objective.name for objective in config.objectives)
         self._objective_index = self.objective_names.index(config.policy_objective.name)
@@ -171,7 +186,9 @@ class Campaign:
 
         A setting the config file leaves out keeps the value the campaign started with, not today's default: a
         default that sbin changed since (e.g. ``model.likelihood``) does not change the model of a running campaign.
-        Settings added to sbin since the campaign started take the value that meant its behaviour then.
+        Settings added to sbin since the campaign started take the value that meant its behaviour then. The
+        ``store`` section is how to reach the documents, not what the campaign is (a new password or host is no
+        change of campaign); the campaign document keeps it without credentials.
         """
         current = self.config.model_dump(mode="json")
         stored_dump = dict(stored.config)
@@ -182,8 +199,8 @@ class Campaign:
             stored_config = CampaignConfig.model_validate(stored_dump).model_dump(mode="json")
         except ValidationError:
             stored_config, explicit = stored_dump, None  # unreadable today: every difference counts
-        old = {key: value for key, value in stored_config.items() if key != "budget"}
-        new = {key: value for key, value in current.items() if key != "budget"}
+        old = {key: value for key, value in stored_config.items() if key not in _RESUMABLE_SECTIONS}
+        new = {key: value for key, value in current.items() if key not in _RESUMABLE_SECTIONS}
         differences = _config_differences(old, new)
         changed = [path for path in differences if explicit is None or _within(path, explicit)]
         if changed:
@@ -198,28 +215,38 @@ class Campaign:
                 "campaign started",
                 ", ".join(f"{path}={_value_at(stored_config, path)!r}" for path in differences),
             )
-            self.config = CampaignConfig.model_validate({**stored_config, "budget": current["budget"]})
+            kept = CampaignConfig.model_validate({**stored_config, "budget": current["budget"]})
+            self.config = kept.model_copy(update={"store": self.config.store})
             current = self.config.model_dump(mode="json")
         if stored.config != current:
             self.store.put_campaign(stored.model_copy(update={"config": current}))
 
+    @property
+    def _pool_fingerprint(self) -> str:
+        columns = [objective.data_column for objective in self.config.objectives]
+        return space_fingerprint(self.config.space.model_dump(mode="json"), self.config.seed, columns)
+
     def _load_or_build_pool(self) -> CandidatePool:
+        """The cached pool if it was built from this config's space, else a pool built (and cached) now."""
         pool_dir = self.directory / "pool"
         if (pool_dir / "pool.json").is_file():
-            return CandidatePool.load(pool_dir, pool_feature_names(self._space.extra_names))
+            has_rounds = bool(self.store.rounds() or self.store.jobs())
+            if reuse_pool(self.directory, CandidatePool.fingerprint(pool_dir), self._pool_fingerprint, has_rounds):
+                return CandidatePool.load(pool_dir, pool_feature_names(self._space.extra_names))
+            shutil.rmtree(pool_dir)
         if isinstance(self.config.space, PoolSpaceConfig):
             table = self._oracle_table if self._oracle_reads_pool_source else self._read_pool_source()
             logger.info("%s", table.summary())
             frame = sample_rows(table.frame, self.config.space.sample, derive_seed(self.config.seed, _POOL))
             self._require_initial(len(frame), f"{len(table.rejected)} rows rejected")
             pool = CandidatePool.from_frame(frame)
-            pool.save(pool_dir)
+            pool.save(pool_dir, self._pool_fingerprint)
         else:
             rejected: Counter = Counter()
             sizes = CandidatePool.write_chunks(self._space.chunks(rejected=rejected), pool_dir)
             self._require_initial(sum(sizes), f"rejected by rule: {dict(rejected)}")
             feature_names = pool_feature_names(self._space.extra_names)
-            CandidatePool.write_meta(pool_dir, sizes, feature_names)
+            CandidatePool.write_meta(pool_dir, sizes, feature_names, self._pool_fingerprint)
             pool = CandidatePool.load(pool_dir, feature_names)
             logger.info("perovskite space: %d candidates kept, rejected %s", len(pool), dict(rejected))
         logger.info("pool of %d candidates with %d descriptors", len(pool), len(pool.feature_names))
@@ -644,7 +671,7 @@ class Campaign:
                 if outcome is None:
                     continue
                 del running[job_id]
-                retry = self._record_outcome(job, checked_outcome(outcome, self.objective_names))
+                retry = self._record_outcome(job, ingestible_outcome(outcome, tuple(self.config.objectives)))
                 if retry is not None:
                     running[job_id] = retry
             if running and not outcomes:
@@ -694,10 +721,16 @@ class Campaign:
     def _training_data(self) -> tuple[np.ndarray, np.ndarray, list[ResultDoc]]:
         """Pool rows and targets (``NaN`` where not measured), one row per measured candidate, and every result.
 
-        A value that several stages measured trains with the latest stage's (``merged_values``).
+        A value that several stages measured trains with the latest stage's (``merged_values``); a stored value the
+        model cannot learn (``sbin_loop.measurements``) is left out.
         """
         results = self.store.results()
-        measured = merged_values(results)
+        objectives = tuple(self.config.objectives)
+        measured = {
+            candidate: usable
+            for candidate, values in merged_values(results).items()
+            if (usable := usable_values(values, objectives, candidate))
+        }
         row_of = self.pool.rows_of(measured)
         rows = np.array([row_of[candidate] for candidate in measured], dtype=np.int64)
         targets = np.array(
@@ -729,7 +762,7 @@ class Campaign:
         except ModelOutputError as error:
             raise CampaignError(f"round {doc.round}: {error}; no checkpoint was stored") from None
         checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
-        save_surrogate(surrogate, self.directory / checkpoint, feature_names)
+        save_checkpoint_once(self.directory / checkpoint, lambda path: save_surrogate(surrogate, path, feature_names))
         return self.store.update_round(
             doc,
             state="trained",

@@ -46,6 +46,13 @@ def test_small_data_calibration_benchmark_runs_end_to_end(tmp_path: Path, monkey
     argv = ["small_data_calibration.py", "--sizes", "12", "--seeds", "1", "--test-rows", "40", "--json", str(out)]
     monkeypatch.setattr(sys, "argv", argv)
     small_data_calibration.main()
-    runs = json.loads(out.read_text())["runs"]
-    assert {run["setting"] for run in runs} == set(small_data_calibration.SETTINGS)
-    assert all(0.0 <= run["coverage_95"] <= 1.0 and run["crps"] > 0 for run in runs)
+    runs = {run["setting"]: run for run in json.loads(out.read_text())["runs"]}
+    assert set(runs) == set(small_data_calibration.SETTINGS)
+    for run in runs.values():
+        assert run["crps"] > 0
+        assert run["mae"] < run["mae_train_mean"], run  # 11.7 K against 16.5 K for predicting the training mean
+    # The default (out-of-fold recalibration) covers close to 95% of 40 held-out rows even from 12 training rows
+    # (0.925 measured; 0.80 is far below the binomial spread of a calibrated model); the spread as trained does not
+    # (0.325), which is why recalibration is the default.
+    assert 0.80 <= runs["out_of_fold"]["coverage_95"] <= 1.0, runs["out_of_fold"]
+    assert runs["uncalibrated"]["coverage_95"] < runs["out_of_fold"]["coverage_95"]

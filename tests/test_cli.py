@@ -69,7 +69,7 @@ def test_a_run_killed_after_its_last_round_is_finished_by_the_next_run(tmp_path:
         store.put_campaign(doc.model_copy(update={"stop_reason": None}))
     finally:
         store.close()
-    assert campaign_status(directory)["state"] == "running"
+    assert campaign_status(directory)["state"] == "stopped"  # unfinished, and no process drives it
 
     again = runner.invoke(app, ["run", str(config), "--dir", str(directory)])
     assert again.exit_code == 0 and "is finished" in again.output

@@ -82,7 +82,7 @@ def test_daemon_stops_gracefully_refuses_a_second_driver_and_resumes(fault_setup
         time.sleep(0.2)  # status reads the store while the daemon writes it
     assert stop_daemon(directory) == pid
     assert lock_holder(directory) is None
-    assert campaign_status(directory)["state"] == "running"
+    assert campaign_status(directory)["state"] == "stopped"  # what `sbin daemon status` says too: no process drives it
     assert "stopping after the current step" in (directory / "sbin.log").read_text()
 
     pid = start_daemon(config, directory)

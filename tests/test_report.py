@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 from nbclient import NotebookClient
@@ -14,6 +16,9 @@ from typer.testing import CliRunner
 
 import sbin_loop
 from sbin_loop.cli import app
+from sbin_loop.inspection.frames import open_view
+from sbin_loop.inspection.report import cell_text, pick_table, render_html
+from sbin_loop.status import open_campaign
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "inspect_rounds.ipynb"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,6 +59,52 @@ def test_report_defaults_into_the_campaign_and_refuses_other_directories(
 
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "not a sbin campaign" in result.output
+
+
+def test_report_tables_read_cleanly_and_scroll_when_wide(finished_campaign: Path) -> None:
+    html = render_html(open_view(finished_campaign), {})
+    cells = re.findall(r"<td>(.*?)</td>", html, re.S)
+    assert cells
+    for bad in ("&lt;NA&gt;", "<NA>", "None", "nan", "NaN", "[", "]"):
+        assert not [cell for cell in cells if bad in cell], bad
+    assert html.count("<table") == html.count('<div class="table-wrap"><table')
+    assert ".table-wrap { max-width: 100%; overflow-x: auto; }" in html
+    assert "–" in cells  # round 0's picks have no acquisition value nor prediction
+
+
+def test_cells_are_formatted() -> None:
+    assert [cell_text(value) for value in (None, pd.NA, float("nan"), [1, 2.5], {"a": 1}, 1234.5678, 3, True)] == [
+        "–",
+        "–",
+        "–",
+        "1, 2.5",
+        "a: 1",
+        "1235",
+        "3",
+        "yes",
+    ]
+
+
+def test_picks_with_nothing_left_to_gain_are_flagged(finished_campaign: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "campaign"
+    shutil.copytree(finished_campaign, directory)
+    store, _ = open_campaign(directory)
+    try:
+        last = store.rounds()[-1]
+        hopeless = last.selected[0].model_copy(update={"acquisition": "qLogEI", "acquisition_value": -50.0})
+        store.update_round(last, selected=[hopeless, *last.selected[1:]])
+    finally:
+        store.close()
+    view = open_view(directory)
+    picks, selections = pick_table(view), view.selections()
+    flagged = set(zip(picks["round"], picks["rank"], strict=True)) - set(
+        zip(*(picks[picks["expected_gain"] == ""][column] for column in ("round", "rank")), strict=True)
+    )
+    hopeless_rows = selections[(selections["acquisition"] == "qLogEI") & (selections["acquisition_value"] < -20)]
+    assert (last.round, 0) in flagged
+    assert flagged == set(zip(hopeless_rows["round"], hopeless_rows["rank"], strict=True))
+    assert not any(round_index == 0 for round_index, _ in flagged)  # random picks have no acquisition value
+    assert "negligible (log EI -50 &lt; -20)" in render_html(open_view(directory), {})
 
 
 def test_notebook_is_stored_without_outputs() -> None:

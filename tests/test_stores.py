@@ -1,11 +1,13 @@
 import os
+import socket
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from sbin_loop.config import StoreConfig
-from sbin_loop.stores import CampaignStore, JobDoc, ResultDoc, StoreError, open_backend
+from sbin_loop.stores import CampaignDoc, CampaignStore, JobDoc, ResultDoc, StoreError, campaign_store, open_backend
 
 
 def _result(job_id: str = "c:r0000:SrTiO3", value: float = 1.0) -> ResultDoc:
@@ -75,3 +77,40 @@ def test_wrong_document_type_is_refused(tmp_path: Path):
     store = CampaignStore.open("c", StoreConfig(), None)
     with pytest.raises(ValueError, match="campaign 'other'"):
         store.put_result(_result().model_copy(update={"campaign": "other"}))
+
+
+def test_campaign_names_lists_every_campaign_of_the_store(tmp_path: Path):
+    assert CampaignStore.open("c", StoreConfig(), tmp_path).campaign_names() == []
+    for name in ("c", "other"):
+        store = CampaignStore.open(name, StoreConfig(), tmp_path)
+        store.put_campaign(CampaignDoc(campaign=name, config={}, sbin_version="test"))
+        store.close()
+    assert CampaignStore.open("c", StoreConfig(), tmp_path).campaign_names() == ["c", "other"]
+
+
+def test_an_unwritable_embedded_store_is_read_from_a_private_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The embedded engine writes its settings and a write-ahead log even to read, so a read-only campaign directory
+    is read from a copy (a real read-only mount is tested in tests/test_integrity.py)."""
+    CampaignStore.open("c", StoreConfig(), tmp_path).put_result(_result())
+    files = sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*"))
+    monkeypatch.setattr(campaign_store.os, "access", lambda path, mode: False)
+    store = CampaignStore.open("c", StoreConfig(), tmp_path, read_only=True)
+    copy = store._scratch
+    assert copy is not None and copy.is_dir()
+    assert [result.values["y"] for result in store.results()] == [1.0]
+    store.close()
+    assert not copy.exists()
+    assert sorted(path.relative_to(tmp_path) for path in tmp_path.rglob("*")) == files
+
+
+def test_an_unreachable_mongodb_is_refused_quickly_with_the_uri_redacted():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = StoreConfig(uri=f"mongodb://alice:hunter2@127.0.0.1:{port}/sbin", server_selection_timeout_ms=300)
+    start = time.monotonic()
+    with pytest.raises(
+        StoreError, match=rf"cannot reach MongoDB at mongodb://alice:\*\*\*@127\.0\.0\.1:{port}"
+    ) as info:
+        CampaignStore.open("c", config, None)
+    assert time.monotonic() - start < 10 and "hunter2" not in str(info.value)

@@ -9,7 +9,7 @@ import typer
 
 from sbin_loop.config import ConfigError
 from sbin_loop.inspection.frames import open_view
-from sbin_loop.inspection.report import write_report
+from sbin_loop.inspection.report import ReportError, write_report
 from sbin_loop.status import NotACampaignError
 from sbin_loop.stores import StoreError
 
@@ -21,8 +21,8 @@ def report(
     """Write a self-contained HTML report of a campaign, with a PNG of each plot beside it."""
     try:
         view = open_view(directory)
-    except (NotACampaignError, StoreError, ConfigError) as error:
+        files = write_report(view, out or directory / "report.html")
+    except (NotACampaignError, StoreError, ConfigError, ReportError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
-    files = write_report(view, out or directory / "report.html")
     typer.echo(f"wrote {files.html} and {len(files.images)} plots: {', '.join(map(str, files.images.values()))}")

@@ -339,8 +339,7 @@ def open_view(source: str | Path, campaign: str | None = None, database: str = "
         if doc is None:
             store.close()
             raise ValueError(f"no campaign {campaign!r} in database {database!r}")
-        scheme, address = text.split("://", 1)
-        text = f"{scheme}://{address.split('@')[-1]} (database {database})"  # never show credentials
+        text = f"{StoreConfig.redact(text)} (database {database})"  # never show credentials
     else:
         store, doc = open_campaign(Path(source))
     try:

@@ -8,15 +8,20 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from sbin_loop import __version__
+from sbin_loop.config import StoreConfig
 from sbin_loop.inspection.frames import CampaignView
 from sbin_loop.inspection.plots import FIGURES, FigureSpec, campaign_figures
+from sbin_loop.status import ranked_by_mean
 from sbin_loop.stores.documents import utc_now
 
 DPI = 110
@@ -30,8 +35,19 @@ PICK_COLUMNS = (
     "pred_upper",
     "oracles",
     "observed",
+    "expected_gain",
 )
-"""Columns of ``CampaignView.selections`` shown in the report."""
+"""Columns of ``CampaignView.selections`` shown in the report (``expected_gain`` added by ``pick_table``)."""
+
+MISSING = "–"
+"""What an empty cell shows (no value, not applicable)."""
+
+LOG_ACQUISITIONS = ("qLogEI", "qLogNEI")
+"""Acquisitions whose value is the logarithm of the expected improvement (in the objective's unit)."""
+
+NEGLIGIBLE_LOG_GAIN = -20.0
+"""A log-EI below this (an expected improvement under e^-20, about 2e-9 of a unit) is no expected gain at all: the
+pick was made because a batch had to be filled, not because the model expected anything from it."""
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -43,7 +59,12 @@ figure { margin: 1.5em 0; }
 figure img { max-width: 100%; }
 figcaption { font-size: 0.9em; color: #555; max-width: 900px; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.85em; }
+.table-wrap { max-width: 100%; overflow-x: auto; }
 """
+
+
+class ReportError(OSError):
+    """A report that cannot be written where it was asked to be; the message says where to write it instead."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +80,45 @@ class ReportFiles:
     images: dict[str, Path]
 
 
+def cell_text(value: object) -> str:
+    """How one table cell reads: missing as ``–``, lists and mappings joined, numbers to four significant digits."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {cell_text(item)}" for key, item in value.items()) or MISSING
+    if isinstance(value, list | tuple | set | np.ndarray):
+        return ", ".join(cell_text(item) for item in value) or MISSING
+    if value is None or value is pd.NA or value is pd.NaT:
+        return MISSING
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return MISSING if math.isnan(value) else f"{float(value):.4g}"
+    return str(value)
+
+
 def _table(frame: pd.DataFrame) -> str:
-    """An HTML table, numbers to four significant digits (cells are escaped)."""
-    return frame.to_html(index=False, na_rep="", float_format="{:.4g}".format, border=0)
+    """An HTML table of formatted cells (escaped), in a container that scrolls sideways when it is too wide."""
+    cells = frame.astype(object).map(cell_text) if not frame.empty else frame
+    return f'<div class="table-wrap">{cells.to_html(index=False, border=0, escape=True)}</div>'
+
+
+def expected_gain(acquisition: object, value: object) -> str:
+    """``negligible`` for a log-EI pick whose value says it expected no gain, else empty."""
+    if acquisition in LOG_ACQUISITIONS and isinstance(value, float) and value < NEGLIGIBLE_LOG_GAIN:
+        return f"negligible (log EI {value:.3g} < {NEGLIGIBLE_LOG_GAIN:g})"
+    return ""
+
+
+def pick_table(view: CampaignView) -> pd.DataFrame:
+    """The picks as the report shows them, with ``expected_gain`` flagging picks made with nothing left to gain."""
+    picks = view.selections()
+    if not picks.empty:
+        picks["expected_gain"] = [
+            expected_gain(acquisition, value)
+            for acquisition, value in zip(picks["acquisition"], picks["acquisition_value"], strict=True)
+        ]
+    return picks.reindex(columns=list(PICK_COLUMNS))
 
 
 def _section(title: str, body: str) -> str:
@@ -100,6 +157,9 @@ def _candidate_tables(view: CampaignView) -> str:
     parts = []
     for group, title in (("best_observed", "Best measured"), ("top_predicted", "Best predicted, not yet measured")):
         rows = last[last["group"] == group]
+        if group == "top_predicted" and not rows.empty:
+            ranked = ranked_by_mean(rows.to_dict("records"), view.objective.name, view.objective.goal)
+            rows = pd.DataFrame(ranked, columns=rows.columns)
         if not rows.empty:
             parts.append(f"<h3>{title} (model after round {int(last['round'].iloc[0])})</h3>{_table(rows[columns])}")
     return "\n".join(parts)
@@ -114,6 +174,15 @@ def _figure(spec: FigureSpec, png: bytes) -> str:
     )
 
 
+def shown_config(view: CampaignView) -> dict:
+    """The campaign's stored config with its store URI redacted (a campaign stored by an older sbin may hold one)."""
+    config = dict(view.campaign.config)
+    store = config.get("store")
+    if isinstance(store, dict) and isinstance(store.get("uri"), str):
+        config["store"] = {**store, "uri": StoreConfig.redact(store["uri"])}
+    return config
+
+
 def render_html(view: CampaignView, images: dict[str, bytes]) -> str:
     """The report as one HTML document with the PNG images embedded (base64).
 
@@ -126,7 +195,7 @@ def render_html(view: CampaignView, images: dict[str, bytes]) -> str:
     missing = [spec.title for spec in FIGURES if spec.name not in images]
     if missing:
         figures += f"<p>Not shown, no data yet: {html.escape(', '.join(missing))}.</p>"
-    picks = view.selections().reindex(columns=list(PICK_COLUMNS))
+    picks = pick_table(view)
     structures = view.structures().drop(columns="structure")
     sections = [
         _section("Provenance", _table(provenance(view))),
@@ -138,7 +207,7 @@ def render_html(view: CampaignView, images: dict[str, bytes]) -> str:
         _section("Calibration of predictions made before measurement", _table(view.calibration())),
         _section("Model training", _table(view.training())),
         _section("Structures returned by the oracle", _table(structures)) if not structures.empty else "",
-        _section("Campaign config", f"<pre>{html.escape(yaml.safe_dump(view.campaign.config, sort_keys=False))}</pre>"),
+        _section("Campaign config", f"<pre>{html.escape(yaml.safe_dump(shown_config(view), sort_keys=False))}</pre>"),
     ]
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>sbin campaign {name}</title>'
@@ -154,7 +223,12 @@ def write_report(view: CampaignView, out: Path) -> ReportFiles:
         out: Path of the HTML file; its directory is created if needed.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ReportError(f"--out: cannot create {out.parent} ({error.strerror}); write the report elsewhere") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ReportError(f"--out: cannot write to {out.parent}; give a writable file, e.g. --out /tmp/report.html")
     images, paths = {}, {}
     for name, figure in campaign_figures(view).items():
         buffer = io.BytesIO()

@@ -2,7 +2,7 @@
 
 Campaign documents (the campaign, jobs, results, rounds: thousands at most) live in maggma stores: an embedded
 ``MontyStore`` (sqlite engine, on disk inside the campaign directory, survives restarts) by default, or a
-``MongoURIStore`` when the config gives a URI. Candidate pools and feature matrices are not stored here (see
+``MongoStore`` (by URI) when the config gives a URI. Candidate pools and feature matrices are not stored here (see
 ``sbin_loop.pool_cache``): a document store is the wrong tool for 10^5+ rows.
 
 Every write is a pydantic document validated before it reaches the backend; every read is validated again, so a
@@ -11,13 +11,17 @@ document of a foreign schema version is reported rather than misread.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import TypeVar
 
 from maggma.core import Store
-from maggma.stores import MemoryStore, MongoURIStore, MontyStore
+from maggma.stores import MemoryStore, MongoStore, MontyStore
 from pydantic import BaseModel, ValidationError
+from pymongo.errors import PyMongoError
 
 from sbin_loop.config import StoreConfig
 from sbin_loop.stores.documents import SCHEMA_VERSION, CampaignDoc, JobDoc, ResultDoc, RoundDoc, utc_now
@@ -49,15 +53,47 @@ def open_backend(collection: str, config: StoreConfig, directory: Path | None) -
     """
     key = COLLECTIONS[collection][1]
     if config.uri is not None:
-        store: Store = MongoURIStore(config.uri, collection_name=collection, database=config.database, key=key)
-    elif directory is None:
-        store = MemoryStore(collection_name=collection, key=key)
+        return _connected_mongo(collection, config, key)
+    if directory is None:
+        store: Store = MemoryStore(collection_name=collection, key=key)
     else:
         path = directory / "store"
         path.mkdir(parents=True, exist_ok=True)
         store = MontyStore(collection, database_path=str(path), database_name=config.database, key=key)
     store.connect()
     return store
+
+
+def _connected_mongo(collection: str, config: StoreConfig, key: list[str]) -> Store:
+    """A ``MongoStore`` whose server answered within ``server_selection_timeout_ms``.
+
+    Raises:
+        StoreError: Naming the server by its redacted URI, if it cannot be reached or refuses the connection.
+    """
+    timeout = config.server_selection_timeout_ms
+    store = MongoStore.from_uri(
+        config.secret_uri,
+        collection_name=collection,
+        database=config.database,
+        key=key,
+        mongoclient_kwargs={"serverSelectionTimeoutMS": timeout, "connectTimeoutMS": timeout},
+    )
+    try:
+        store.connect()
+        store._collection.database.client.admin.command("ping")
+    except PyMongoError as error:
+        store.close()
+        reason = type(error).__name__
+        raise StoreError(
+            f"store.uri: cannot reach MongoDB at {config.redacted_uri} within {timeout / 1000:g} s ({reason}); "
+            "check the server and store.uri, or raise store.server_selection_timeout_ms"
+        ) from None
+    return store
+
+
+def _unwritable(path: Path) -> bool:
+    """Whether ``path`` is an existing directory this process may not write (permissions, read-only mount)."""
+    return path.is_dir() and not os.access(path, os.W_OK)
 
 
 class CampaignStore:
@@ -68,19 +104,42 @@ class CampaignStore:
         backends: Connected maggma stores by collection name (see ``COLLECTIONS``).
     """
 
-    def __init__(self, campaign: str, backends: dict[str, Store]) -> None:
+    def __init__(self, campaign: str, backends: dict[str, Store], scratch: Path | None = None) -> None:
         self.campaign = campaign
         self._backends = backends
+        self._scratch = scratch
 
     @classmethod
-    def open(cls, campaign: str, config: StoreConfig, directory: Path | None) -> CampaignStore:
-        """Connect every collection of a campaign."""
-        return cls(campaign, {name: open_backend(name, config, directory) for name in COLLECTIONS})
+    def open(cls, campaign: str, config: StoreConfig, directory: Path | None, read_only: bool = False) -> CampaignStore:
+        """Connect every collection of a campaign.
+
+        Args:
+            campaign: Campaign name.
+            config: The campaign's store section.
+            directory: Campaign directory holding the embedded store (``None``: in memory, for tests).
+            read_only: The caller only reads. The embedded store's engine writes even to read (its settings file,
+                the write-ahead log), so an embedded store in a directory this process cannot write is read from a
+                private copy, removed on ``close``.
+        """
+        scratch = None
+        if read_only and directory is not None and config.uri is None and _unwritable(Path(directory) / "store"):
+            scratch = Path(tempfile.mkdtemp(prefix="sbin-store-"))
+            shutil.copytree(Path(directory) / "store", scratch / "store")
+        source = scratch if scratch is not None else directory
+        try:
+            return cls(campaign, {name: open_backend(name, config, source) for name in COLLECTIONS}, scratch)
+        except BaseException:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
 
     def close(self) -> None:
-        """Close every backend connection."""
+        """Close every backend connection (and remove a read-only store's private copy)."""
         for backend in self._backends.values():
             backend.close()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def _put(self, collection: str, document: BaseModel) -> None:
         model, key = COLLECTIONS[collection]
@@ -118,6 +177,16 @@ class CampaignStore:
         return [self._read(collection, raw) for raw in found]
 
     # Campaign -------------------------------------------------------------------------------------------------
+    def campaign_names(self) -> list[str]:
+        """Names of every campaign with a campaign document in this store (not only this one)."""
+        try:
+            found = self._backends["sbin_campaigns"].query({}, properties=["campaign"])
+            return sorted({str(raw.get("campaign")) for raw in found})
+        except sqlite3.OperationalError as error:
+            if "no such table" not in str(error):
+                raise
+            return []
+
     def campaign_doc(self) -> CampaignDoc | None:
         """The campaign document, or ``None`` for a campaign never started."""
         found = self._query("sbin_campaigns")
