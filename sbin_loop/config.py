@@ -8,20 +8,57 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+
+from sbin_loop.yaml_safe import YamlLimitError, load_yaml
 
 
 class ConfigError(ValueError):
     """A campaign config that cannot be used; the message names each offending field."""
 
 
+# Upper bounds no real campaign reaches; they turn a typo such as ``rounds: 1e20`` into an error naming the field
+# instead of an overflow, a hang or an allocation that cannot succeed.
+MAX_SEED = 2**32 - 1
+"""Largest seed (numpy and torch both take 32-bit seeds; the store keeps 64-bit integers)."""
+MAX_COUNT = 10**9
+"""Largest count of candidates, rows, picks or evaluations."""
+MAX_ROUNDS = 100_000
+MAX_STEPS = 10**8
+"""Largest count of optimiser steps, epochs or MD/SQS steps."""
+MAX_DRAWS = 100_000
+"""Largest count of posterior draws."""
+MAX_MEMBERS = 1000
+"""Largest ensemble, fold count or retry count."""
+MAX_THREADS = 1024
+MAX_WIDTH = 4096
+"""Widest hidden layer."""
+MAX_LAYERS = 32
+MAX_ATOMS = 100_000
+MAX_BINS = 10_000
+MAX_SECONDS = 10**9
+MAX_POLL_SECONDS = 3600.0
+MAX_HOURS = 10**6
+MAX_NAME_LENGTH = 100
+"""Longest campaign name: it is a directory name, and file systems refuse components past 255 bytes."""
+MAX_ERROR_VALUE = 80
+"""Longest rendering of an offending value in an error message; longer ones are cut with ``...``."""
+MAX_ERROR_LINES = 20
+"""Most invalid fields listed in one error message."""
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every config section: unknown keys are errors, and numbers must be finite.
+
+    Infinity and NaN are refused: JSON stores them as null, and a stored campaign config must read back as written.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PoolSpaceConfig(_Section):
@@ -38,7 +75,7 @@ class PoolSpaceConfig(_Section):
     kind: Literal["pool"] = "pool"
     source: str = "bundled:supercon"
     formula_column: str = "formula"
-    sample: int | None = Field(default=None, gt=0)
+    sample: int | None = Field(default=None, gt=0, le=MAX_COUNT)
 
 
 class PerovskiteSpaceConfig(_Section):
@@ -279,35 +316,37 @@ class ModelConfig(_Section):
     prior_std: float = Field(default=1.0, gt=0)
     posterior_std_init: float = Field(default=1e-2, gt=0)
     fan_in_scaling: bool = True
-    kl_weight: float = Field(default=0.01, ge=0)
-    learning_rate: float = Field(default=3e-3, gt=0)
+    kl_weight: float = Field(default=0.01, ge=0, le=1e6)
+    learning_rate: float = Field(default=3e-3, gt=0, le=10)
     learning_rate_schedule: Literal["constant", "cosine"] = "cosine"
-    batch_size: int = Field(default=128, gt=0)
-    epochs: int = Field(default=200, gt=0)
-    min_steps: int = Field(default=1500, ge=0)
-    max_steps: int = Field(default=20000, gt=0)
+    batch_size: int = Field(default=128, gt=0, le=MAX_COUNT)
+    epochs: int = Field(default=200, gt=0, le=MAX_STEPS)
+    min_steps: int = Field(default=1500, ge=0, le=MAX_STEPS)
+    max_steps: int = Field(default=20000, gt=0, le=MAX_STEPS)
     noise: Literal["homoscedastic", "heteroscedastic"] = "heteroscedastic"
     likelihood: Literal["gaussian", "laplace"] = "laplace"
     nll_beta: float = Field(default=0.5, ge=0, le=1)
-    ensemble_size: int = Field(default=3, gt=0)
+    ensemble_size: int = Field(default=3, gt=0, le=MAX_MEMBERS)
     input_clip: float = Field(default=10.0, gt=0)
     validation_fraction: float = Field(default=0.15, ge=0, lt=1)
-    min_validation_rows: int = Field(default=30, gt=1)
-    validation_interval: int = Field(default=200, gt=0)
-    patience: int = Field(default=10, gt=0)
+    min_validation_rows: int = Field(default=30, gt=1, le=MAX_COUNT)
+    validation_interval: int = Field(default=200, gt=0, le=MAX_STEPS)
+    patience: int = Field(default=10, gt=0, le=MAX_STEPS)
     validation_metric: Literal["nll", "mse", "mae"] = "mae"
     recalibrate: bool = True
-    calibration_folds: int = Field(default=5, ge=0)
-    train_threads: int = Field(default=1, gt=0)
-    warm_start_steps: int = Field(default=0, ge=0)
-    warm_start_rounds: int = Field(default=4, gt=0)
+    calibration_folds: int = Field(default=5, ge=0, le=MAX_MEMBERS)
+    train_threads: int = Field(default=1, gt=0, le=MAX_THREADS)
+    warm_start_steps: int = Field(default=0, ge=0, le=MAX_STEPS)
+    warm_start_rounds: int = Field(default=4, gt=0, le=MAX_ROUNDS)
     warm_start_keep: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
-        if not hidden or any(width <= 0 for width in hidden):
-            raise ValueError("hidden layer widths must be a non-empty list of positive integers")
+        if not hidden or len(hidden) > MAX_LAYERS or any(not 0 < width <= MAX_WIDTH for width in hidden):
+            raise ValueError(
+                f"hidden layer widths must be a list of 1 to {MAX_LAYERS} integers between 1 and {MAX_WIDTH}"
+            )
         return hidden
 
     @field_validator("calibration_folds")
@@ -402,7 +441,7 @@ class AcquisitionConfig(_AcquisitionFields):
         count: Picks made by this component; the counts of all components add up to ``policy.batch_size``.
     """
 
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=MAX_COUNT)
 
 
 class ConstraintConfig(_Section):
@@ -456,9 +495,9 @@ class PolicyConfig(_AcquisitionFields):
     constraints: tuple[ConstraintConfig, ...] = ()
     min_feasibility: float = Field(default=0.5, gt=0, le=1)
     min_distance: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=10, gt=0)
-    mc_samples: int = Field(default=128, gt=1)
-    shortlist: int = Field(default=20_000, gt=0)
+    batch_size: int = Field(default=10, gt=0, le=MAX_COUNT)
+    mc_samples: int = Field(default=128, gt=1, le=MAX_DRAWS)
+    shortlist: int = Field(default=20_000, gt=0, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _components_fill_the_batch(self) -> PolicyConfig:
@@ -500,7 +539,7 @@ class OracleSelection(_Section):
         rank_by: Objective that ranks the picks; the policy objective if not given.
     """
 
-    top_k: int | None = Field(default=None, gt=0)
+    top_k: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     rank_by: str | None = None
 
 
@@ -514,9 +553,9 @@ class _OracleBase(_Section):
         select: Which picks of a round this oracle evaluates.
     """
 
-    max_attempts: int = Field(default=2, gt=0)
-    poll_seconds: float = Field(default=1.0, gt=0)
-    timeout_seconds: float = Field(default=86400.0, gt=0)
+    max_attempts: int = Field(default=2, gt=0, le=MAX_MEMBERS)
+    poll_seconds: float = Field(default=1.0, gt=0, le=MAX_POLL_SECONDS)
+    timeout_seconds: float = Field(default=86400.0, gt=0, le=MAX_SECONDS)
     select: OracleSelection = OracleSelection()
 
 
@@ -536,7 +575,7 @@ class DatasetOracleConfig(_OracleBase):
     kind: Literal["dataset"] = "dataset"
     source: str | None = None
     formula_column: str | None = None
-    latency_seconds: float = Field(default=0.0, ge=0)
+    latency_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)
     noise_std: float = Field(default=0.0, ge=0)
     where: dict[str, str | float | bool] | None = None
 
@@ -556,13 +595,13 @@ class SupercellConfig(_Section):
         melt_steps: MD steps (2 fs) of the melt.
     """
 
-    min_atoms: int = Field(default=40, ge=5)
+    min_atoms: int = Field(default=40, ge=5, le=MAX_ATOMS)
     decoration: Literal["random", "sqs"] = "sqs"
-    sqs_steps: int = Field(default=2000, ge=0)
+    sqs_steps: int = Field(default=2000, ge=0, le=MAX_STEPS)
     lattice_parameter: float | None = Field(default=None, gt=0)
     amorphous: bool = False
     melt_temperature_K: float = Field(default=3000.0, gt=0)
-    melt_steps: int = Field(default=1000, gt=0)
+    melt_steps: int = Field(default=1000, gt=0, le=MAX_STEPS)
 
 
 class DefectConfig(_Section):
@@ -585,8 +624,8 @@ class DefectConfig(_Section):
     """
 
     vacancies: tuple[str, ...] = ("O",)
-    sites_per_species: int = Field(default=4, gt=0)
-    antisites: int = Field(default=0, ge=0)
+    sites_per_species: int = Field(default=4, gt=0, le=MAX_ATOMS)
+    antisites: int = Field(default=0, ge=0, le=MAX_ATOMS)
     antisite_pairs: tuple[tuple[str, str], ...] = ()
     interstitials: tuple[str, ...] = ()
     temperature_K: float = Field(default=1000.0, gt=0)
@@ -609,7 +648,7 @@ class _DefectOracleBase(_OracleBase):
     supercell: SupercellConfig = SupercellConfig()
     defects: DefectConfig = DefectConfig()
     values: dict[str, str] = Field(default_factory=dict)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
 class ForceFieldOracleConfig(_DefectOracleBase):
@@ -627,9 +666,9 @@ class ForceFieldOracleConfig(_DefectOracleBase):
     kind: Literal["forcefield"] = "forcefield"
     force_field: str = "CHGNet"
     fmax: float = Field(default=0.05, gt=0)
-    max_steps: int = Field(default=500, gt=0)
-    workers: int = Field(default=1, gt=0)
-    threads_per_worker: int = Field(default=1, gt=0)
+    max_steps: int = Field(default=500, gt=0, le=MAX_STEPS)
+    workers: int = Field(default=1, gt=0, le=MAX_THREADS)
+    threads_per_worker: int = Field(default=1, gt=0, le=MAX_THREADS)
 
 
 class VaspOracleConfig(_DefectOracleBase):
@@ -703,7 +742,7 @@ class SimulatedLabConfig(_Section):
     noise_std: float = Field(default=0.0, ge=0)
     delay_seconds: tuple[float, float] = (0.0, 0.0)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
 
 class SynthesisOracleConfig(_OracleBase):
@@ -747,10 +786,10 @@ class BudgetConfig(_Section):
             at most it when minimising).
     """
 
-    initial: int = Field(default=20, gt=1)
-    rounds: int = Field(default=10, ge=0)
-    max_evaluations: int | None = Field(default=None, gt=0)
-    max_hours: float | None = Field(default=None, gt=0)
+    initial: int = Field(default=20, gt=1, le=MAX_COUNT)
+    rounds: int = Field(default=10, ge=0, le=MAX_ROUNDS)
+    max_evaluations: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    max_hours: float | None = Field(default=None, gt=0, le=MAX_HOURS)
     target: float | None = None
 
 
@@ -763,9 +802,9 @@ class IntervalConfig(_Section):
         top_k: How many of the best candidates get intervals stored with the round.
     """
 
-    n_draws: int = Field(default=1000, gt=1)
+    n_draws: int = Field(default=1000, gt=1, le=MAX_DRAWS)
     level: float = Field(default=0.95, gt=0, lt=1)
-    top_k: int = Field(default=5, gt=0)
+    top_k: int = Field(default=5, gt=0, le=MAX_COUNT)
 
 
 class StoreConfig(_Section):
@@ -777,7 +816,7 @@ class StoreConfig(_Section):
     """
 
     uri: str | None = None
-    database: str = "sbin"
+    database: str = Field(default="sbin", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
     @field_validator("uri")
     @classmethod
@@ -804,9 +843,9 @@ class StructureFeaturesConfig(_Section):
     """
 
     enabled: bool = True
-    r_max: float = Field(default=6.0, gt=0)
-    n_bins: int = Field(default=20, gt=0)
-    angle_bins: int = Field(default=9, gt=0)
+    r_max: float = Field(default=6.0, gt=0, le=30)
+    n_bins: int = Field(default=20, gt=0, le=MAX_BINS)
+    angle_bins: int = Field(default=9, gt=0, le=MAX_BINS)
     bond_tolerance: float = Field(default=0.2, gt=0)
 
 
@@ -841,8 +880,8 @@ class CampaignConfig(_Section):
         store: Document store.
     """
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = Field(default=0, ge=0)
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
     features: FeaturesConfig = FeaturesConfig()
@@ -852,6 +891,13 @@ class CampaignConfig(_Section):
     budget: BudgetConfig = BudgetConfig()
     intervals: IntervalConfig = IntervalConfig()
     store: StoreConfig = StoreConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _not_dots(cls, name: str) -> str:
+        if not name.strip("."):
+            raise ValueError("must contain a letter, digit, '-' or '_': the name is a directory name")
+        return name
 
     @model_validator(mode="before")
     @classmethod
@@ -928,8 +974,15 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
-        lines.append(f"  {field}: {message} (got {item.get('input')!r})")
+        lines.append(f"  {field}: {_shorten(message)} (got {_shorten(reprlib.repr(item.get('input')))})")
+    if len(lines) > MAX_ERROR_LINES:
+        lines[MAX_ERROR_LINES:] = [f"  ... and {len(lines) - MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
+
+
+def _shorten(text: str, limit: int = MAX_ERROR_VALUE) -> str:
+    """``text``, cut to ``limit`` characters with ``...`` if longer (an error must not echo a huge value)."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def parse_config(data: object, origin: str = "config") -> CampaignConfig:
@@ -961,13 +1014,14 @@ def load_config(path: str | Path) -> tuple[CampaignConfig, Path]:
         The validated config and the directory relative paths in it are resolved against.
 
     Raises:
-        ConfigError: If the file is missing, is not YAML, or any field is invalid.
+        ConfigError: If the file is missing, is not YAML, passes a limit of ``sbin_loop.yaml_safe`` (size, alias
+            expansion, nesting), or any field is invalid.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        data = load_yaml(path)
+    except YamlLimitError as error:
+        raise ConfigError(f"{path}: {_shorten(str(error), 300)}") from None
     return parse_config(data, origin=str(path)), path.resolve().parent

@@ -53,7 +53,7 @@ def test_report_defaults_into_the_campaign_and_refuses_other_directories(
     assert (copy / "report.html").is_file() and (copy / "report_parity.png").is_file()
 
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
-    assert result.exit_code == 2 and "not a sbin campaign" in result.output
+    assert result.exit_code == 1 and "not a sbin campaign" in result.output
 
 
 def test_notebook_is_stored_without_outputs() -> None:
