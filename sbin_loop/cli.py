@@ -12,7 +12,7 @@ import typer
 from tqdm import tqdm
 
 from sbin_loop import __version__
-from sbin_loop.cli_errors import reports_errors
+from sbin_loop.cli_errors import naming_path, reports_errors
 from sbin_loop.config import CampaignConfig, ConfigError, load_config
 from sbin_loop.daemon import start_daemon, stop_daemon
 from sbin_loop.extras import require_extras
@@ -70,7 +70,7 @@ def run(
     directory = _campaign_directory(directory, campaign_config)
     require_extras(campaign_config)
     configure_logging(directory / LOG_FILE, logging.INFO if verbose else logging.WARNING)
-    with CampaignLock(directory):
+    with naming_path(directory), CampaignLock(directory):
         _run_in_foreground(Campaign(campaign_config, directory, base_dir))
 
 

@@ -8,10 +8,12 @@ or a JSON object ``{"error": "..."}`` on stdout when the command was given ``--j
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
@@ -52,6 +54,21 @@ def describe_os_error(error: OSError) -> str:
     reason = error.strerror or str(error)
     paths = [os.fsdecode(path) for path in (error.filename, error.filename2) if path is not None]
     return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+@contextlib.contextmanager
+def naming_path(path: Path) -> Iterator[None]:
+    """Give an ``OSError`` that names no file (a write cut short by a full disk or ``ulimit -f``) ``path`` as where.
+
+    Used around work inside a campaign directory, so the error says at least which campaign it concerns.
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        reason = error.strerror or f"{error} (disk full or file-size limit reached?)"
+        raise OSError(error.errno, f"cannot write in this directory: {reason}", str(path)) from error
 
 
 def one_line(message: str, limit: int = MAX_MESSAGE) -> str:

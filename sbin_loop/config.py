@@ -971,10 +971,11 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         if single_oracle and loc[:2] == ("oracles", 0):
             loc = ("oracle", *loc[2:])  # name the field as the user wrote it
         field = ".".join(str(part) for part in loc if part not in _UNION_TAGS) or "(top level)"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
-        lines.append(f"  {field}: {_shorten(message)} (got {_shorten(reprlib.repr(item.get('input')))})")
+        value = _shorten(reprlib.repr(item.get("input")))
+        lines.append(f"  {field}: {_shorten(message, 4 * MAX_ERROR_VALUE)} (got {value})")
     if len(lines) > MAX_ERROR_LINES:
         lines[MAX_ERROR_LINES:] = [f"  ... and {len(lines) - MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)

@@ -105,7 +105,10 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(tensors, str(weights))
+    try:
+        save_file(tensors, str(weights))
+    except SafetensorError as error:  # an I/O failure (full disk, file-size limit), reported as one
+        raise OSError(None, f"cannot write ({error})", str(directory / WEIGHTS_FILE)) from None
     os.replace(weights, directory / WEIGHTS_FILE)
     metadata = {
         "format": CHECKPOINT_FORMAT,
