@@ -22,7 +22,7 @@ from sbin_loop.logs import LOG_FILE, configure_logging
 from sbin_loop.loop import Campaign, RoundSummary
 from sbin_loop.model.cli import model_app
 from sbin_loop.space.cli import space_app
-from sbin_loop.status import campaign_status
+from sbin_loop.status import campaign_status, read_marker
 
 app = typer.Typer(help="sbin: closed-loop active-learning materials discovery.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -49,10 +49,16 @@ def main(
 
 
 def _campaign_directory(directory: Path | None, config: CampaignConfig) -> Path:
-    """The campaign directory (``campaigns/<name>`` by default), refused if it exists as something else."""
+    """The campaign directory (``campaigns/<name>`` by default), checked before anything is written to it.
+
+    Raises:
+        ConfigError: If it exists and is not a directory.
+        NotACampaignError: If its ``campaign.json`` is not a campaign marker.
+    """
     directory = directory or Path("campaigns") / config.name
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"--dir: {directory} exists and is not a directory")
+    read_marker(directory)
     return directory
 
 
