@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import reprlib
 from pathlib import Path
 from typing import Literal
 
@@ -70,8 +71,6 @@ class CheckpointMetadata(BaseModel):
     def _one_transform_per_target(self) -> CheckpointMetadata:
         if len(self.transforms) != len(self.target_names):
             raise ValueError("transforms: need one per target name")
-        if self.feature_names is not None and len(self.feature_names) != self.n_features:
-            raise ValueError(f"feature_names: {len(self.feature_names)} names for {self.n_features} features")
         return self
 
 
@@ -79,7 +78,7 @@ def _validation_message(error: ValidationError) -> str:
     """The first problem of a validation error, as ``key: reason``."""
     item = error.errors()[0]
     key = ".".join(str(part) for part in item["loc"]) or "(top level)"
-    return f"{key}: {item['msg']}"
+    return f"{key}: {item['msg'].removeprefix('Value error, ')}"
 
 
 def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names: list[str] | None = None) -> Path:
@@ -143,8 +142,8 @@ def read_metadata(directory: str | Path) -> dict:
         raise CheckpointError(f"{path}: a JSON object is required, got {type(metadata).__name__}")
     if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{directory}: checkpoint format {str(metadata.get('format'))[:40]!r} version "
-            f"{str(metadata.get('version'))[:20]!r}; this sbin reads {CHECKPOINT_FORMAT!r} versions "
+            f"{directory}: checkpoint format {reprlib.repr(metadata.get('format'))} version "
+            f"{reprlib.repr(metadata.get('version'))}; this sbin reads {CHECKPOINT_FORMAT!r} versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
