@@ -128,10 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    from sbin_loop.cli_errors import user_error_message  # imports this module: not at the top
+    from sbin_loop.cli_errors import naming_path, user_error_message  # they import this module: not at the top
 
     try:
-        return run_campaign_process(args.config, args.dir)
+        with naming_path(args.dir):
+            return run_campaign_process(args.config, args.dir)
     except Exception as error:
         message = user_error_message(error)
         if message is None:
