@@ -13,7 +13,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sbin_loop.yaml_safe import YamlLimitError, load_yaml
 
@@ -50,6 +60,20 @@ MAX_ERROR_VALUE = 80
 """Longest rendering of an offending value in an error message; longer ones are cut with ``...``."""
 MAX_ERROR_LINES = 20
 """Most invalid fields listed in one error message."""
+
+
+def _not_only_dots(name: str) -> str:
+    if not name.strip("."):
+        raise ValueError("must contain a letter, digit, '-' or '_': it is used as a directory name")
+    return name
+
+
+PathComponent = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$"),
+    AfterValidator(_not_only_dots),
+]
+"""A name used as one directory or file name: letters, digits, ``-_.``, not ``.`` or ``..``, at most 100 chars."""
 
 
 class _Section(BaseModel):
@@ -816,7 +840,7 @@ class StoreConfig(_Section):
     """
 
     uri: str | None = None
-    database: str = Field(default="sbin", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    database: PathComponent = "sbin"
 
     @field_validator("uri")
     @classmethod
@@ -880,7 +904,7 @@ class CampaignConfig(_Section):
         store: Document store.
     """
 
-    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: PathComponent
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
@@ -891,13 +915,6 @@ class CampaignConfig(_Section):
     budget: BudgetConfig = BudgetConfig()
     intervals: IntervalConfig = IntervalConfig()
     store: StoreConfig = StoreConfig()
-
-    @field_validator("name")
-    @classmethod
-    def _not_dots(cls, name: str) -> str:
-        if not name.strip("."):
-            raise ValueError("must contain a letter, digit, '-' or '_': the name is a directory name")
-        return name
 
     @model_validator(mode="before")
     @classmethod
