@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from sbin_loop import limits
 from sbin_loop.yaml_safe import YamlLimitError, load_yaml
 
 
@@ -32,34 +33,6 @@ class ConfigError(ValueError):
     """A campaign config that cannot be used; the message names each offending field."""
 
 
-# Upper bounds no real campaign reaches; they turn a typo such as ``rounds: 1e20`` into an error naming the field
-# instead of an overflow, a hang or an allocation that cannot succeed.
-MAX_SEED = 2**32 - 1
-"""Largest seed (numpy and torch both take 32-bit seeds; the store keeps 64-bit integers)."""
-MAX_COUNT = 10**9
-"""Largest count of candidates, rows, picks or evaluations."""
-MAX_ROUNDS = 100_000
-MAX_STEPS = 10**8
-"""Largest count of optimiser steps, epochs or MD/SQS steps."""
-MAX_DRAWS = 100_000
-"""Largest count of posterior draws."""
-MAX_MEMBERS = 1000
-"""Largest ensemble, fold count or retry count."""
-MAX_THREADS = 1024
-MAX_WIDTH = 4096
-"""Widest hidden layer."""
-MAX_LAYERS = 32
-MAX_ATOMS = 100_000
-MAX_BINS = 10_000
-MAX_SECONDS = 10**9
-MAX_POLL_SECONDS = 3600.0
-MAX_HOURS = 10**6
-MAX_NAME_LENGTH = 100
-"""Longest campaign name: it is a directory name, and file systems refuse components past 255 bytes."""
-MAX_ERROR_VALUE = 80
-"""Longest rendering of an offending value in an error message; longer ones are cut with ``...``."""
-MAX_ERROR_LINES = 20
-"""Most invalid fields listed in one error message."""
 
 
 def _not_only_dots(name: str) -> str:
@@ -70,7 +43,7 @@ def _not_only_dots(name: str) -> str:
 
 PathComponent = Annotated[
     str,
-    Field(min_length=1, max_length=MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$"),
+    Field(min_length=1, max_length=limits.MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$"),
     AfterValidator(_not_only_dots),
 ]
 """A name used as one directory or file name: letters, digits, ``-_.``, not ``.`` or ``..``, at most 100 chars."""
@@ -99,7 +72,7 @@ class PoolSpaceConfig(_Section):
     kind: Literal["pool"] = "pool"
     source: str = "bundled:supercon"
     formula_column: str = "formula"
-    sample: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    sample: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
 
 
 class PerovskiteSpaceConfig(_Section):
@@ -343,33 +316,34 @@ class ModelConfig(_Section):
     kl_weight: float = Field(default=0.01, ge=0, le=1e6)
     learning_rate: float = Field(default=3e-3, gt=0, le=10)
     learning_rate_schedule: Literal["constant", "cosine"] = "cosine"
-    batch_size: int = Field(default=128, gt=0, le=MAX_COUNT)
-    epochs: int = Field(default=200, gt=0, le=MAX_STEPS)
-    min_steps: int = Field(default=1500, ge=0, le=MAX_STEPS)
-    max_steps: int = Field(default=20000, gt=0, le=MAX_STEPS)
+    batch_size: int = Field(default=128, gt=0, le=limits.MAX_COUNT)
+    epochs: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
+    min_steps: int = Field(default=1500, ge=0, le=limits.MAX_STEPS)
+    max_steps: int = Field(default=20000, gt=0, le=limits.MAX_STEPS)
     noise: Literal["homoscedastic", "heteroscedastic"] = "heteroscedastic"
     likelihood: Literal["gaussian", "laplace"] = "laplace"
     nll_beta: float = Field(default=0.5, ge=0, le=1)
-    ensemble_size: int = Field(default=3, gt=0, le=MAX_MEMBERS)
+    ensemble_size: int = Field(default=3, gt=0, le=limits.MAX_MEMBERS)
     input_clip: float = Field(default=10.0, gt=0)
     validation_fraction: float = Field(default=0.15, ge=0, lt=1)
-    min_validation_rows: int = Field(default=30, gt=1, le=MAX_COUNT)
-    validation_interval: int = Field(default=200, gt=0, le=MAX_STEPS)
-    patience: int = Field(default=10, gt=0, le=MAX_STEPS)
+    min_validation_rows: int = Field(default=30, gt=1, le=limits.MAX_COUNT)
+    validation_interval: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
+    patience: int = Field(default=10, gt=0, le=limits.MAX_STEPS)
     validation_metric: Literal["nll", "mse", "mae"] = "mae"
     recalibrate: bool = True
-    calibration_folds: int = Field(default=5, ge=0, le=MAX_MEMBERS)
-    train_threads: int = Field(default=1, gt=0, le=MAX_THREADS)
-    warm_start_steps: int = Field(default=0, ge=0, le=MAX_STEPS)
-    warm_start_rounds: int = Field(default=4, gt=0, le=MAX_ROUNDS)
+    calibration_folds: int = Field(default=5, ge=0, le=limits.MAX_MEMBERS)
+    train_threads: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
+    warm_start_steps: int = Field(default=0, ge=0, le=limits.MAX_STEPS)
+    warm_start_rounds: int = Field(default=4, gt=0, le=limits.MAX_ROUNDS)
     warm_start_keep: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
-        if not hidden or len(hidden) > MAX_LAYERS or any(not 0 < width <= MAX_WIDTH for width in hidden):
+        if not hidden or len(hidden) > limits.MAX_LAYERS or any(not 0 < width <= limits.MAX_WIDTH for width in hidden):
             raise ValueError(
-                f"hidden layer widths must be a list of 1 to {MAX_LAYERS} integers between 1 and {MAX_WIDTH}"
+                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to "
+                f"{limits.MAX_WIDTH}"
             )
         return hidden
 
@@ -465,7 +439,7 @@ class AcquisitionConfig(_AcquisitionFields):
         count: Picks made by this component; the counts of all components add up to ``policy.batch_size``.
     """
 
-    count: int = Field(gt=0, le=MAX_COUNT)
+    count: int = Field(gt=0, le=limits.MAX_COUNT)
 
 
 class ConstraintConfig(_Section):
@@ -519,9 +493,9 @@ class PolicyConfig(_AcquisitionFields):
     constraints: tuple[ConstraintConfig, ...] = ()
     min_feasibility: float = Field(default=0.5, gt=0, le=1)
     min_distance: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=10, gt=0, le=MAX_COUNT)
-    mc_samples: int = Field(default=128, gt=1, le=MAX_DRAWS)
-    shortlist: int = Field(default=20_000, gt=0, le=MAX_COUNT)
+    batch_size: int = Field(default=10, gt=0, le=limits.MAX_COUNT)
+    mc_samples: int = Field(default=128, gt=1, le=limits.MAX_DRAWS)
+    shortlist: int = Field(default=20_000, gt=0, le=limits.MAX_COUNT)
 
     @model_validator(mode="after")
     def _components_fill_the_batch(self) -> PolicyConfig:
@@ -563,7 +537,7 @@ class OracleSelection(_Section):
         rank_by: Objective that ranks the picks; the policy objective if not given.
     """
 
-    top_k: int | None = Field(default=None, gt=0, le=MAX_COUNT)
+    top_k: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
     rank_by: str | None = None
 
 
@@ -577,9 +551,9 @@ class _OracleBase(_Section):
         select: Which picks of a round this oracle evaluates.
     """
 
-    max_attempts: int = Field(default=2, gt=0, le=MAX_MEMBERS)
-    poll_seconds: float = Field(default=1.0, gt=0, le=MAX_POLL_SECONDS)
-    timeout_seconds: float = Field(default=86400.0, gt=0, le=MAX_SECONDS)
+    max_attempts: int = Field(default=2, gt=0, le=limits.MAX_MEMBERS)
+    poll_seconds: float = Field(default=1.0, gt=0, le=limits.MAX_POLL_SECONDS)
+    timeout_seconds: float = Field(default=86400.0, gt=0, le=limits.MAX_SECONDS)
     select: OracleSelection = OracleSelection()
 
 
@@ -599,7 +573,7 @@ class DatasetOracleConfig(_OracleBase):
     kind: Literal["dataset"] = "dataset"
     source: str | None = None
     formula_column: str | None = None
-    latency_seconds: float = Field(default=0.0, ge=0, le=MAX_SECONDS)
+    latency_seconds: float = Field(default=0.0, ge=0, le=limits.MAX_SECONDS)
     noise_std: float = Field(default=0.0, ge=0)
     where: dict[str, str | float | bool] | None = None
 
@@ -619,13 +593,13 @@ class SupercellConfig(_Section):
         melt_steps: MD steps (2 fs) of the melt.
     """
 
-    min_atoms: int = Field(default=40, ge=5, le=MAX_ATOMS)
+    min_atoms: int = Field(default=40, ge=5, le=limits.MAX_ATOMS)
     decoration: Literal["random", "sqs"] = "sqs"
-    sqs_steps: int = Field(default=2000, ge=0, le=MAX_STEPS)
+    sqs_steps: int = Field(default=2000, ge=0, le=limits.MAX_STEPS)
     lattice_parameter: float | None = Field(default=None, gt=0)
     amorphous: bool = False
     melt_temperature_K: float = Field(default=3000.0, gt=0)
-    melt_steps: int = Field(default=1000, gt=0, le=MAX_STEPS)
+    melt_steps: int = Field(default=1000, gt=0, le=limits.MAX_STEPS)
 
 
 class DefectConfig(_Section):
@@ -648,8 +622,8 @@ class DefectConfig(_Section):
     """
 
     vacancies: tuple[str, ...] = ("O",)
-    sites_per_species: int = Field(default=4, gt=0, le=MAX_ATOMS)
-    antisites: int = Field(default=0, ge=0, le=MAX_ATOMS)
+    sites_per_species: int = Field(default=4, gt=0, le=limits.MAX_ATOMS)
+    antisites: int = Field(default=0, ge=0, le=limits.MAX_ATOMS)
     antisite_pairs: tuple[tuple[str, str], ...] = ()
     interstitials: tuple[str, ...] = ()
     temperature_K: float = Field(default=1000.0, gt=0)
@@ -672,7 +646,7 @@ class _DefectOracleBase(_OracleBase):
     supercell: SupercellConfig = SupercellConfig()
     defects: DefectConfig = DefectConfig()
     values: dict[str, str] = Field(default_factory=dict)
-    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
 
 
 class ForceFieldOracleConfig(_DefectOracleBase):
@@ -690,9 +664,9 @@ class ForceFieldOracleConfig(_DefectOracleBase):
     kind: Literal["forcefield"] = "forcefield"
     force_field: str = "CHGNet"
     fmax: float = Field(default=0.05, gt=0)
-    max_steps: int = Field(default=500, gt=0, le=MAX_STEPS)
-    workers: int = Field(default=1, gt=0, le=MAX_THREADS)
-    threads_per_worker: int = Field(default=1, gt=0, le=MAX_THREADS)
+    max_steps: int = Field(default=500, gt=0, le=limits.MAX_STEPS)
+    workers: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
+    threads_per_worker: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
 
 
 class VaspOracleConfig(_DefectOracleBase):
@@ -766,7 +740,7 @@ class SimulatedLabConfig(_Section):
     noise_std: float = Field(default=0.0, ge=0)
     delay_seconds: tuple[float, float] = (0.0, 0.0)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
-    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
 
 
 class SynthesisOracleConfig(_OracleBase):
@@ -810,10 +784,10 @@ class BudgetConfig(_Section):
             at most it when minimising).
     """
 
-    initial: int = Field(default=20, gt=1, le=MAX_COUNT)
-    rounds: int = Field(default=10, ge=0, le=MAX_ROUNDS)
-    max_evaluations: int | None = Field(default=None, gt=0, le=MAX_COUNT)
-    max_hours: float | None = Field(default=None, gt=0, le=MAX_HOURS)
+    initial: int = Field(default=20, gt=1, le=limits.MAX_COUNT)
+    rounds: int = Field(default=10, ge=0, le=limits.MAX_ROUNDS)
+    max_evaluations: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
+    max_hours: float | None = Field(default=None, gt=0, le=limits.MAX_HOURS)
     target: float | None = None
 
 
@@ -826,9 +800,9 @@ class IntervalConfig(_Section):
         top_k: How many of the best candidates get intervals stored with the round.
     """
 
-    n_draws: int = Field(default=1000, gt=1, le=MAX_DRAWS)
+    n_draws: int = Field(default=1000, gt=1, le=limits.MAX_DRAWS)
     level: float = Field(default=0.95, gt=0, lt=1)
-    top_k: int = Field(default=5, gt=0, le=MAX_COUNT)
+    top_k: int = Field(default=5, gt=0, le=limits.MAX_COUNT)
 
 
 class StoreConfig(_Section):
@@ -868,8 +842,8 @@ class StructureFeaturesConfig(_Section):
 
     enabled: bool = True
     r_max: float = Field(default=6.0, gt=0, le=30)
-    n_bins: int = Field(default=20, gt=0, le=MAX_BINS)
-    angle_bins: int = Field(default=9, gt=0, le=MAX_BINS)
+    n_bins: int = Field(default=20, gt=0, le=limits.MAX_BINS)
+    angle_bins: int = Field(default=9, gt=0, le=limits.MAX_BINS)
     bond_tolerance: float = Field(default=0.2, gt=0)
 
 
@@ -905,7 +879,7 @@ class CampaignConfig(_Section):
     """
 
     name: PathComponent
-    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
     space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
     features: FeaturesConfig = FeaturesConfig()
@@ -992,13 +966,13 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
         value = _shorten(reprlib.repr(item.get("input")))
-        lines.append(f"  {field}: {_shorten(message, 4 * MAX_ERROR_VALUE)} (got {value})")
-    if len(lines) > MAX_ERROR_LINES:
-        lines[MAX_ERROR_LINES:] = [f"  ... and {len(lines) - MAX_ERROR_LINES} more errors"]
+        lines.append(f"  {field}: {_shorten(message, 4 * limits.MAX_ERROR_VALUE)} (got {value})")
+    if len(lines) > limits.MAX_ERROR_LINES:
+        lines[limits.MAX_ERROR_LINES:] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
 
 
-def _shorten(text: str, limit: int = MAX_ERROR_VALUE) -> str:
+def _shorten(text: str, limit: int = limits.MAX_ERROR_VALUE) -> str:
     """``text``, cut to ``limit`` characters with ``...`` if longer (an error must not echo a huge value)."""
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
 

@@ -11,8 +11,9 @@ import pandas as pd
 import typer
 
 from sbin_loop.cli_errors import reports_errors
-from sbin_loop.config import MAX_SEED, ConfigError, ModelConfig
+from sbin_loop.config import ConfigError, ModelConfig
 from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
