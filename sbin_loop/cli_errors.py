@@ -106,7 +106,6 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except (*USER_ERRORS, OSError) as error:
-            message = user_error_message(error)
-            raise fail(message or str(error), as_json=bool(kwargs.get("as_json"))) from None
+            raise fail(user_error_message(error) or "", as_json=bool(kwargs.get("as_json"))) from None
 
     return wrapper

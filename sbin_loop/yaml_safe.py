@@ -95,5 +95,7 @@ def load_yaml(
         raise YamlLimitError(f"not valid YAML: {' '.join(str(error).split())}") from None
     except RecursionError:
         raise YamlLimitError(f"nested deeper than {max_depth} levels") from None
+    except (ValueError, OverflowError) as error:  # a scalar no Python value holds: a 5,000-digit integer, a 13th month
+        raise YamlLimitError(f"not a usable YAML value: {' '.join(str(error).split())}") from None
     finally:
         loader.dispose()

@@ -126,8 +126,11 @@ def _aliases_of_aliases(levels: int, width: int) -> str:
         ("[" * 3000 + "]" * 3000, "nested deeper"),
         ("x" * (2 << 20), "bytes"),
         ("name: [unclosed", "not valid YAML"),
+        ("seed: " + "1" * 5000, "not a usable YAML value"),
+        ("seed: 2001-13-45", "not a usable YAML value"),
+        ("seed: !!python/object/apply:os.system [ls]", "not valid YAML"),
     ],
-    ids=["aliases", "recursive", "deep", "huge", "syntax"],
+    ids=["aliases", "recursive", "deep", "huge", "syntax", "long-integer", "bad-date", "python-tag"],
 )
 def test_hostile_yaml_is_refused_with_one_line(tmp_path: Path, text: str, reason: str):
     path = tmp_path / "c.yaml"
