@@ -32,7 +32,6 @@ app.command("report")(report)
 app.add_typer(space_app, name="space")
 
 
-
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"sbin {__version__}")
