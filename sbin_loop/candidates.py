@@ -152,7 +152,12 @@ def _chunk_path(directory: Path, index: int) -> Path:
 
 def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
+    try:
+        write(temporary)
+    except OSError as error:  # numpy and plain writes name no file when the disk or a file-size limit is full
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, f"cannot write ({error.strerror or error})", str(path)) from error
     os.replace(temporary, path)
 
 

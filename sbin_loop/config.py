@@ -7,12 +7,13 @@ silently ignored setting. ``load_config`` turns pydantic's errors into one messa
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -25,13 +26,37 @@ from pydantic import (
     model_validator,
 )
 
+from sbin_loop import limits
+from sbin_loop.yaml_safe import YamlLimitError, load_yaml
+
 
 class ConfigError(ValueError):
     """A campaign config that cannot be used; the message names each offending field."""
 
 
+
+
+def _not_only_dots(name: str) -> str:
+    if not name.strip("."):
+        raise ValueError("must contain a letter, digit, '-' or '_': it is used as a directory name")
+    return name
+
+
+PathComponent = Annotated[
+    str,
+    Field(min_length=1, max_length=limits.MAX_NAME_LENGTH, pattern=r"^[A-Za-z0-9_.-]+$"),
+    AfterValidator(_not_only_dots),
+]
+"""A name used as one directory or file name: letters, digits, ``-_.``, not ``.`` or ``..``, at most 100 chars."""
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Base of every config section: unknown keys are errors, and numbers must be finite.
+
+    Infinity and NaN are refused: JSON stores them as null, and a stored campaign config must read back as written.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PoolSpaceConfig(_Section):
@@ -48,7 +73,7 @@ class PoolSpaceConfig(_Section):
     kind: Literal["pool"] = "pool"
     source: str = "bundled:supercon"
     formula_column: str = "formula"
-    sample: int | None = Field(default=None, gt=0)
+    sample: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
 
 
 class PerovskiteSpaceConfig(_Section):
@@ -289,35 +314,38 @@ class ModelConfig(_Section):
     prior_std: float = Field(default=1.0, gt=0)
     posterior_std_init: float = Field(default=1e-2, gt=0)
     fan_in_scaling: bool = True
-    kl_weight: float = Field(default=0.01, ge=0)
-    learning_rate: float = Field(default=3e-3, gt=0)
+    kl_weight: float = Field(default=0.01, ge=0, le=1e6)
+    learning_rate: float = Field(default=3e-3, gt=0, le=10)
     learning_rate_schedule: Literal["constant", "cosine"] = "cosine"
-    batch_size: int = Field(default=128, gt=0)
-    epochs: int = Field(default=200, gt=0)
-    min_steps: int = Field(default=1500, ge=0)
-    max_steps: int = Field(default=20000, gt=0)
+    batch_size: int = Field(default=128, gt=0, le=limits.MAX_COUNT)
+    epochs: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
+    min_steps: int = Field(default=1500, ge=0, le=limits.MAX_STEPS)
+    max_steps: int = Field(default=20000, gt=0, le=limits.MAX_STEPS)
     noise: Literal["homoscedastic", "heteroscedastic"] = "heteroscedastic"
     likelihood: Literal["gaussian", "laplace"] = "laplace"
     nll_beta: float = Field(default=0.5, ge=0, le=1)
-    ensemble_size: int = Field(default=3, gt=0)
+    ensemble_size: int = Field(default=3, gt=0, le=limits.MAX_MEMBERS)
     input_clip: float = Field(default=10.0, gt=0)
     validation_fraction: float = Field(default=0.15, ge=0, lt=1)
-    min_validation_rows: int = Field(default=30, gt=1)
-    validation_interval: int = Field(default=200, gt=0)
-    patience: int = Field(default=10, gt=0)
+    min_validation_rows: int = Field(default=30, gt=1, le=limits.MAX_COUNT)
+    validation_interval: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
+    patience: int = Field(default=10, gt=0, le=limits.MAX_STEPS)
     validation_metric: Literal["nll", "mse", "mae"] = "mae"
     recalibrate: bool = True
-    calibration_folds: int = Field(default=5, ge=0)
-    train_threads: int = Field(default=1, gt=0)
-    warm_start_steps: int = Field(default=0, ge=0)
-    warm_start_rounds: int = Field(default=4, gt=0)
+    calibration_folds: int = Field(default=5, ge=0, le=limits.MAX_MEMBERS)
+    train_threads: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
+    warm_start_steps: int = Field(default=0, ge=0, le=limits.MAX_STEPS)
+    warm_start_rounds: int = Field(default=4, gt=0, le=limits.MAX_ROUNDS)
     warm_start_keep: float = Field(default=1.0, gt=0, le=1)
 
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
-        if not hidden or any(width <= 0 for width in hidden):
-            raise ValueError("hidden layer widths must be a non-empty list of positive integers")
+        if not hidden or len(hidden) > limits.MAX_LAYERS or any(not 0 < width <= limits.MAX_WIDTH for width in hidden):
+            raise ValueError(
+                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to "
+                f"{limits.MAX_WIDTH}"
+            )
         return hidden
 
     @field_validator("calibration_folds")
@@ -412,7 +440,7 @@ class AcquisitionConfig(_AcquisitionFields):
         count: Picks made by this component; the counts of all components add up to ``policy.batch_size``.
     """
 
-    count: int = Field(gt=0)
+    count: int = Field(gt=0, le=limits.MAX_COUNT)
 
 
 class ConstraintConfig(_Section):
@@ -466,9 +494,9 @@ class PolicyConfig(_AcquisitionFields):
     constraints: tuple[ConstraintConfig, ...] = ()
     min_feasibility: float = Field(default=0.5, gt=0, le=1)
     min_distance: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=10, gt=0)
-    mc_samples: int = Field(default=128, gt=1)
-    shortlist: int = Field(default=20_000, gt=0)
+    batch_size: int = Field(default=10, gt=0, le=limits.MAX_COUNT)
+    mc_samples: int = Field(default=128, gt=1, le=limits.MAX_DRAWS)
+    shortlist: int = Field(default=20_000, gt=0, le=limits.MAX_COUNT)
 
     @model_validator(mode="after")
     def _components_fill_the_batch(self) -> PolicyConfig:
@@ -510,7 +538,7 @@ class OracleSelection(_Section):
         rank_by: Objective that ranks the picks; the policy objective if not given.
     """
 
-    top_k: int | None = Field(default=None, gt=0)
+    top_k: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
     rank_by: str | None = None
 
 
@@ -524,9 +552,9 @@ class _OracleBase(_Section):
         select: Which picks of a round this oracle evaluates.
     """
 
-    max_attempts: int = Field(default=2, gt=0)
-    poll_seconds: float = Field(default=1.0, gt=0)
-    timeout_seconds: float = Field(default=86400.0, gt=0)
+    max_attempts: int = Field(default=2, gt=0, le=limits.MAX_MEMBERS)
+    poll_seconds: float = Field(default=1.0, gt=0, le=limits.MAX_POLL_SECONDS)
+    timeout_seconds: float = Field(default=86400.0, gt=0, le=limits.MAX_SECONDS)
     select: OracleSelection = OracleSelection()
 
 
@@ -546,7 +574,7 @@ class DatasetOracleConfig(_OracleBase):
     kind: Literal["dataset"] = "dataset"
     source: str | None = None
     formula_column: str | None = None
-    latency_seconds: float = Field(default=0.0, ge=0)
+    latency_seconds: float = Field(default=0.0, ge=0, le=limits.MAX_SECONDS)
     noise_std: float = Field(default=0.0, ge=0)
     where: dict[str, str | float | bool] | None = None
 
@@ -566,13 +594,13 @@ class SupercellConfig(_Section):
         melt_steps: MD steps (2 fs) of the melt.
     """
 
-    min_atoms: int = Field(default=40, ge=5)
+    min_atoms: int = Field(default=40, ge=5, le=limits.MAX_ATOMS)
     decoration: Literal["random", "sqs"] = "sqs"
-    sqs_steps: int = Field(default=2000, ge=0)
+    sqs_steps: int = Field(default=2000, ge=0, le=limits.MAX_STEPS)
     lattice_parameter: float | None = Field(default=None, gt=0)
     amorphous: bool = False
     melt_temperature_K: float = Field(default=3000.0, gt=0)
-    melt_steps: int = Field(default=1000, gt=0)
+    melt_steps: int = Field(default=1000, gt=0, le=limits.MAX_STEPS)
 
 
 class DefectConfig(_Section):
@@ -595,8 +623,8 @@ class DefectConfig(_Section):
     """
 
     vacancies: tuple[str, ...] = ("O",)
-    sites_per_species: int = Field(default=4, gt=0)
-    antisites: int = Field(default=0, ge=0)
+    sites_per_species: int = Field(default=4, gt=0, le=limits.MAX_ATOMS)
+    antisites: int = Field(default=0, ge=0, le=limits.MAX_ATOMS)
     antisite_pairs: tuple[tuple[str, str], ...] = ()
     interstitials: tuple[str, ...] = ()
     temperature_K: float = Field(default=1000.0, gt=0)
@@ -619,7 +647,7 @@ class _DefectOracleBase(_OracleBase):
     supercell: SupercellConfig = SupercellConfig()
     defects: DefectConfig = DefectConfig()
     values: dict[str, str] = Field(default_factory=dict)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
 
 
 class ForceFieldOracleConfig(_DefectOracleBase):
@@ -637,9 +665,9 @@ class ForceFieldOracleConfig(_DefectOracleBase):
     kind: Literal["forcefield"] = "forcefield"
     force_field: str = "CHGNet"
     fmax: float = Field(default=0.05, gt=0)
-    max_steps: int = Field(default=500, gt=0)
-    workers: int = Field(default=1, gt=0)
-    threads_per_worker: int = Field(default=1, gt=0)
+    max_steps: int = Field(default=500, gt=0, le=limits.MAX_STEPS)
+    workers: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
+    threads_per_worker: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
 
 
 class VaspOracleConfig(_DefectOracleBase):
@@ -762,7 +790,7 @@ class SimulatedLabConfig(_Section):
     noise_std: float = Field(default=0.0, ge=0)
     delay_seconds: tuple[float, float] = (0.0, 0.0)
     failure_rate: float = Field(default=0.0, ge=0, le=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
 
 
 class SynthesisOracleConfig(_OracleBase):
@@ -806,10 +834,10 @@ class BudgetConfig(_Section):
             at most it when minimising).
     """
 
-    initial: int = Field(default=20, gt=1)
-    rounds: int = Field(default=10, ge=0)
-    max_evaluations: int | None = Field(default=None, gt=0)
-    max_hours: float | None = Field(default=None, gt=0)
+    initial: int = Field(default=20, gt=1, le=limits.MAX_COUNT)
+    rounds: int = Field(default=10, ge=0, le=limits.MAX_ROUNDS)
+    max_evaluations: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
+    max_hours: float | None = Field(default=None, gt=0, le=limits.MAX_HOURS)
     target: float | None = None
 
 
@@ -822,9 +850,9 @@ class IntervalConfig(_Section):
         top_k: How many of the best candidates get intervals stored with the round.
     """
 
-    n_draws: int = Field(default=1000, gt=1)
+    n_draws: int = Field(default=1000, gt=1, le=limits.MAX_DRAWS)
     level: float = Field(default=0.95, gt=0, lt=1)
-    top_k: int = Field(default=5, gt=0)
+    top_k: int = Field(default=5, gt=0, le=limits.MAX_COUNT)
 
 
 class StoreConfig(_Section):
@@ -841,8 +869,8 @@ class StoreConfig(_Section):
     """
 
     uri: SecretStr | None = None
-    database: str = "sbin"
-    server_selection_timeout_ms: int = Field(default=5000, gt=0)
+    database: PathComponent = "sbin"
+    server_selection_timeout_ms: int = Field(default=5000, gt=0, le=600_000)
 
     @field_validator("uri")
     @classmethod
@@ -899,9 +927,9 @@ class StructureFeaturesConfig(_Section):
     """
 
     enabled: bool = True
-    r_max: float = Field(default=6.0, gt=0)
-    n_bins: int = Field(default=20, gt=0)
-    angle_bins: int = Field(default=9, gt=0)
+    r_max: float = Field(default=6.0, gt=0, le=30)
+    n_bins: int = Field(default=20, gt=0, le=limits.MAX_BINS)
+    angle_bins: int = Field(default=9, gt=0, le=limits.MAX_BINS)
     bond_tolerance: float = Field(default=0.2, gt=0)
 
 
@@ -936,8 +964,8 @@ class CampaignConfig(_Section):
         store: Document store.
     """
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = Field(default=0, ge=0)
+    name: PathComponent
+    seed: int = Field(default=0, ge=0, le=limits.MAX_SEED)
     space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
     features: FeaturesConfig = FeaturesConfig()
@@ -1022,11 +1050,19 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         if single_oracle and loc[:2] == ("oracles", 0):
             loc = ("oracle", *loc[2:])  # name the field as the user wrote it
         field = ".".join(str(part) for part in loc if part not in _UNION_TAGS) or "(top level)"
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
-        lines.append(f"  {field}: {message} (got {item.get('input')!r})")
+        value = _shorten(reprlib.repr(item.get("input")))
+        lines.append(f"  {field}: {_shorten(message, 4 * limits.MAX_ERROR_VALUE)} (got {value})")
+    if len(lines) > limits.MAX_ERROR_LINES:
+        lines[limits.MAX_ERROR_LINES:] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
+
+
+def _shorten(text: str, limit: int = limits.MAX_ERROR_VALUE) -> str:
+    """``text``, cut to ``limit`` characters with ``...`` if longer (an error must not echo a huge value)."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def parse_config(data: object, origin: str = "config") -> CampaignConfig:
@@ -1058,13 +1094,14 @@ def load_config(path: str | Path) -> tuple[CampaignConfig, Path]:
         The validated config and the directory relative paths in it are resolved against.
 
     Raises:
-        ConfigError: If the file is missing, is not YAML, or any field is invalid.
+        ConfigError: If the file is missing, is not YAML, passes a limit of ``sbin_loop.yaml_safe`` (size, alias
+            expansion, nesting), or any field is invalid.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        data = load_yaml(path)
+    except YamlLimitError as error:
+        raise ConfigError(f"{path}: {_shorten(str(error), 300)}") from None
     return parse_config(data, origin=str(path)), path.resolve().parent

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 DAEMON_OUTPUT = "daemon.out"
 """Where the detached process's own stdout/stderr go (tracebacks of crashes before logging is set up)."""
 
+ERROR_PREFIX = "error: "
+"""Start of the one line a detached process writes to its output when it stops on bad input."""
+
 
 class DaemonError(RuntimeError):
     """A daemon that could not be started or stopped; the message says why."""
@@ -42,6 +45,7 @@ def start_daemon(config: Path, directory: Path, wait_seconds: float = 120.0) -> 
     if holder is not None:
         raise DaemonError(f"{directory} is already driven by process {holder}")
     with (directory / DAEMON_OUTPUT).open("ab") as output:
+        start = output.tell()
         child = subprocess.Popen(
             [sys.executable, "-m", "sbin_loop.daemon", str(config), "--dir", str(directory)],
             stdin=subprocess.DEVNULL,
@@ -54,10 +58,25 @@ def start_daemon(config: Path, directory: Path, wait_seconds: float = 120.0) -> 
         if lock_holder(directory) == child.pid:
             return child.pid
         if child.poll() is not None:
-            tail = (directory / DAEMON_OUTPUT).read_text(errors="replace").strip().splitlines()[-5:]
-            raise DaemonError(f"the campaign process exited with code {child.returncode}: " + " | ".join(tail))
+            reason = _exit_reason(directory / DAEMON_OUTPUT, start)
+            raise DaemonError(f"the campaign process exited with code {child.returncode}: {reason}")
         time.sleep(0.1)
     raise DaemonError(f"the campaign process {child.pid} did not take the lock within {wait_seconds:g} s")
+
+
+def _exit_reason(output: Path, start: int, max_bytes: int = 65536) -> str:
+    """Why a child exited, from what it wrote to ``output`` after byte ``start``.
+
+    A child that failed on bad input writes one ``error: ...`` line (see ``main``); that line is the reason. Anything
+    else (a crash) is a bug: its last line is given, with where to read the whole traceback.
+    """
+    with output.open("rb") as handle:
+        handle.seek(max(start, output.stat().st_size - max_bytes))
+        lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+    errors = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
+    if errors:
+        return errors[-1]
+    return f"{lines[-1] if lines else 'no output'} (full output in {output})"
 
 
 def stop_daemon(directory: Path, wait_seconds: float = 600.0) -> int | None:
@@ -109,7 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("--dir", type=Path, required=True)
     args = parser.parse_args(argv)
-    return run_campaign_process(args.config, args.dir)
+    from sbin_loop.cli_errors import naming_path, user_error_message  # they import this module: not at the top
+
+    try:
+        with naming_path(args.dir):
+            return run_campaign_process(args.config, args.dir)
+    except Exception as error:
+        message = user_error_message(error)
+        if message is None:
+            raise
+        logger.error("%s", message)
+        print(f"{ERROR_PREFIX}{message}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

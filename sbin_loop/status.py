@@ -34,9 +34,22 @@ def write_marker(directory: Path, name: str, store: StoreConfig) -> None:
 
 
 def read_marker(directory: Path) -> dict | None:
-    """The directory's ``campaign.json`` (campaign name, backend, database), or ``None`` if it has none."""
+    """The directory's ``campaign.json`` (campaign name, backend, database), or ``None`` if it has none.
+
+    Raises:
+        NotACampaignError: If it is there but not a marker this sbin wrote (garbled, or not an object of strings).
+    """
     path = Path(directory) / MARKER
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise NotACampaignError(f"{path}: not a campaign marker: {error}") from None
+    keys = ("campaign", "backend", "database")
+    if not isinstance(marker, dict) or not all(isinstance(marker.get(key), str) for key in keys):
+        raise NotACampaignError(f"{path}: not a campaign marker (needs string {', '.join(keys)})")
+    return marker
 
 
 def open_campaign(directory: Path, check: bool = True) -> tuple[CampaignStore, CampaignDoc]:

@@ -43,6 +43,10 @@ FIELDS = [
     ("oracle", "max_attempts"),
     ("oracle", "timeout_seconds"),
     ("store", "uri"),
+    ("store", "database"),
+    ("model", "learning_rate"),
+    ("model", "epochs"),
+    ("oracle", "poll_seconds"),
 ]
 JUNK = st.one_of(
     st.none(),

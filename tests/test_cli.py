@@ -81,13 +81,13 @@ def test_a_run_killed_after_its_last_round_is_finished_by_the_next_run(tmp_path:
 def test_bad_config_exits_with_named_field(tmp_path: Path, pool_csv: Path):
     config = _write_config(tmp_path, pool_csv, budget={"initial": 5, "rounds": -2})
     result = runner.invoke(app, ["run", str(config), "--dir", str(tmp_path / "x")])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "budget.rounds" in result.output
 
 
 def test_status_of_non_campaign(tmp_path: Path):
     result = runner.invoke(app, ["status", str(tmp_path)])
-    assert result.exit_code == 2 and "not a sbin campaign directory" in result.output
+    assert result.exit_code == 1 and "not a sbin campaign directory" in result.output
 
 
 def test_model_train_and_predict(tmp_path: Path, supercon: pd.DataFrame):
@@ -123,4 +123,4 @@ def test_model_predict_missing_model(tmp_path: Path):
     result = runner.invoke(
         app, ["model", "predict", "--model", str(tmp_path), "--input", "x.csv", "--output", str(tmp_path / "o.csv")]
     )
-    assert result.exit_code == 2 and "cannot read metadata.json" in result.output
+    assert result.exit_code == 1 and "cannot read metadata.json" in result.output

@@ -270,7 +270,7 @@ def test_sbin_run_refuses_a_queue_directory_outside_the_campaign(tmp_path: Path,
     (sandbox.root / "campaign.yaml").write_text(json.dumps(config))
     before, watched_before = snapshot(sandbox.root), snapshot(sandbox.watched)
     outcome = run_sbin(["run", "campaign.yaml", "--dir", "."], sandbox.root)
-    assert outcome.code in (1, 2), outcome  # user errors exit 2 today; 1 once that change lands
+    assert outcome.code == 1, outcome
     assert "Traceback" not in outcome.stderr and "oracles.1.backend.inbox" in outcome.stderr
     assert snapshot(sandbox.root) == before and snapshot(sandbox.watched) == watched_before
 
@@ -289,7 +289,7 @@ def test_sbin_run_refuses_a_queue_directory_linked_outside_the_campaign(tmp_path
     (sandbox.root / "campaign" / "synthesis").symlink_to(sandbox.watched)
     watched_before = snapshot(sandbox.watched)
     outcome = run_sbin(["run", "campaign.yaml", "--dir", "campaign"], sandbox.root)
-    assert outcome.code in (1, 2), outcome  # user errors exit 2 today; 1 once that change lands
+    assert outcome.code == 1, outcome
     assert "Traceback" not in outcome.stderr and "oracles.1.backend.outbox" in outcome.stderr
     assert "outside the campaign directory" in outcome.stderr
     assert snapshot(sandbox.watched) == watched_before

@@ -34,7 +34,7 @@ from sbin_loop.loop import Campaign
 from sbin_loop.status import NotACampaignError, campaign_status, open_campaign
 from sbin_loop.stores import RoundDoc, campaign_store
 
-USER_ERROR = 2
+USER_ERROR = 1
 """Exit code of a refused command on this branch (user errors)."""
 
 COLLECTION_FILE = "store/sbin/{}.collection"

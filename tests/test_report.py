@@ -58,7 +58,7 @@ def test_report_defaults_into_the_campaign_and_refuses_other_directories(
     assert (copy / "report.html").is_file() and (copy / "report_parity.png").is_file()
 
     result = CliRunner().invoke(app, ["report", str(tmp_path / "nothing")])
-    assert result.exit_code == 2 and "not a sbin campaign" in result.output
+    assert result.exit_code == 1 and "not a sbin campaign" in result.output
 
 
 def test_report_tables_read_cleanly_and_scroll_when_wide(finished_campaign: Path) -> None:

@@ -7,22 +7,17 @@ from typing import Annotated
 
 import typer
 
-from sbin_loop.config import ConfigError
+from sbin_loop.cli_errors import reports_errors
 from sbin_loop.inspection.frames import open_view
-from sbin_loop.inspection.report import ReportError, write_report
-from sbin_loop.status import NotACampaignError
-from sbin_loop.stores import StoreError
+from sbin_loop.inspection.report import write_report
 
 
+@reports_errors
 def report(
     directory: Annotated[Path, typer.Argument(help="Campaign directory.")],
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: DIR/report.html).")] = None,
 ) -> None:
     """Write a self-contained HTML report of a campaign, with a PNG of each plot beside it."""
-    try:
-        view = open_view(directory)
-        files = write_report(view, out or directory / "report.html")
-    except (NotACampaignError, StoreError, ConfigError, ReportError) as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
+    view = open_view(directory)
+    files = write_report(view, out or directory / "report.html")
     typer.echo(f"wrote {files.html} and {len(files.images)} plots: {', '.join(map(str, files.images.values()))}")

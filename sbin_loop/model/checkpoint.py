@@ -3,19 +3,28 @@
 A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
 name) and ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
 config).
-Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code.
+Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code. Nothing in it is trusted
+either: the metadata is validated (types, ranges, the model config as a campaign config's ``model`` section), and the
+tensor names and shapes in the weights file's header must be exactly those of the architecture it describes before
+any model is allocated, so a checkpoint can neither exhaust memory nor fail with a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import reprlib
 from pathlib import Path
+from typing import Literal
 
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from sbin_loop.config import ModelConfig, stored_model_config
-from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.files import FileLimitError, read_small_file
+from sbin_loop.model.surrogate import TRANSFORMS, BNNSurrogate
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
 CHECKPOINT_VERSION = 4
@@ -27,10 +36,49 @@ deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
+MAX_METADATA_BYTES = 1 << 20
+"""Largest ``metadata.json`` read; a real one is a few kilobytes (descriptor names and model config)."""
+MAX_FEATURES = 100_000
+MAX_TARGETS = 1000
 
 
 class CheckpointError(ValueError):
     """A checkpoint directory that cannot be loaded; the message says why."""
+
+
+class CheckpointMetadata(BaseModel):
+    """What ``metadata.json`` must hold to be loaded; other keys are ignored.
+
+    The format and version are checked before (``read_metadata``), for a message naming both.
+
+    Attributes:
+        n_features: Input descriptors.
+        target_names: One name per output.
+        transforms: One of ``TRANSFORMS`` per output.
+        config: The model config (validated as ``ModelConfig`` by ``model_config_of``).
+        feature_names: Names of the input descriptors, if recorded.
+    """
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    n_features: int = Field(gt=0, le=MAX_FEATURES)
+    target_names: list[str] = Field(min_length=1, max_length=MAX_TARGETS)
+    transforms: list[Literal[TRANSFORMS]]  # type: ignore[valid-type]
+    config: dict
+    feature_names: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_transform_per_target(self) -> CheckpointMetadata:
+        if len(self.transforms) != len(self.target_names):
+            raise ValueError("transforms: need one per target name")
+        return self
+
+
+def _validation_message(error: ValidationError) -> str:
+    """The first problem of a validation error, as ``key: reason``."""
+    item = error.errors()[0]
+    key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+    return f"{key}: {item['msg'].removeprefix('Value error, ')}"
 
 
 def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names: list[str] | None = None) -> Path:
@@ -46,11 +94,20 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
     Returns:
         The directory.
     """
+    tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
+    diverged = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if diverged:
+        raise CheckpointError(
+            f"training diverged: {len(diverged)} tensors hold NaN or infinite values (first: {diverged[0]}); "
+            "nothing saved. Check the targets' scale, or lower model.learning_rate"
+        )
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
     weights = directory / f".{WEIGHTS_FILE}.tmp"
-    save_file(tensors, str(weights))
+    try:
+        save_file(tensors, str(weights))
+    except SafetensorError as error:  # an I/O failure (full disk, file-size limit), reported as one
+        raise OSError(None, f"cannot write ({error})", str(directory / WEIGHTS_FILE)) from None
     os.replace(weights, directory / WEIGHTS_FILE)
     metadata = {
         "format": CHECKPOINT_FORMAT,
@@ -71,21 +128,69 @@ def read_metadata(directory: str | Path) -> dict:
     """The checkpoint's metadata (format, targets, config, descriptor names).
 
     Raises:
-        CheckpointError: If it is missing, unreadable, or of another format or version.
+        CheckpointError: If it is missing, not a regular file, too large, not JSON, of another format or version, or
+            a key is missing or invalid (the message names the key).
     """
     directory = Path(directory)
+    path = directory / METADATA_FILE
     try:
-        metadata = json.loads((directory / METADATA_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {error}") from None
+        metadata = json.loads(read_small_file(path, MAX_METADATA_BYTES))
+    except (OSError, FileLimitError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {reason}") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: a JSON object is required, got {type(metadata).__name__}")
     if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{directory}: checkpoint format {metadata.get('format')!r} version {metadata.get('version')!r}; "
-            f"this sbin reads {CHECKPOINT_FORMAT!r} versions {', '.join(map(str, READABLE_VERSIONS))}"
+            f"{directory}: checkpoint format {reprlib.repr(metadata.get('format'))} version "
+            f"{reprlib.repr(metadata.get('version'))}; this sbin reads {CHECKPOINT_FORMAT!r} versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
-    if isinstance(metadata.get("config"), dict):
-        metadata["config"] = stored_model_config(metadata["config"])
+    try:
+        CheckpointMetadata.model_validate(metadata)
+    except ValidationError as error:
+        raise CheckpointError(f"{path}: {_validation_message(error)}") from None
+    metadata["config"] = stored_model_config(metadata["config"])
     return metadata
+
+
+def model_config_of(metadata: dict, directory: Path) -> ModelConfig:
+    """The checkpoint's model config, validated like a campaign's ``model`` section.
+
+    Raises:
+        CheckpointError: Naming the invalid key (``config.hidden``...).
+    """
+    try:
+        return ModelConfig.model_validate(metadata["config"])
+    except ValidationError as error:
+        raise CheckpointError(f"{directory / METADATA_FILE}: config.{_validation_message(error)}") from None
+
+
+def _check_tensor_shapes(surrogate: BNNSurrogate, weights: Path, directory: Path) -> None:
+    """Compare the names and shapes in the weights file's header with ``surrogate`` (built on the meta device).
+
+    Raises:
+        CheckpointError: If the file is not a regular safetensors file, or a tensor is missing, extra or of another
+            shape (the message names it).
+    """
+    if not weights.is_file():
+        raise CheckpointError(f"{directory}: {WEIGHTS_FILE} is missing or not a regular file")
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            stored = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+    except (OSError, SafetensorError) as error:
+        raise CheckpointError(f"{directory}: cannot read {WEIGHTS_FILE}: {error}") from None
+    expected = {name: tuple(tensor.shape) for name, tensor in surrogate.state_dict().items()}
+    for name in sorted(expected.keys() | stored.keys()):
+        if name not in stored:
+            raise CheckpointError(f"{directory}: {WEIGHTS_FILE} lacks tensor {name!r} that {METADATA_FILE} implies")
+        if name not in expected:
+            raise CheckpointError(f"{directory}: {WEIGHTS_FILE} has tensor {name!r} that {METADATA_FILE} does not")
+        if stored[name] != expected[name]:
+            raise CheckpointError(
+                f"{directory}: tensor {name!r} has shape {list(stored[name])} in {WEIGHTS_FILE}, but {METADATA_FILE} "
+                f"(n_features, target_names, config.hidden...) implies {list(expected[name])}"
+            )
 
 
 def load_surrogate(directory: str | Path) -> BNNSurrogate:
@@ -97,14 +202,13 @@ def load_surrogate(directory: str | Path) -> BNNSurrogate:
     """
     directory = Path(directory)
     metadata = read_metadata(directory)
-    surrogate = BNNSurrogate(
-        metadata["n_features"],
-        tuple(metadata["target_names"]),
-        tuple(metadata["transforms"]),
-        ModelConfig(**metadata["config"]),
-    )
+    arguments = (metadata["n_features"], tuple(metadata["target_names"]), tuple(metadata["transforms"]))
+    config = model_config_of(metadata, directory)
+    with torch.device("meta"):  # shapes only: nothing is allocated until the file is known to hold them
+        _check_tensor_shapes(BNNSurrogate(*arguments, config), directory / WEIGHTS_FILE, directory)
+    surrogate = BNNSurrogate(*arguments, config)
     try:
         surrogate.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-    except (OSError, RuntimeError) as error:
+    except (OSError, RuntimeError, SafetensorError) as error:
         raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
     return surrogate.eval()

@@ -221,6 +221,30 @@ def site_configurations(n_elements: int, max_species: int, denominator: int) -> 
     return np.array(slots, dtype=np.int64), np.array(fractions, dtype=np.float64)
 
 
+def site_configuration_count(n_elements: int, max_species: int, denominator: int) -> int:
+    """How many rows ``site_configurations`` returns, computed without enumerating them.
+
+    ``k`` of ``n_elements`` elements (``C(n, k)`` ways) split ``denominator`` grid steps into ``k`` positive parts
+    (``C(denominator - 1, k - 1)`` ways), for ``k`` from 1 to the widest mix.
+    """
+    width = min(max_species, n_elements, denominator)
+    return sum(math.comb(n_elements, k) * math.comb(denominator - 1, k - 1) for k in range(1, width + 1))
+
+
+def estimated_size(config: PerovskiteSpaceConfig) -> int:
+    """Candidates a perovskite space enumerates before its rules (its ``raw_size``), without building anything."""
+    denominator = config.fraction_denominator
+    sites = (
+        (config.a_site, config.max_species_a),
+        (config.b_site, config.max_species_b),
+        (config.x_site, config.max_species_x),
+    )
+    size = len(config.a_deficiency) * len(config.anion_deficiency)
+    for elements, max_species in sites:
+        size *= site_configuration_count(len(elements), max_species, denominator)
+    return size
+
+
 class PerovskiteSpace:
     """A perovskite candidate space defined by a ``PerovskiteSpaceConfig``.
 

@@ -163,7 +163,7 @@ def read_formula_table(
         raise DataSourceError(f"{path}: no such file")
     try:
         raw = pd.read_csv(path, dtype={formula_column: str}, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         raise DataSourceError(f"{path}: cannot read as CSV: {error}") from None
     missing = [column for column in (formula_column, *value_columns, *(where or {})) if column not in raw.columns]
     if missing:
@@ -186,8 +186,7 @@ def read_formula_table(
             continue
         ids.append(candidate_id(composition))
         keep.append(position)
-    for row in rejected:
-        logger.warning("%s line %d: skipped %r: %s", path.name, row.line, row.formula, row.reason)
+    _warn_once(path, rejected)
 
     frame = pd.DataFrame({"candidate_id": ids, "formula": raw[formula_column].to_numpy()[keep]})
     if values is not None:
@@ -199,6 +198,19 @@ def read_formula_table(
         unique[column] = grouped[column].median()
     unique = unique.reset_index()
     return FormulaTable(unique, rejected, n_duplicate_rows=len(frame) - len(unique), source=path)
+
+
+_WARNED: set[tuple[Path, int, str, str]] = set()
+"""Rejected rows already logged by this process: a campaign reads its pool source more than once (pool, oracle)."""
+
+
+def _warn_once(path: Path, rejected: list[RejectedRow]) -> None:
+    """Log each rejected row of ``path`` once per process, however often the file is read."""
+    for row in rejected:
+        key = (path, row.line, row.formula, row.reason)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            logger.warning("%s line %d: skipped %r: %s", path.name, row.line, row.formula, row.reason)
 
 
 def sample_rows(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:

@@ -10,8 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sbin_loop.config import PerovskiteSpaceConfig, PoolSpaceConfig
+from sbin_loop.config import ConfigError, PerovskiteSpaceConfig, PoolSpaceConfig
+from sbin_loop.space.perovskite import estimated_size
 from sbin_loop.space.spaces import open_space
+
+DEFAULT_MAX_CANDIDATES = 20_000_000
+"""Largest space summarised unless told otherwise: streaming it takes minutes (the default perovskite space has
+181,675 candidates)."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ def summarize_space(
     sample_size: int = 10,
     seed: int = 0,
     chunk_size: int = 65536,
+    max_candidates: int = DEFAULT_MAX_CANDIDATES,
 ) -> SpaceSummary:
     """Stream a space once (bounded memory) and summarise it.
 
@@ -67,8 +73,14 @@ def summarize_space(
         sample_size: Candidates in the sample.
         seed: Seed of the sample.
         chunk_size: Candidates held per chunk while streaming.
+        max_candidates: Refuse a perovskite space that enumerates more candidates than this (counted before anything
+            is built).
 
+    Raises:
+        ConfigError: If the space is larger than ``max_candidates``.
     """
+    if isinstance(config, PerovskiteSpaceConfig):
+        check_space_size(config, max_candidates)
     start = time.perf_counter()
     space = open_space(config, base_dir)
     rng = np.random.default_rng(seed)
@@ -95,3 +107,18 @@ def summarize_space(
         notes=space.notes,
         seconds=time.perf_counter() - start,
     )
+
+
+def check_space_size(config: PerovskiteSpaceConfig, max_candidates: int) -> None:
+    """Refuse a perovskite space that would enumerate more than ``max_candidates`` candidates.
+
+    Raises:
+        ConfigError: Giving the count and the settings that drive it.
+    """
+    size = estimated_size(config)
+    if size > max_candidates:
+        raise ConfigError(
+            f"space: {size:,} candidates to enumerate, more than the limit of {max_candidates:,}; lower "
+            f"space.max_species_a/b/x (now {config.max_species_a}/{config.max_species_b}/{config.max_species_x}) or "
+            f"space.fraction_denominator (now {config.fraction_denominator}), or raise the limit with --max-candidates"
+        )

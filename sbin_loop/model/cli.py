@@ -1,0 +1,209 @@
+"""``sbin model train`` and ``sbin model predict``; the main app mounts them with ``app.add_typer(model_app)``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+
+from sbin_loop.cli_errors import reports_errors
+from sbin_loop.config import ConfigError, ModelConfig
+from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.limits import MAX_SEED
+from sbin_loop.logs import configure_logging
+from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
+from sbin_loop.model.intervals import candidate_intervals
+from sbin_loop.model.surrogate import BNNSurrogate
+from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula, read_formula_table
+
+model_app = typer.Typer(help="Train and apply the BNN surrogate outside a campaign.", no_args_is_help=True)
+
+LARGEST_TARGET = float(np.finfo(np.float32).max)
+"""Largest magnitude of a training target: the network computes in float32."""
+
+MAX_LISTED_LINES = 10
+"""Most line numbers named in one error; the rest are counted."""
+
+Seed = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)]
+
+
+def _require_writable(path: Path, option: str, directory: bool) -> None:
+    """Refuse an output path that exists as the wrong kind, or whose nearest existing folder cannot be written.
+
+    Checked before training or predicting, so a bad path fails at once instead of after the work.
+
+    Raises:
+        ConfigError: Naming the option and the path.
+    """
+    if path.exists():
+        if directory != path.is_dir():
+            raise ConfigError(f"{option}: {path} exists and is {'not ' if directory else ''}a directory")
+        existing = path if directory else path.parent
+    else:
+        existing = path.parent
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{option}: {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: {path}: {existing} is not writable")
+
+
+def _lines(positions: np.ndarray) -> str:
+    """CSV line numbers (header is line 1) of rows by position, the first ``MAX_LISTED_LINES`` of them."""
+    listed = ", ".join(str(int(position) + 2) for position in positions[:MAX_LISTED_LINES])
+    more = len(positions) - MAX_LISTED_LINES
+    return listed + (f" and {more} more" if more > 0 else "")
+
+
+def check_targets(path: Path, target: str) -> None:
+    """Refuse a table whose target column holds values the model cannot learn: infinite, or beyond float32 range.
+
+    Missing and non-numeric cells are not refused here: those rows are skipped like unparsable formulas.
+
+    Raises:
+        DataSourceError: Naming the CSV lines of the offending rows.
+    """
+    column = pd.read_csv(path, usecols=[target], dtype=str, keep_default_na=False)[target]
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isnan(values) & ~(np.abs(values) <= LARGEST_TARGET))
+    if len(bad):
+        raise DataSourceError(
+            f"{path}: {target} is infinite or beyond float32 range (±{LARGEST_TARGET:.3g}) on line(s) {_lines(bad)}; "
+            "fix or remove those rows"
+        )
+
+
+@model_app.command("train")
+@reports_errors
+def model_train(
+    data: Annotated[Path, typer.Option("--data", help="CSV with a formula column and the target column.")],
+    target: Annotated[str, typer.Option("--target", help="Column to learn.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the model checkpoint.")],
+    formula_column: Annotated[str, typer.Option("--formula-column")] = "formula",
+    seed: Seed = 0,
+    transform: Annotated[
+        str, typer.Option("--transform", help="none, log1p, or auto (log1p if all values >= 0).")
+    ] = "none",
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            "--test-fraction",
+            min=0.0,
+            max=0.5,
+            help="Share held out (seeded) and never trained on, to report test MAE and interval coverage.",
+        ),
+    ] = 0.15,
+) -> None:
+    """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
+
+    With the default ``--test-fraction 0.15`` and the model's own 15% validation share, the rows split 70/15/15 into
+    training, validation (early stopping, recalibration) and test, and the test figures are printed. ``none`` is the
+    default transform: modelling Tc as ``log1p`` was measured to raise the MAE in kelvin (benchmarks/model_accuracy.py).
+    Rows with an infinite target, or one beyond float32 range, are refused with their line numbers; a model whose
+    training diverged (a non-finite weight) is not saved.
+    """
+    configure_logging(None)
+    if transform not in ("log1p", "none", "auto"):
+        raise ConfigError(f"--transform: must be none, log1p or auto, got {transform!r}")
+    _require_writable(out, "--out", directory=True)
+    table = read_formula_table(str(data), formula_column, (target,), require_values=True)
+    check_targets(table.source or data, target)
+    frame = table.frame.dropna(subset=[target])
+    if len(frame) < 2:
+        raise DataSourceError(f"{data}: fewer than 2 usable rows with a numeric {target!r}")
+    values = frame[target].to_numpy(dtype=float)
+    if transform == "auto":
+        transform = "log1p" if (values >= 0).all() else "none"
+    features = featurize_compositions([parse_formula(formula) for formula in frame["formula"]])
+    order = np.random.default_rng(seed).permutation(len(values))
+    n_test = round(test_fraction * len(values))
+    test, train = order[:n_test], order[n_test:]
+    config = ModelConfig(validation_fraction=ModelConfig().validation_fraction / (1 - test_fraction))
+    surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config)
+    try:
+        report = surrogate.fit(features[train], values[train, None], seed)
+    except ValueError as error:
+        raise ConfigError(f"{target}: {error}") from None
+    save_surrogate(surrogate, out, descriptor_names())
+    typer.echo(
+        f"trained on {report.n_train} compositions, validated on {report.n_validation}, spread recalibrated on "
+        f"{report.n_calibration} held-out predictions ({len(table.rejected)} rows "
+        f"rejected, {table.n_duplicate_rows} duplicates merged), transform {transform}, {report.steps} steps in "
+        f"{report.seconds:.1f} s; saved to {out}"
+    )
+    if n_test:
+        draws = surrogate.predictive_draws(features[test], 1000, seed).numpy()[..., 0]  # S x n_test
+        lower, upper = np.quantile(draws, [0.025, 0.975], axis=0)
+        measured = values[test]
+        typer.echo(
+            f"held-out test ({n_test} compositions): MAE {np.abs(np.median(draws, axis=0) - measured).mean():.3g}, "
+            f"95% interval coverage {((measured >= lower) & (measured <= upper)).mean():.3f}"
+        )
+
+
+def _read_queries(input_csv: Path, formula_column: str) -> pd.DataFrame:
+    """The prediction input table, as text.
+
+    Raises:
+        DataSourceError: If it is not a readable CSV with ``formula_column``.
+    """
+    if not input_csv.is_file():
+        raise DataSourceError(f"{input_csv}: no such file" if not input_csv.exists() else f"{input_csv}: not a file")
+    try:
+        frame = pd.read_csv(input_csv, dtype={formula_column: str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataSourceError(f"{input_csv}: cannot read as CSV: {error}") from None
+    if formula_column not in frame.columns:
+        raise DataSourceError(f"{input_csv}: no column {formula_column!r}; columns are {list(frame.columns)}")
+    return frame
+
+
+@model_app.command("predict")
+@reports_errors
+def model_predict(
+    model: Annotated[Path, typer.Option("--model", help="Directory written by `sbin model train` or a campaign.")],
+    input_csv: Annotated[Path, typer.Option("--input", help="CSV with a formula column.")],
+    output: Annotated[Path, typer.Option("--output", help="CSV to write.")],
+    formula_column: Annotated[str, typer.Option("--formula-column")] = "formula",
+    draws: Annotated[int, typer.Option("--draws", min=2, max=100_000, help="Posterior predictive draws.")] = 1000,
+    level: Annotated[float, typer.Option("--level", min=0.5, max=0.999)] = 0.95,
+    seed: Seed = 0,
+) -> None:
+    """Predict every input row, in order: mean, std and central predictive interval per target.
+
+    Rows whose formula cannot be used get empty values and the reason in an ``error`` column.
+    """
+    configure_logging(None)
+    surrogate = load_surrogate(model)
+    if read_metadata(model).get("feature_names") not in (None, descriptor_names()):
+        raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
+    frame = _read_queries(input_csv, formula_column)
+    _require_writable(output, "--output", directory=False)
+    compositions, valid, errors = [], [], [""] * len(frame)
+    for position, formula in enumerate(frame[formula_column]):
+        try:
+            compositions.append(parse_formula(formula))
+            valid.append(position)
+        except InvalidFormulaError as error:
+            errors[position] = str(error)
+            typer.secho(f"line {position + 2}: {formula!r}: {error}", fg=typer.colors.YELLOW, err=True)
+    out = pd.DataFrame({"formula": frame[formula_column]})
+    for name in surrogate.target_names:
+        for suffix in ("mean", "std", "lower", "upper"):
+            out[f"{name}_{suffix}"] = np.nan
+    if valid:
+        predictive = surrogate.predictive_draws(featurize_compositions(compositions), draws, seed).numpy()
+        for j, name in enumerate(surrogate.target_names):
+            intervals = candidate_intervals(predictive[..., j], level)
+            for suffix in ("mean", "std", "lower", "upper"):
+                out.loc[valid, f"{name}_{suffix}"] = [getattr(interval, suffix) for interval in intervals]
+    if any(errors):
+        out["error"] = errors
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output, index=False)
+    typer.echo(f"wrote {len(out)} predictions ({len(valid)} valid) to {output}")
