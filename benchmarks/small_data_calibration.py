@@ -96,7 +96,7 @@ def main() -> None:
                     flush=True,
                 )
     print(
-        f"\n{'n':<5}{'setting':<17}{'MAE':>7}{'cov95':>7}{'miscal':>7}{'width':>7}{'median':>7}{'CRPS':>7}{'NLL':>7}"
+        f"\n{'n':<5}{'setting':<17}{'MAE':>7}{'cov95':>7}{'miscal':>7}{'width':>7}{'median':>7}{'CRPS':>7}{'NLL':>9}"
         f"{'Winkler':>8}{'fit s':>7}  (mean over seeds)"
     )
     summary = {}
@@ -108,7 +108,7 @@ def main() -> None:
             print(
                 f"{size:<5}{name:<17}{mean['mae']:7.2f}{mean['coverage_95']:7.3f}{mean['miscalibration_area']:7.3f}"
                 f"{mean['interval_width_95']:7.1f}{mean['median_width_95']:7.1f}{mean['crps']:7.2f}"
-                f"{mean['nll_gaussian']:7.3g}{mean['winkler_95']:8.1f}{mean['fit_seconds']:7.1f}"
+                f"{mean['nll_gaussian']:>9.3g}{mean['winkler_95']:8.1f}{mean['fit_seconds']:7.1f}"
             )
     if args.json:
         with open(args.json, "w") as handle:

@@ -47,8 +47,9 @@ def test_small_data_calibration_benchmark_runs_end_to_end(tmp_path: Path, monkey
     monkeypatch.setattr(sys, "argv", argv)
     small_data_calibration.main()
     runs = {run["setting"]: run for run in json.loads(out.read_text())["runs"]}
-    assert set(runs) == set(small_data_calibration.SETTINGS)
-    for run in runs.values():
+    assert set(runs) == {*small_data_calibration.SETTINGS, *small_data_calibration.REFERENCES}
+    for name in small_data_calibration.SETTINGS:
+        run = runs[name]
         assert run["crps"] > 0
         assert run["mae"] < run["mae_train_mean"], run  # 11.7 K against 16.5 K for predicting the training mean
     # The default (out-of-fold recalibration) covers close to 95% of 40 held-out rows even from 12 training rows
@@ -56,3 +57,5 @@ def test_small_data_calibration_benchmark_runs_end_to_end(tmp_path: Path, monkey
     # (0.325), which is why recalibration is the default.
     assert 0.80 <= runs["out_of_fold"]["coverage_95"] <= 1.0, runs["out_of_fold"]
     assert runs["uncalibrated"]["coverage_95"] < runs["out_of_fold"]["coverage_95"]
+    for run in runs.values():  # Tc's support [0, inf) holds for sbin and the references alike
+        assert run["winkler_95"] >= run["interval_width_95"] > 0 and run["median_width_95"] > 0

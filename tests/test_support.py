@@ -115,3 +115,17 @@ def test_a_model_that_produces_non_finite_values_is_refused() -> None:
         surrogate.predictive_draws(x, 10, seed=0)
     with pytest.raises(ModelOutputError, match="y_std"):
         surrogate.check_finite()
+
+
+def test_a_checkpoint_written_before_supports_existed_loads_unbounded(tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    x, y = _zero_heavy()
+    surrogate = BNNSurrogate(3, ("tc",), ("none",), SMALL)
+    surrogate.fit(x, y, seed=0)
+    save_surrogate(surrogate, tmp_path / "old")
+    weights = tmp_path / "old" / "weights.safetensors"
+    tensors = {k: v for k, v in load_file(str(weights)).items() if k not in BNNSurrogate.OPTIONAL_BUFFERS}
+    save_file(tensors, str(weights))
+    loaded = load_surrogate(tmp_path / "old")
+    assert loaded.bounds == (None,) and float(loaded.spread_offset[0]) == 0.0

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from sbin_loop.config import ModelConfig, stored_model_config
 from sbin_loop.files import FileLimitError, read_small_file
-from sbin_loop.model.surrogate import TRANSFORMS, BNNSurrogate
+from sbin_loop.model.surrogate import TRANSFORMS, BNNSurrogate, ModelOutputError
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
 CHECKPOINT_VERSION = 4
@@ -94,13 +94,13 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
     Returns:
         The directory.
     """
-    tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
-    diverged = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
-    if diverged:
+    try:
+        surrogate.check_finite()
+    except ModelOutputError as error:
         raise CheckpointError(
-            f"training diverged: {len(diverged)} tensors hold NaN or infinite values (first: {diverged[0]}); "
-            "nothing saved. Check the targets' scale, or lower model.learning_rate"
-        )
+            f"training diverged: {error}; nothing saved. Check the targets' scale, or lower model.learning_rate"
+        ) from None
+    tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / f".{WEIGHTS_FILE}.tmp"
@@ -182,11 +182,11 @@ def _check_tensor_shapes(surrogate: BNNSurrogate, weights: Path, directory: Path
         raise CheckpointError(f"{directory}: cannot read {WEIGHTS_FILE}: {error}") from None
     expected = {name: tuple(tensor.shape) for name, tensor in surrogate.state_dict().items()}
     for name in sorted(expected.keys() | stored.keys()):
-        if name not in stored:
+        if name not in stored and name not in BNNSurrogate.OPTIONAL_BUFFERS:
             raise CheckpointError(f"{directory}: {WEIGHTS_FILE} lacks tensor {name!r} that {METADATA_FILE} implies")
         if name not in expected:
             raise CheckpointError(f"{directory}: {WEIGHTS_FILE} has tensor {name!r} that {METADATA_FILE} does not")
-        if stored[name] != expected[name]:
+        if name in stored and stored[name] != expected[name]:
             raise CheckpointError(
                 f"{directory}: tensor {name!r} has shape {list(stored[name])} in {WEIGHTS_FILE}, but {METADATA_FILE} "
                 f"(n_features, target_names, config.hidden...) implies {list(expected[name])}"

@@ -334,10 +334,13 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("spread_offset", torch.zeros(n_outputs))
         self.register_buffer("support", _support_tensor(bounds, self.transforms, self.target_names))  # m x 2
 
+    OPTIONAL_BUFFERS = ("support", "spread_offset")
+    """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0)."""
+
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
-        """Load a state dict; one written before supports existed has no ``support`` entry and stays unbounded."""
-        state_dict.setdefault(prefix + "support", self.support.clone())
-        state_dict.setdefault(prefix + "spread_offset", self.spread_offset.clone())
+        """Load a state dict, keeping the defaults of ``OPTIONAL_BUFFERS`` it lacks."""
+        for name in self.OPTIONAL_BUFFERS:
+            state_dict.setdefault(prefix + name, getattr(self, name).clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
