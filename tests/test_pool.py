@@ -73,3 +73,26 @@ def test_sample_rows_is_seeded():
     assert sample_rows(frame, 10, 1).equals(sample_rows(frame, 10, 1))
     assert not sample_rows(frame, 10, 1).equals(sample_rows(frame, 10, 2))
     assert len(sample_rows(frame, None, 1)) == 100
+
+
+def test_candidate_ids_keep_the_formula_as_written_and_spellings_share_one_candidate(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    formulas = ["Bi2Sr2CaCu2O8", "K3C60", "Sr2CaCu2Bi2O8", " Ba0.4K0.6Fe2As2 ", "K6C120", "Ca(OH)2"]
+    pd.DataFrame({"formula": formulas, "Tc_K": [85.0, 19.0, 95.0, 38.0, 21.0, 0.0]}).to_csv(path, index=False)
+    table = read_formula_table(str(path), value_columns=("Tc_K",))
+    ids = table.frame["candidate_id"].tolist()
+    assert ids == ["Bi2Sr2CaCu2O8", "K3C60", "Ba0.4K0.6Fe2As2", "CaO2H2"]  # pymatgen: Sr2CaCu2(BiO4)2, KC20
+    assert table.frame["Tc_K"].tolist()[:2] == [90.0, 20.0]  # spellings of one composition merged (median)
+    assert all(parse_formula(i).reduced_formula == k for i, k in zip(ids, table.frame["composition_key"], strict=True))
+
+
+def test_the_replay_oracle_finds_a_candidate_spelled_otherwise_than_in_its_table(tmp_path: Path):
+    from sbin_loop.oracles.base import JobRequest
+    from sbin_loop.oracles.dataset import DatasetReplayOracle
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"formula": ["Sr2CaCu2Bi2O8"], "Tc_K": [85.0]}).to_csv(path, index=False)
+    oracle = DatasetReplayOracle(read_formula_table(str(path), value_columns=("Tc_K",)), {"Tc_K": "Tc_K"})
+    request = JobRequest(job_id="j", candidate_id="Bi2Sr2CaCu2O8", formula="Bi2Sr2CaCu2O8", round=0)
+    oracle.submit([request])
+    assert oracle.poll([request])["j"].values == {"Tc_K": 85.0}

@@ -21,14 +21,19 @@ import numpy as np
 from sbin_loop.oracles.base import JobRequest, OracleOutcome
 from sbin_loop.oracles.ledger import append_lines, read_json_objects
 from sbin_loop.space import FormulaTable
+from sbin_loop.space.pool import composition_key_of
 
 
 def table_values(table: FormulaTable, columns: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Values of each candidate of a table: candidate id -> {name: value} for ``columns`` (name -> column)."""
-    frame = table.frame.set_index("candidate_id")
+    """Values of each composition of a table: ``composition_key`` -> {name: value} for ``columns`` (name -> column).
+
+    Keyed by composition, not by candidate id, so a candidate spelled otherwise in the pool than in the replayed
+    table (``TiSrO3`` against ``SrTiO3``) still finds its row.
+    """
+    frame = table.frame.set_index("composition_key")
     return {
-        candidate: {name: float(row[column]) for name, column in columns.items()}
-        for candidate, row in frame[list(columns.values())].iterrows()
+        str(key): {name: float(row[column]) for name, column in columns.items()}
+        for key, row in frame[list(columns.values())].iterrows()
     }
 
 
@@ -99,7 +104,7 @@ class DatasetReplayOracle:
             submitted = self._submitted.get(request.key)
             if submitted is None or now - submitted < self._latency:
                 continue
-            values = self._values.get(request.candidate_id)
+            values = self._values.get(composition_key_of(request.candidate_id))
             if values is None:
                 outcomes[request.job_id] = OracleOutcome(
                     job_id=request.job_id,

@@ -33,6 +33,7 @@ from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.safe_files import printable
 from sbin_loop.space import FormulaTable
+from sbin_loop.space.pool import composition_key_of
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
 
 VERSION = "1"
@@ -182,7 +183,7 @@ class SimulatedLab:
     def _result(self, request: SynthesisRequest) -> SynthesisResult:
         rng = self._rng(request)
         rng.uniform()  # the delay's draw
-        values = self._values.get(request.candidate_id)
+        values = self._values.get(composition_key_of(request.candidate_id))
         if values is None:
             return SynthesisResult(
                 request_id=request.request_id, status="failed", failure_reason="composition not in the replayed table"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition, Element
+from pymatgen.util.string import formula_double_format
 
 from sbin_loop.data import bundled_path
 
@@ -71,8 +72,23 @@ def parse_formula(formula: object) -> Composition:
 
 
 def candidate_id(composition: Composition) -> str:
-    """Stable candidate id: the reduced formula, identical for every way of writing one composition."""
+    """Candidate id: the formula as written, normalised (``Bi2Sr2CaCu2O8``, ``K3C60``, ``Ba1.6Sr0.4Ca2Cu3O8``).
+
+    Elements keep the order they were written in and their amounts are not reduced, so a scientist recognises the
+    compound; amounts of one are left out and others are written as pymatgen writes numbers. Spellings of one
+    composition (``SrTiO3``, ``TiSrO3``, ``Sr2Ti2O6``) share a ``composition_key``, which deduplicates them.
+    """
+    return "".join(f"{element.symbol}{formula_double_format(amount)}" for element, amount in composition.items())
+
+
+def composition_key(composition: Composition) -> str:
+    """The same text for every way of writing one composition (pymatgen's reduced formula)."""
     return composition.reduced_formula
+
+
+def composition_key_of(formula: str) -> str:
+    """``composition_key`` of a formula or candidate id (raises ``InvalidFormulaError`` like ``parse_formula``)."""
+    return composition_key(parse_formula(formula))
 
 
 def resolve_source(source: str, base_dir: Path | None = None) -> Path:
@@ -117,8 +133,8 @@ class FormulaTable:
     """Unique compositions read from a table, with the values measured for them.
 
     Attributes:
-        frame: One row per unique composition: ``candidate_id``, ``formula`` (first spelling seen) and each requested
-            value column (median over duplicate rows).
+        frame: One row per unique composition: ``composition_key``, ``candidate_id`` and ``formula`` (of the first
+            spelling seen) and each requested value column (median over duplicate rows).
         rejected: Rows that were skipped and why.
         n_duplicate_rows: Rows that repeated a composition already seen.
         source: The file read.
@@ -172,7 +188,7 @@ def read_formula_table(
         raw = raw[raw[column] == value]
 
     values = raw[list(value_columns)].apply(pd.to_numeric, errors="coerce") if value_columns else None
-    ids, keep, rejected = [], [], []
+    ids, keys, keep, rejected = [], [], [], []
     lines = raw.index.to_numpy() + 2  # line numbers in the file (header is line 1), kept through ``where``
     for position, formula in enumerate(raw[formula_column].tolist()):
         line = int(lines[position])
@@ -185,18 +201,19 @@ def read_formula_table(
             rejected.append(RejectedRow(line, formula, f"no numeric value in {list(value_columns)}"))
             continue
         ids.append(candidate_id(composition))
+        keys.append(composition_key(composition))
         keep.append(position)
     _warn_once(path, rejected)
 
-    frame = pd.DataFrame({"candidate_id": ids, "formula": raw[formula_column].to_numpy()[keep]})
+    frame = pd.DataFrame({"key": keys, "candidate_id": ids, "formula": raw[formula_column].to_numpy()[keep]})
     if values is not None:
         for column in value_columns:
             frame[column] = values[column].to_numpy(dtype=float)[keep]
-    grouped = frame.groupby("candidate_id", sort=False)
-    unique = grouped.first()[["formula"]]
+    grouped = frame.groupby("key", sort=False)  # spellings of one composition: the first one names it
+    unique = grouped.first()[["candidate_id", "formula"]]
     for column in value_columns:
         unique[column] = grouped[column].median()
-    unique = unique.reset_index()
+    unique = unique.reset_index(names="composition_key")
     return FormulaTable(unique, rejected, n_duplicate_rows=len(frame) - len(unique), source=path)
 
 
