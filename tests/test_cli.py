@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from conftest import FAST_MODEL
 from typer.testing import CliRunner
@@ -94,11 +95,10 @@ def test_model_train_and_predict(tmp_path: Path, supercon: pd.DataFrame):
     train = tmp_path / "train.csv"
     supercon.iloc[:150][["formula", "Tc_K"]].rename(columns={"formula": "comp"}).to_csv(train, index=False)
     out = tmp_path / "model"
-    result = runner.invoke(
-        app, ["model", "train", "--data", str(train), "--target", "Tc_K", "--formula-column", "comp", "--out", str(out)]
-    )
+    args = ["model", "train", "--data", str(train), "--target", "Tc_K", "--formula-column", "comp", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--test-fraction", "0.15", "--bounds", "0,"])
     assert result.exit_code == 0, result.output
-    assert "transform none" in result.output
+    assert "transform none, support [0.0, None]" in result.output
     assert "held-out test (22 compositions): MAE" in result.output  # 15% of 150 rows, never trained on
     # too few rows for a validation split: the spread is recalibrated on out-of-fold predictions of every row
     assert "trained on 128 compositions, validated on 0, spread recalibrated on 128 held-out" in result.output
@@ -117,6 +117,56 @@ def test_model_train_and_predict(tmp_path: Path, supercon: pd.DataFrame):
     assert (valid.Tc_K_lower <= valid.Tc_K_mean).all() and (valid.Tc_K_mean <= valid.Tc_K_upper).all()
     assert frame.Tc_K_mean.isna().tolist() == [False, True, False, False]
     assert "not a chemical element" in frame.error[1]
+    assert (valid.Tc_K_lower >= 0).all()  # the support stored with the model holds in every prediction
+
+
+def test_model_train_uses_every_row_by_default_and_bounds_change_the_model(tmp_path: Path, supercon: pd.DataFrame):
+    train = tmp_path / "train.csv"
+    supercon.iloc[:150][["formula", "Tc_K"]].to_csv(train, index=False)
+    queries = tmp_path / "q.csv"
+    pd.DataFrame({"formula": ["La2CuO4", "Nb3Sn", "SrTiO3", "Cu"]}).to_csv(queries, index=False)
+    lowers = {}
+    for name, extra in (("free", []), ("bounded", ["--bounds", "0,"])):
+        out = tmp_path / name
+        result = runner.invoke(
+            app, ["model", "train", "--data", str(train), "--target", "Tc_K", "--out", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        assert "trained on 150 compositions" in result.output and "held-out test" not in result.output
+        predictions = tmp_path / f"{name}.csv"
+        result = runner.invoke(
+            app, ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predictions)]
+        )
+        assert result.exit_code == 0, result.output
+        lowers[name] = pd.read_csv(predictions).Tc_K_lower
+    assert (lowers["free"] < 0).any()  # unbounded, a model of 150 rows puts intervals below 0 K
+    assert (lowers["bounded"] >= 0).all()
+
+
+@pytest.mark.parametrize(
+    ("bounds", "message"), [("5,1", "must be below"), ("x,", "could not convert"), ("1", "LOW,HIGH")]
+)
+def test_model_train_refuses_bad_bounds(tmp_path: Path, supercon: pd.DataFrame, bounds: str, message: str):
+    train = tmp_path / "train.csv"
+    supercon.iloc[:20][["formula", "Tc_K"]].to_csv(train, index=False)
+    result = runner.invoke(
+        app,
+        ["model", "train", "--data", str(train), "--target", "Tc_K", "--out", str(tmp_path / "m"), "--bounds", bounds],
+    )
+    assert result.exit_code == 1 and "--bounds" in result.output and message in result.output, result.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_model_train_refuses_rows_outside_the_bounds_by_line(tmp_path: Path, supercon: pd.DataFrame):
+    train = tmp_path / "train.csv"
+    rows = supercon.iloc[:20][["formula", "Tc_K"]].copy()
+    rows.loc[rows.index[3], "Tc_K"] = -4.0
+    rows.to_csv(train, index=False)
+    result = runner.invoke(
+        app,
+        ["model", "train", "--data", str(train), "--target", "Tc_K", "--out", str(tmp_path / "m"), "--bounds", "0,"],
+    )
+    assert result.exit_code == 1 and "outside --bounds" in result.output and "line(s) 5" in result.output, result.output
 
 
 def test_model_predict_missing_model(tmp_path: Path):

@@ -9,9 +9,10 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+from pydantic import ValidationError
 
 from sbin_loop.cli_errors import reports_errors
-from sbin_loop.config import ConfigError, ModelConfig
+from sbin_loop.config import Bounds, ConfigError, ModelConfig, ObjectiveConfig
 from sbin_loop.features import descriptor_names, featurize_compositions
 from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
@@ -60,21 +61,49 @@ def _lines(positions: np.ndarray) -> str:
     return listed + (f" and {more} more" if more > 0 else "")
 
 
-def check_targets(path: Path, target: str) -> None:
-    """Refuse a table whose target column holds values the model cannot learn: infinite, or beyond float32 range.
+def parse_bounds(text: str | None) -> Bounds | None:
+    """``--bounds LOW,HIGH`` (either may be empty: ``0,``) as a validated support, or None for ``,`` or no option.
 
-    Missing and non-numeric cells are not refused here: those rows are skipped like unparsable formulas.
+    Raises:
+        ConfigError: Naming ``--bounds`` and what is wrong.
+    """
+    if text is None:
+        return None
+    ends = text.split(",")
+    if len(ends) != 2:
+        raise ConfigError(f"--bounds: expected LOW,HIGH (either may be empty, e.g. 0,), got {text!r}")
+    try:
+        bounds = tuple(float(end) if end.strip() else None for end in ends)
+        return ObjectiveConfig(name="target", bounds=bounds).bounds
+    except ValueError as error:
+        reason = error.errors()[0]["msg"] if isinstance(error, ValidationError) else str(error)
+        raise ConfigError(f"--bounds: {reason} (got {text!r})") from None
+
+
+def check_targets(path: Path, target: str, bounds: Bounds | None = None) -> None:
+    """Refuse a table whose target column holds values the model cannot learn.
+
+    Infinite values, values beyond float32 range and values outside ``bounds`` are refused. Missing and non-numeric
+    cells are not refused here: those rows are skipped like unparsable formulas.
 
     Raises:
         DataSourceError: Naming the CSV lines of the offending rows.
     """
     column = pd.read_csv(path, usecols=[target], dtype=str, keep_default_na=False)[target]
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isnan(values) & ~(np.abs(values) <= LARGEST_TARGET))
+    present = ~np.isnan(values)
+    bad = np.flatnonzero(present & ~(np.abs(values) <= LARGEST_TARGET))
     if len(bad):
         raise DataSourceError(
             f"{path}: {target} is infinite or beyond float32 range (±{LARGEST_TARGET:.3g}) on line(s) {_lines(bad)}; "
             "fix or remove those rows"
+        )
+    low, high = bounds or (None, None)
+    outside = present & ((values < (-np.inf if low is None else low)) | (values > (np.inf if high is None else high)))
+    if outside.any():
+        raise DataSourceError(
+            f"{path}: {target} lies outside --bounds [{low}, {high}] on line(s) {_lines(np.flatnonzero(outside))}; "
+            "fix those rows or widen the bounds"
         )
 
 
@@ -95,24 +124,34 @@ def model_train(
             "--test-fraction",
             min=0.0,
             max=0.5,
-            help="Share held out (seeded) and never trained on, to report test MAE and interval coverage.",
+            help="Share held out (seeded) and never trained on, to report test MAE and interval coverage (default: "
+            "none; every row is given to the model).",
         ),
-    ] = 0.15,
+    ] = 0.0,
+    bounds: Annotated[
+        str | None,
+        typer.Option(
+            "--bounds",
+            help="The target's physical support LOW,HIGH; either may be empty (Tc: --bounds 0,). Stored with the "
+            "model: every prediction and interval stays inside it.",
+        ),
+    ] = None,
 ) -> None:
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
 
-    With the default ``--test-fraction 0.15`` and the model's own 15% validation share, the rows split 70/15/15 into
-    training, validation (early stopping, recalibration) and test, and the test figures are printed. ``none`` is the
-    default transform: modelling Tc as ``log1p`` was measured to raise the MAE in kelvin (benchmarks/model_accuracy.py).
-    Rows with an infinite target, or one beyond float32 range, are refused with their line numbers; a model whose
-    training diverged (a non-finite weight) is not saved.
+    Every row is given to the model, which holds out its own 15% validation share for early stopping and
+    recalibration. ``--test-fraction`` holds out a seeded test share as well, never trained on, and prints its MAE and
+    interval coverage. ``none`` is the default transform: modelling Tc as ``log1p`` was measured to raise the MAE in
+    kelvin (benchmarks/model_accuracy.py). Rows with an infinite target, one beyond float32 range or one outside
+    ``--bounds`` are refused with their line numbers; a model whose training diverged is not saved.
     """
     configure_logging(None)
     if transform not in ("log1p", "none", "auto"):
         raise ConfigError(f"--transform: must be none, log1p or auto, got {transform!r}")
+    support = parse_bounds(bounds)
     _require_writable(out, "--out", directory=True)
     table = read_formula_table(str(data), formula_column, (target,), require_values=True)
-    check_targets(table.source or data, target)
+    check_targets(table.source or data, target, support)
     frame = table.frame.dropna(subset=[target])
     if len(frame) < 2:
         raise DataSourceError(f"{data}: fewer than 2 usable rows with a numeric {target!r}")
@@ -124,7 +163,7 @@ def model_train(
     n_test = round(test_fraction * len(values))
     test, train = order[:n_test], order[n_test:]
     config = ModelConfig(validation_fraction=ModelConfig().validation_fraction / (1 - test_fraction))
-    surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config)
+    surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config, (support,))
     try:
         report = surrogate.fit(features[train], values[train, None], seed)
     except ValueError as error:
@@ -133,7 +172,8 @@ def model_train(
     typer.echo(
         f"trained on {report.n_train} compositions, validated on {report.n_validation}, spread recalibrated on "
         f"{report.n_calibration} held-out predictions ({len(table.rejected)} rows "
-        f"rejected, {table.n_duplicate_rows} duplicates merged), transform {transform}, {report.steps} steps in "
+        f"rejected, {table.n_duplicate_rows} duplicates merged), transform {transform}, support "
+        f"{list(support) if support else 'unbounded'}, {report.steps} steps in "
         f"{report.seconds:.1f} s; saved to {out}"
     )
     if n_test:
@@ -199,7 +239,7 @@ def model_predict(
     if valid:
         predictive = surrogate.predictive_draws(featurize_compositions(compositions), draws, seed).numpy()
         for j, name in enumerate(surrogate.target_names):
-            intervals = candidate_intervals(predictive[..., j], level)
+            intervals = candidate_intervals(predictive[..., j], level, surrogate.bounds[j])
             for suffix in ("mean", "std", "lower", "upper"):
                 out.loc[valid, f"{name}_{suffix}"] = [getattr(interval, suffix) for interval in intervals]
     if any(errors):
