@@ -7,6 +7,7 @@ silently ignored setting. ``load_config`` turns pydantic's errors into one messa
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -1053,11 +1054,31 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling)"
-        value = _shorten(reprlib.repr(item.get("input")))
-        lines.append(f"  {field}: {_shorten(message, 4 * limits.MAX_ERROR_VALUE)} (got {value})")
+        value = _shorten(_without_passwords(reprlib.repr(_scrubbed(item.get("input")))))
+        lines.append(f"  {field}: {_shorten(_without_passwords(message), 4 * limits.MAX_ERROR_VALUE)} (got {value})")
     if len(lines) > limits.MAX_ERROR_LINES:
         lines[limits.MAX_ERROR_LINES:] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
+
+
+_PASSWORD_IN_URI = re.compile(r"(://[^:/@\s'\"]*):[^@\s'\"]*@")
+"""The password of a ``scheme://user:password@host`` address inside any text."""
+
+
+def _without_passwords(text: str) -> str:
+    """``text`` with the password of every address in it replaced by ``***``: errors never echo a credential."""
+    return _PASSWORD_IN_URI.sub(r"\1:***@", text)
+
+
+def _scrubbed(value: object) -> object:
+    """``value`` with ``_without_passwords`` applied to every string in it, before a repr could cut one apart."""
+    if isinstance(value, str):
+        return _without_passwords(value)
+    if isinstance(value, dict):
+        return {key: _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrubbed(item) for item in value]
+    return value
 
 
 def _shorten(text: str, limit: int = limits.MAX_ERROR_VALUE) -> str:

@@ -144,3 +144,18 @@ def test_yaml_with_a_few_aliases_still_loads(tmp_path: Path):
     path = tmp_path / "c.yaml"
     path.write_text("name: x\nobjectives: [&tc {name: Tc_K}]\npolicy: {objective: Tc_K}\n")
     assert load_config(path)[0].objectives[0].name == "Tc_K"
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        {"uri": "http://user:hunter2@db.example/x"},
+        "mongodb://user:hunter2@db.example",
+        {"uri": ["mongodb://u:hunter2@h"]},
+    ],
+)
+def test_config_errors_never_echo_a_password(store):
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"name": "x", "objectives": [{"name": "Tc_K"}], "store": store})
+    text = str(caught.value)
+    assert "hunter2" not in text and "2@" not in text  # not even the part of it a shortened value keeps

@@ -24,7 +24,8 @@ from safetensors.torch import load_file, save_file
 
 from sbin_loop.config import ModelConfig, stored_model_config
 from sbin_loop.files import FileLimitError, read_small_file
-from sbin_loop.model.surrogate import TRANSFORMS, BNNSurrogate, ModelOutputError
+from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
+from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
 CHECKPOINT_VERSION = 4

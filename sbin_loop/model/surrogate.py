@@ -26,16 +26,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import isotonic_regression
 from torch import Tensor, nn
 from torch.nn import functional
 
 from sbin_loop.config import Bounds, ModelConfig
 from sbin_loop.model.bnn import StackedMembers, VariationalMLP
+from sbin_loop.model.calibration import (
+    CALIBRATION_DRAWS,
+    CALIBRATION_LEVELS,
+    MIN_CALIBRATION_ROWS,
+    HeldOutErrors,
+    fit_output,
+    tail_calibrated,
+)
 from sbin_loop.model.likelihood import masked_nll, standard_noise
-
-TRANSFORMS = ("none", "log1p")
-"""Target transforms: the model learns ``log1p(y)`` for ``log1p`` targets and maps draws back with ``expm1``."""
+from sbin_loop.model.splits import cross_validation_folds, split_draws, validation_split
+from sbin_loop.model.transforms import (
+    TRANSFORMS,
+    forward_transform,
+    forward_transform_each,
+    inverse_transform,
+    support_tensor,
+)
 
 DRAW_CHUNK_ELEMENTS = 16384
 """Candidates x draws evaluated per chunk when drawing posterior functions (bounds memory at that many rows of
@@ -43,27 +55,6 @@ DRAW_CHUNK_ELEMENTS = 16384
 
 NOISE_FLOOR = 1e-3
 """Smallest observation noise standard deviation, in standardised transformed units."""
-
-CALIBRATION_DRAWS = 256
-"""Predictive draws per validation row used to fit the recalibration factor."""
-
-CALIBRATION_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
-"""Central-interval probabilities whose validation coverage the recalibration factor matches (0.05 ... 0.95)."""
-
-CALIBRATION_GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.log(16.0), 241)))
-"""Candidate recalibration factors (log-spaced, 0.25 ... 16; out-of-fold errors of a model trained on 30-120
-SuperCon rows needed more than 4)."""
-
-SPREAD_OFFSETS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-"""Candidate offsets ``gamma`` of out-of-fold recalibration, in units of the median held-out spread (see
-``_recalibrate``): 0 scales every row's interval by the same factors; larger offsets even the widths out."""
-
-MIN_CALIBRATION_ROWS = 10
-"""Fewest held-out predictions of an output that recalibrate it; with fewer its spread factors stay 1."""
-
-
-def _forward_transform(kind: str, values: Tensor) -> Tensor:
-    return torch.log1p(values) if kind == "log1p" else values
 
 
 @contextmanager
@@ -77,96 +68,8 @@ def torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-LOG1P_MAX = 80.0
-"""Largest log(1 + y) mapped back: expm1 overflows float32 near 88.7, and an infinite draw would poison acquisition."""
-
-
-def _inverse_transform(kind: str, values: Tensor) -> Tensor:
-    return torch.expm1(values.clamp(max=LOG1P_MAX)) if kind == "log1p" else values
-
-
 class ModelOutputError(ValueError):
     """A model produced a value that is not finite; nothing computed from it may be stored."""
-
-
-def _forward_transform_each(transforms: tuple[str, ...], values: Tensor) -> Tensor:
-    """Apply each output's transform to its entry of an ``m`` vector (infinite ends stay infinite)."""
-    transformed = torch.stack([_forward_transform(kind, values[j]) for j, kind in enumerate(transforms)])
-    return torch.where(torch.isinf(values), values, transformed)
-
-
-def _support_tensor(bounds: tuple[Bounds | None, ...], transforms: tuple[str, ...], names: tuple[str, ...]) -> Tensor:
-    """``m x 2`` tensor of each output's ``(low, high)`` in target units, ``-inf``/``inf`` for open ends.
-
-    Raises:
-        ValueError: If a ``log1p`` output's lower bound is -1 or below (its transform is undefined there).
-    """
-    support = torch.tensor([[-math.inf, math.inf]] * len(names))
-    for j, ends in enumerate(bounds):
-        low, high = ends if ends is not None else (None, None)
-        if low is not None:
-            support[j, 0] = low
-        if high is not None:
-            support[j, 1] = high
-        if transforms[j] == "log1p" and low is not None and low <= -1:
-            raise ValueError(f"target {names[j]!r}: a log1p output needs a lower bound above -1, got {low}")
-    return support
-
-
-def split_draws(n_draws: int, n_members: int) -> list[int]:
-    """How many of ``n_draws`` posterior draws each ensemble member contributes (as equal as possible, first first)."""
-    base, extra = divmod(n_draws, n_members)
-    return [base + (1 if k < extra else 0) for k in range(n_members)]
-
-
-def validation_split(
-    n_rows: int, fraction: float, min_rows: int, seed: int, groups: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of row indices into fitting and validation rows.
-
-    Args:
-        n_rows: Number of rows.
-        fraction: Share of rows to hold out.
-        min_rows: If fewer than this many rows would be held out, nothing is.
-        seed: Seeds the permutation.
-        groups: Optional group label per row; whole groups are held out (shuffled groups are taken until the
-            fraction is reached), so validation measures extrapolation to unseen groups.
-
-    Returns:
-        ``(fit_rows, validation_rows)``, sorted index arrays; ``validation_rows`` may be empty.
-    """
-    target = round(fraction * n_rows)
-    everything = np.arange(n_rows)
-    if target < min_rows:
-        return everything, np.empty(0, dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    if groups is None:
-        held = rng.permutation(n_rows)[:target]
-    else:
-        _, labels = np.unique(np.asarray(groups), return_inverse=True)
-        order = rng.permutation(labels.max() + 1)
-        sizes = np.bincount(labels)[order]
-        chosen = order[: int(np.searchsorted(np.cumsum(sizes), target)) + 1]
-        held = np.flatnonzero(np.isin(labels, chosen))
-    is_held = np.zeros(n_rows, dtype=bool)
-    is_held[held] = True
-    return everything[~is_held], everything[is_held]
-
-
-def cross_validation_folds(n_rows: int, n_folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
-    """Seeded partition of row indices into ``n_folds`` held-out folds (whole groups when ``groups`` are given).
-
-    Shuffled groups (single rows without ``groups``) are dealt to the folds in turn; there are fewer folds when
-    there are fewer groups than ``n_folds``.
-
-    Returns:
-        One sorted index array per non-empty fold.
-    """
-    labels = np.arange(n_rows) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1]
-    fold_of_label = np.empty(labels.max() + 1, dtype=np.int64)
-    fold_of_label[np.random.default_rng(seed).permutation(labels.max() + 1)] = np.arange(labels.max() + 1) % n_folds
-    fold = fold_of_label[labels]
-    return [np.flatnonzero(fold == k) for k in range(min(n_folds, labels.max() + 1))]
 
 
 def _masked_error(mean: Tensor, target: Tensor, mask: Tensor, power: int) -> Tensor:
@@ -175,76 +78,6 @@ def _masked_error(mean: Tensor, target: Tensor, mask: Tensor, power: int) -> Ten
     ``power`` 2 is the squared error, 1 the absolute error.
     """
     return (((mean - target).abs() ** power) * mask).sum(dim=(-2, -1)) / mask.sum(dim=(-2, -1)).clamp(min=1)
-
-
-def finite_sample_coverage(levels: np.ndarray, n_held_out: int) -> np.ndarray:
-    """Coverage of ``n_held_out`` held-out errors that makes a central interval cover a new point with ``levels``.
-
-    An interval scaled to cover ``k`` of ``n`` exchangeable held-out errors covers a new error with probability at
-    least ``k / (n + 1)`` (split conformal prediction, Vovk et al. 2005; Lei et al., JASA 2018), so ``levels`` needs
-    ``k = ceil(level (n + 1))``, at most all ``n``. Matching ``level`` itself leaves small held-out sets short: 30
-    errors matched at 95% cover 28 or 29 of them, about 92% of new points in expectation.
-    """
-    return np.minimum(np.ceil(levels * (n_held_out + 1) - 1e-9), n_held_out) / n_held_out
-
-
-SPREAD_EPSILON = 1e-6
-"""Smallest row spread (standardised units) that ``spread_offset`` divides by."""
-
-
-def _row_spread(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """``n``: half-width of each row's central 50% interval from ``L x n`` quantile offsets (``CALIBRATION_LEVELS``)."""
-    half = CALIBRATION_LEVELS.index(0.5)
-    return np.maximum((upper[half] - lower[half]) / 2, SPREAD_EPSILON)
-
-
-def _spread_factors(
-    offset: np.ndarray, lower: np.ndarray, upper: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """One output's overall and per-level (``L``) spread factors from held-out errors (``BNNSurrogate._recalibrate``).
-
-    Args:
-        offset: ``n`` held-out errors from the median.
-        lower: ``L x n`` lower interval offsets; ``upper`` the upper ones.
-        upper: ``L x n``.
-        floor: ``n``: how far below the median the support ends; intervals reach no further.
-        ceiling: ``n``: how far above.
-    """
-    levels = np.asarray(CALIBRATION_LEVELS)
-    grid = np.asarray(CALIBRATION_GRID)
-    above_floor = [offset >= np.maximum(scale * lower, floor) - 1e-6 for scale in grid]
-    below_ceiling = [offset <= np.minimum(scale * upper, ceiling) + 1e-6 for scale in grid]
-    coverage = np.stack([(a & b).mean(axis=1) for a, b in zip(above_floor, below_ceiling, strict=True)])  # G x L
-    overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
-    reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
-    smallest = np.where(reaching.any(axis=0), reaching.argmax(axis=0), len(grid) - 1)
-    return float(overall), _monotone_fit(grid[smallest] / overall, weights=levels)
-
-
-def _monotone_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The closer (weighted least squares) of the non-decreasing and the non-increasing isotonic fits of ``values``."""
-    fits = [np.ascontiguousarray(isotonic_regression(values, weights=weights, increasing=up).x) for up in (True, False)]
-    return min(fits, key=lambda fit: float((weights * (fit - values) ** 2).sum()))
-
-
-@dataclass(frozen=True)
-class HeldOutErrors:
-    """One output's errors on rows a model did not train on, in that model's standardised units.
-
-    Attributes:
-        offset: ``n``: observed target minus the median of the model's uncalibrated latent predictive draws.
-        lower: ``L x n``: lower bounds of the central ``CALIBRATION_LEVELS`` intervals, minus the same median.
-        upper: ``L x n``: the upper bounds, minus the median.
-        floor: ``n`` (or a scalar): the support's lower bound minus the median (``-inf`` when unbounded). Predictive
-            draws are clamped to the support, so a scaled interval reaches no further than this.
-        ceiling: The same for the upper bound.
-    """
-
-    offset: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    floor: np.ndarray | float = -np.inf
-    ceiling: np.ndarray | float = np.inf
 
 
 @dataclass(frozen=True)
@@ -332,7 +165,7 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
         self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
         self.register_buffer("spread_offset", torch.zeros(n_outputs))
-        self.register_buffer("support", _support_tensor(bounds, self.transforms, self.target_names))  # m x 2
+        self.register_buffer("support", support_tensor(bounds, self.transforms, self.target_names))  # m x 2
 
     OPTIONAL_BUFFERS = ("support", "spread_offset")
     """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0)."""
@@ -351,8 +184,8 @@ class BNNSurrogate(nn.Module):
 
     def _standardised_support(self) -> tuple[Tensor, Tensor]:
         """Each output's ``low`` and ``high`` (``m`` each) in standardised transformed units; infinite where open."""
-        low = (_forward_transform_each(self.transforms, self.support[:, 0]) - self.y_mean) / self.y_std
-        high = (_forward_transform_each(self.transforms, self.support[:, 1]) - self.y_mean) / self.y_std
+        low = (forward_transform_each(self.transforms, self.support[:, 0]) - self.y_mean) / self.y_std
+        high = (forward_transform_each(self.transforms, self.support[:, 1]) - self.y_mean) / self.y_std
         return low, high
 
     @property
@@ -403,7 +236,7 @@ class BNNSurrogate(nn.Module):
 
     def _transformed(self, targets: Tensor) -> Tensor:
         """``n x m`` raw targets -> each output's transform applied (``log1p`` or none)."""
-        return torch.stack([_forward_transform(kind, targets[:, j]) for j, kind in enumerate(self.transforms)], dim=1)
+        return torch.stack([forward_transform(kind, targets[:, j]) for j, kind in enumerate(self.transforms)], dim=1)
 
     def continues(self, previous: BNNSurrogate) -> bool:
         """Whether ``previous`` can start this model's training: same targets, transforms, likelihood and tensor shapes.
@@ -706,26 +539,16 @@ class BNNSurrogate(nn.Module):
         return per_fold
 
     def _recalibrate(self, errors: list[list[HeldOutErrors]], scale_functions: bool) -> int:
-        """Fit the spread factors under which central intervals reach their nominal coverage on held-out errors.
+        """Fit each output's spread factors on held-out errors (``calibration.fit_output``) and store them.
 
-        Per output: one factor for all levels (the closest match over every level; see ``scale_functions``), and a
-        further factor per central level for predictive draws (quantile recalibration, Kuleshov et al., ICML 2018): the
-        smallest that covers the share of held-out errors ``finite_sample_coverage`` asks for, so that small held-out
-        sets do not leave intervals short. One factor cannot fix the shape of a predictive distribution whose errors
-        have heavier tails than its draws: on SuperCon Tc it gave 0.90 coverage at 95% while matching the middle levels.
-        The per-level factors are smoothed by isotonic regression, rising (errors with heavier tails than the draws) or
-        falling (lighter tails, e.g. Gaussian errors under a Laplace likelihood), whichever fits them better, each
-        weighted by its level: the factor of level ``p`` rests on the ``p n`` errors inside its interval, and near the
-        median a few errors decided it (30 errors: one or two at 5%, whose factor then set the whole falling fit and cut
-        the 95% factor to 0.86 where 1.19 was needed). An output with fewer than ``MIN_CALIBRATION_ROWS`` held-out
-        errors keeps factors of 1.
+        An output with fewer than ``MIN_CALIBRATION_ROWS`` held-out errors keeps factors of 1.
 
         Args:
             errors: Per model that predicted held-out rows (one validation model, or one per fold), per output.
             scale_functions: Put the overall factor in ``calibration_scale``, which scales function draws too, so
                 acquisition sees the recalibrated epistemic spread (validation split); or fold it into
                 ``tail_factor``, which only predictive draws (intervals) use (out-of-fold). Out-of-fold factors are
-                3-6 on 30-120 SuperCon rows; putting them into the function draws made batch EI explore almost
+                3-16 on 30-120 SuperCon rows; putting them into the function draws made batch EI explore almost
                 blindly (4 seeds to 200 evaluations: 4.7% of the top 1% found against 21.5%).
 
         Returns:
@@ -733,57 +556,18 @@ class BNNSurrogate(nn.Module):
         """
         used = 0
         for j in range(self.n_outputs):
-            offset = np.concatenate([per_output[j].offset for per_output in errors])
-            if len(offset) < MIN_CALIBRATION_ROWS:
+            pooled = HeldOutErrors.pooled([per_output[j] for per_output in errors])
+            if len(pooled.offset) < MIN_CALIBRATION_ROWS:
                 continue
-            lower = np.concatenate([per_output[j].lower for per_output in errors], axis=1)  # L x n
-            upper = np.concatenate([per_output[j].upper for per_output in errors], axis=1)
-            floor = np.concatenate([np.broadcast_to(e[j].floor, e[j].offset.shape) for e in errors])  # n
-            ceiling = np.concatenate([np.broadcast_to(e[j].ceiling, e[j].offset.shape) for e in errors])
-            spread = _row_spread(lower, upper)  # n
-            candidates = []
-            for gamma in (0.0,) if scale_functions else np.asarray(SPREAD_OFFSETS) * float(np.median(spread)):
-                stretch = (spread + gamma) / spread  # n: widens rows of small spread more
-                overall, tail = _spread_factors(offset, stretch * lower, stretch * upper, floor, ceiling)
-                width = np.minimum(tail[-1] * overall * stretch * upper[-1], ceiling) - np.maximum(
-                    tail[-1] * overall * stretch * lower[-1], floor
-                )
-                candidates.append((float(width.mean()), float(gamma), overall, tail))
-            narrowest = min(candidate[0] for candidate in candidates)
-            _, gamma, overall, tail = next(c for c in candidates if c[0] <= 1.005 * narrowest)  # the smallest near-tie
+            overall, tail, gamma = fit_output(pooled, with_offset=not scale_functions)
             if scale_functions:
                 self.calibration_scale[j] = float(overall)
             else:
                 tail = tail * overall
             self.tail_factor[j] = torch.as_tensor(tail, dtype=torch.float32)
             self.spread_offset[j] = gamma
-            used += len(offset)
+            used += len(pooled.offset)
         return used
-
-    def _tail_calibrated(self, draws: Tensor) -> Tensor:
-        """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level.
-
-        With a ``spread_offset`` ``gamma`` each candidate's distances are first stretched by ``(s + gamma) / s``, where
-        ``s`` is the half-width of the central half of its draws, as on the held-out rows the factors were fitted to.
-
-        Falling factors could let a far draw land inside a nearer one; the scaled values are therefore handed back in
-        the draws' own order (monotone rearrangement, Chernozhukov et al., Econometrica 2010), so the map keeps every
-        draw's rank. With rising factors the map is monotone already and the rearrangement changes nothing.
-        """
-        n_draws = draws.shape[0]
-        centre = draws.median(dim=0, keepdim=True).values
-        quartiles = torch.quantile(draws, torch.tensor([0.25, 0.75]), dim=0)  # 2 x n x m
-        spread = ((quartiles[1] - quartiles[0]) / 2).clamp(min=SPREAD_EPSILON)
-        draws = centre + (draws - centre) * (spread + self.spread_offset) / spread
-        rank = draws.argsort(dim=0).argsort(dim=0)  # S x n x m
-        level = (2 * (rank + 0.5) / n_draws - 1).abs().numpy()
-        levels = np.asarray((0.0, *CALIBRATION_LEVELS, 1.0))
-        factors = np.empty_like(level)
-        for j in range(self.n_outputs):
-            table = self.tail_factor[j].numpy()
-            factors[..., j] = np.interp(level[..., j], levels, np.concatenate([table[:1], table, table[-1:]]))
-        scaled = centre + torch.as_tensor(factors) * (draws - centre)
-        return scaled.sort(dim=0).values.gather(0, rank)
 
     def _fit_input_scaler(self, x_fit: Tensor) -> None:
         """Per-descriptor mean and standard deviation over the fitting rows' measured (non-NaN) values.
@@ -872,7 +656,7 @@ class BNNSurrogate(nn.Module):
         """
         transformed = standardised * self.y_std + self.y_mean
         values = torch.stack(
-            [_inverse_transform(kind, transformed[..., j]) for j, kind in enumerate(self.transforms)], dim=-1
+            [inverse_transform(kind, transformed[..., j]) for j, kind in enumerate(self.transforms)], dim=-1
         )
         values = torch.maximum(torch.minimum(values, self.support[:, 1]), self.support[:, 0])
         if not torch.isfinite(values).all():
@@ -898,5 +682,5 @@ class BNNSurrogate(nn.Module):
         with torch.no_grad():
             unit_noise = self._unit_noise(mean.shape, generator)
             draws = self._calibrated(mean) + self.calibration_scale * noise * unit_noise
-            draws = self._tail_calibrated(draws)
+            draws = tail_calibrated(draws, self.tail_factor, self.spread_offset)
         return self.to_target_units(draws)
