@@ -174,3 +174,31 @@ def test_model_predict_missing_model(tmp_path: Path):
         app, ["model", "predict", "--model", str(tmp_path), "--input", "x.csv", "--output", str(tmp_path / "o.csv")]
     )
     assert result.exit_code == 1 and "cannot read metadata.json" in result.output
+
+
+def test_model_sites_make_the_two_site_assignments_of_one_composition_different_inputs(tmp_path: Path):
+    from sbin_loop.data import bundled_path
+
+    table = pd.read_csv(bundled_path("emery_wolverton"))
+    both = table[table["composition_key"].isin(table["composition_key"].unique()[:80])]  # both assignments of each
+    train = tmp_path / "ew.csv"
+    both.to_csv(train, index=False)
+    out = tmp_path / "sites"
+    args = ["model", "train", "--data", str(train), "--target", "e_form oxygen", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--sites", "atom a,atom b"])
+    assert result.exit_code == 0, result.output
+    assert f"trained on {len(both)} compositions" in result.output  # site assignments are not merged as duplicates
+    queries = tmp_path / "q.csv"
+    pd.DataFrame({"formula": ["SrTiO3", "SrTiO3", "SrTiO3"], "A": ["Sr", "Ti", "Ba"], "B": ["Ti", "Sr", "Ti"]}).to_csv(
+        queries, index=False
+    )
+    predictions = tmp_path / "p.csv"
+    predict = ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predictions)]
+    result = runner.invoke(app, [*predict, "--sites", "A,B"])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(predictions)
+    assert abs(frame["e_form oxygen_mean"][0] - frame["e_form oxygen_mean"][1]) > 0.5  # Sr on A vs Ti on A
+    assert frame["e_form oxygen_mean"].isna().tolist() == [False, False, True]
+    assert "Ba is not in SrTiO3" in frame.error[2]
+    result = runner.invoke(app, predict)  # the model needs its site columns
+    assert result.exit_code == 1 and "--sites" in result.output, result.output

@@ -13,11 +13,12 @@ from pydantic import ValidationError
 
 from sbin_loop.cli_errors import reports_errors
 from sbin_loop.config import Bounds, ConfigError, ModelConfig, ObjectiveConfig
-from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.features import featurize_compositions
 from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.intervals import candidate_intervals
+from sbin_loop.model.sites import input_names, merged_site_rows, parse_sites, site_inputs, site_problem, site_rows
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula, read_formula_table
 
@@ -30,6 +31,14 @@ MAX_LISTED_LINES = 10
 """Most line numbers named in one error; the rest are counted."""
 
 Seed = Annotated[int, typer.Option("--seed", min=0, max=MAX_SEED)]
+Sites = Annotated[
+    str | None,
+    typer.Option(
+        "--sites",
+        help="A_COLUMN,B_COLUMN: columns naming the A- and B-site species of ABO3 rows; the model then takes both "
+        "sites' elemental properties, and the site assignments of one composition are different inputs.",
+    ),
+]
 
 
 def _require_writable(path: Path, option: str, directory: bool) -> None:
@@ -136,6 +145,7 @@ def model_train(
             "model: every prediction and interval stays inside it.",
         ),
     ] = None,
+    sites: Sites = None,
 ) -> None:
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
 
@@ -150,15 +160,28 @@ def model_train(
         raise ConfigError(f"--transform: must be none, log1p or auto, got {transform!r}")
     support = parse_bounds(bounds)
     _require_writable(out, "--out", directory=True)
+    site_columns = parse_sites(sites)
     table = read_formula_table(str(data), formula_column, (target,), require_values=True)
-    check_targets(table.source or data, target, support)
-    frame = table.frame.dropna(subset=[target])
+    source = table.source or data
+    check_targets(source, target, support)
+    if site_columns is None:
+        frame, n_rejected, n_merged = table.frame.dropna(subset=[target]), len(table.rejected), table.n_duplicate_rows
+    else:
+        raw = pd.read_csv(source, dtype=str, keep_default_na=False)
+        usable, skipped = site_rows(raw, formula_column, site_columns, source)
+        for line in skipped[:MAX_LISTED_LINES]:
+            typer.secho(f"{source.name} {line}: skipped", fg=typer.colors.YELLOW, err=True)
+        frame, n_merged = merged_site_rows(usable, formula_column, target, site_columns)
+        n_rejected = len(skipped)
     if len(frame) < 2:
         raise DataSourceError(f"{data}: fewer than 2 usable rows with a numeric {target!r}")
     values = frame[target].to_numpy(dtype=float)
     if transform == "auto":
         transform = "log1p" if (values >= 0).all() else "none"
-    features = featurize_compositions([parse_formula(formula) for formula in frame["formula"]])
+    if site_columns is None:
+        features = featurize_compositions([parse_formula(formula) for formula in frame["formula"]])
+    else:
+        features = site_inputs(frame, formula_column, site_columns)
     order = np.random.default_rng(seed).permutation(len(values))
     n_test = round(test_fraction * len(values))
     test, train = order[:n_test], order[n_test:]
@@ -168,11 +191,11 @@ def model_train(
         report = surrogate.fit(features[train], values[train, None], seed)
     except ValueError as error:
         raise ConfigError(f"{target}: {error}") from None
-    save_surrogate(surrogate, out, descriptor_names())
+    save_surrogate(surrogate, out, input_names(site_columns is not None))
     typer.echo(
         f"trained on {report.n_train} compositions, validated on {report.n_validation}, spread recalibrated on "
-        f"{report.n_calibration} held-out predictions ({len(table.rejected)} rows "
-        f"rejected, {table.n_duplicate_rows} duplicates merged), transform {transform}, support "
+        f"{report.n_calibration} held-out predictions ({n_rejected} rows "
+        f"rejected, {n_merged} duplicates merged), transform {transform}, support "
         f"{list(support) if support else 'unbounded'}, {report.steps} steps in "
         f"{report.seconds:.1f} s; saved to {out}"
     )
@@ -184,6 +207,21 @@ def model_train(
             f"held-out test ({n_test} compositions): MAE {np.abs(np.median(draws, axis=0) - measured).mean():.3g}, "
             f"95% interval coverage {((measured >= lower) & (measured <= upper)).mean():.3f}"
         )
+
+
+def _check_inputs(model: Path, feature_names: list[str] | None, sites: bool) -> None:
+    """Refuse a model whose inputs are not what this sbin computes with or without ``--sites``.
+
+    Raises:
+        ConfigError: If ``--sites`` is given for a model trained without it, or missing for one trained with it.
+        CheckpointError: If the model was trained on other descriptors altogether.
+    """
+    if feature_names is None or feature_names == input_names(sites):
+        return
+    if feature_names == input_names(not sites):
+        needed = "give --sites A_COLUMN,B_COLUMN" if not sites else "leave --sites out"
+        raise ConfigError(f"--sites: {model} was trained {'with' if not sites else 'without'} site columns; {needed}")
+    raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
 
 
 def _read_queries(input_csv: Path, formula_column: str) -> pd.DataFrame:
@@ -213,31 +251,50 @@ def model_predict(
     draws: Annotated[int, typer.Option("--draws", min=2, max=100_000, help="Posterior predictive draws.")] = 1000,
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999)] = 0.95,
     seed: Seed = 0,
+    sites: Sites = None,
 ) -> None:
     """Predict every input row, in order: mean, std and central predictive interval per target.
 
-    Rows whose formula cannot be used get empty values and the reason in an ``error`` column.
+    Rows whose formula (or, with ``--sites``, site species) cannot be used get empty values and the reason in an
+    ``error`` column.
     """
     configure_logging(None)
     surrogate = load_surrogate(model)
-    if read_metadata(model).get("feature_names") not in (None, descriptor_names()):
-        raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
+    site_columns = parse_sites(sites)
+    _check_inputs(model, read_metadata(model).get("feature_names"), site_columns is not None)
     frame = _read_queries(input_csv, formula_column)
     _require_writable(output, "--output", directory=False)
-    compositions, valid, errors = [], [], [""] * len(frame)
+    if site_columns is not None:
+        missing = [column for column in site_columns if column not in frame.columns]
+        if missing:
+            raise DataSourceError(f"{input_csv}: no column(s) {missing} for --sites")
+    valid, errors = [], [""] * len(frame)
     for position, formula in enumerate(frame[formula_column]):
-        try:
-            compositions.append(parse_formula(formula))
+        if site_columns is None:
+            try:
+                parse_formula(formula)
+                problem = None
+            except InvalidFormulaError as error:
+                problem = str(error)
+        else:
+            a_symbol, b_symbol = (str(frame[column].iloc[position]).strip() for column in site_columns)
+            problem = site_problem(formula, a_symbol, b_symbol)
+        if problem is None:
             valid.append(position)
-        except InvalidFormulaError as error:
-            errors[position] = str(error)
-            typer.secho(f"line {position + 2}: {formula!r}: {error}", fg=typer.colors.YELLOW, err=True)
+        else:
+            errors[position] = problem
+            typer.secho(f"line {position + 2}: {formula!r}: {problem}", fg=typer.colors.YELLOW, err=True)
     out = pd.DataFrame({"formula": frame[formula_column]})
     for name in surrogate.target_names:
         for suffix in ("mean", "std", "lower", "upper"):
             out[f"{name}_{suffix}"] = np.nan
     if valid:
-        predictive = surrogate.predictive_draws(featurize_compositions(compositions), draws, seed).numpy()
+        rows = frame.iloc[valid]
+        if site_columns is None:
+            inputs = featurize_compositions([parse_formula(formula) for formula in rows[formula_column]])
+        else:
+            inputs = site_inputs(rows, formula_column, site_columns)
+        predictive = surrogate.predictive_draws(inputs, draws, seed).numpy()
         for j, name in enumerate(surrogate.target_names):
             intervals = candidate_intervals(predictive[..., j], level, surrogate.bounds[j])
             for suffix in ("mean", "std", "lower", "upper"):
