@@ -22,6 +22,7 @@ from sbin_loop.loop import Campaign
 from sbin_loop.oracles import JobRequest, Oracle, OracleOutcome
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.space import read_formula_table
+from sbin_loop.space.pool import composition_key_of
 from sbin_loop.stores import JobDoc, ResultDoc, RoundDoc, SelectionEntry, merged_values
 
 CONFIGS = Path(__file__).parent.parent / "configs"
@@ -118,7 +119,7 @@ class FileLab(threading.Thread):
                 result = {
                     "request_id": request["request_id"],
                     "status": "completed",
-                    "measurements": self.values[request["candidate_id"]],
+                    "measurements": self.values[composition_key_of(request["candidate_id"])],
                     "operator": "test",
                 }
                 partial = self.inbox / f"{path.stem}.partial"
