@@ -22,6 +22,7 @@ import pytest
 from hostile import Sandbox, run_sbin, snapshot
 
 from sbin_loop.config import ConfigError, FileQueueConfig, ObjectiveConfig, SynthesisConditions, parse_config
+from sbin_loop.measurements import ingestible_outcome
 from sbin_loop.oracles import JobRequest
 from sbin_loop.oracles.file_queue import FileQueueBackend, campaign_file_queue
 from sbin_loop.oracles.synthesis import SynthesisOracle, SynthesisRequest
@@ -89,11 +90,11 @@ class Lab:
         assert self.bait.read_text() == "do not touch\n"
 
 
-def _open_lab(tmp_path: Path, objectives: tuple[ObjectiveConfig, ...] = (), submit: bool = True) -> Lab:
+def _open_lab(tmp_path: Path, submit: bool = True) -> Lab:
     sandbox = Sandbox.make(tmp_path)
     watched_before = snapshot(sandbox.watched)
     backend = campaign_file_queue(sandbox.root, FileQueueConfig(), "oracles.1.backend")
-    oracle = SynthesisOracle(backend, SynthesisConditions(), {}, objectives)
+    oracle = SynthesisOracle(backend, SynthesisConditions(), {})
     if submit:
         oracle.submit([JOB])
     return Lab(sandbox, oracle, backend, watched_before)
@@ -401,8 +402,9 @@ def test_notes_are_kept_with_the_result_and_bounded(lab: Lab):
 
 
 def test_a_measured_objective_outside_its_bounds_fails_the_job(tmp_path: Path):
-    lab = _open_lab(tmp_path, objectives=(ObjectiveConfig(name="Tc_K", bounds=(0.0, 200.0)),))
+    lab = _open_lab(tmp_path)
     lab.drop("hot.json", {**GOOD, "measurements": {"Tc_K": 250.0}, "notes": "suspicious"})
-    outcome = lab.poll()[JOB.job_id]
+    objectives = (ObjectiveConfig(name="Tc_K", bounds=(0.0, 200.0)),)
+    outcome = ingestible_outcome(lab.poll()[JOB.job_id], objectives)  # what the loop does with every outcome
     assert outcome.status == "failed" and "above its upper bound" in outcome.error
     assert outcome.provenance["notes"] == "suspicious"

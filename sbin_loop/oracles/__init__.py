@@ -122,7 +122,7 @@ def _make(
             base_dir=base_dir,
         )
         lab = SimulatedLab(table, measured, backend)
-    return SynthesisOracle(lab, settings.conditions, settings.values, config.objectives)
+    return SynthesisOracle(lab, settings.conditions, settings.values)
 
 
 def build_oracles(

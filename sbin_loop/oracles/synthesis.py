@@ -8,8 +8,8 @@ into outcomes, and keeps no state of its own: what was sent and what came back i
 
 A result is checked twice. Its document must match ``SynthesisResult`` (measurements are JSON numbers, not strings or
 booleans), or the file queue rejects the file and it never reaches the campaign. Its values must be plausible
-(finite, at most ``MAX_MAGNITUDE`` in size, ``Tc_K`` not negative, ``phase_purity`` in [0, 1], each objective inside
-its ``bounds``), or the job fails with the reason.
+(finite, at most ``MAX_MAGNITUDE`` in size, ``Tc_K`` not negative, ``phase_purity`` in [0, 1]), or the job fails with
+the reason; the loop then fails any objective outside its ``bounds``, as for every oracle.
 
 The simulated lab keeps its requests and results in memory: after a restart it knows none of them, so the loop sends
 the lost requests again, and being seeded per request they get the same answers.
@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Composition
 
-from sbin_loop.config import ObjectiveConfig, SimulatedLabConfig, SynthesisConditions
+from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.safe_files import printable
@@ -220,11 +220,13 @@ def _implausible(measurements: dict[str, float]) -> str | None:
 class SynthesisOracle:
     """Jobs become synthesis requests; results become outcomes.
 
+    Measured objectives outside their ``bounds`` are failed by the loop (``sbin_loop.measurements``), as for every
+    oracle's outcome.
+
     Args:
         backend: Where requests go.
         conditions: Conditions sent with each request.
         values: Objective name -> measurement name.
-        objectives: The campaign's objectives: a measured objective outside its ``bounds`` fails the job.
     """
 
     name = "synthesis"
@@ -235,12 +237,10 @@ class SynthesisOracle:
         backend: SynthesisBackend,
         conditions: SynthesisConditions,
         values: dict[str, str],
-        objectives: tuple[ObjectiveConfig, ...] = (),
     ) -> None:
         self._backend = backend
         self._conditions = conditions
         self._values = values
-        self._objectives = objectives
 
     def submit(self, requests: list[JobRequest]) -> None:
         """Send one synthesis request per job attempt the lab does not hold yet (request id: the attempt's key)."""
@@ -274,7 +274,7 @@ class SynthesisOracle:
         values = rename_values(result.measurements, self._values)
         reason = printable(result.failure_reason or "no reason given")  # the loop logs it: one line
         if result.status == "completed":
-            reason = _implausible(result.measurements) or self._outside_support(values)
+            reason = _implausible(result.measurements)
         provenance = {
             "oracle": self.name,
             "version": self.version,
@@ -297,8 +297,3 @@ class SynthesisOracle:
             provenance=provenance,
             wall_seconds=wall,
         )
-
-    def _outside_support(self, values: dict[str, float]) -> str | None:
-        """The first measured objective outside its physical support, as a reason, or None."""
-        violations = (o.support_violation(values[o.name]) for o in self._objectives if o.name in values)
-        return next((violation for violation in violations if violation is not None), None)
