@@ -3,9 +3,9 @@
 Both are fitted to the same rows as sbin. Each gives a point prediction and a spread per row (the forest: the standard
 deviation of its trees; the GP: its posterior standard deviation). Out-of-fold residuals of ``folds`` refits, divided
 by their spreads, set one factor per central level: the smallest that covers ``ceil(level (n + 1))`` of the ``n``
-residuals (split conformal prediction with a normalised score, Lei et al., JASA 2018). Intervals are
-``point ± factor x spread``, clipped to the support (Tc >= 0). Draws for CRPS are taken from the piecewise-linear
-quantile function of those intervals.
+residuals (``sbin_loop.surrogates.conformal``, the factors sbin's forest peer uses). Intervals are ``point ± factor x
+spread``, clipped to the support (Tc >= 0). Draws for CRPS are taken from the piecewise-linear quantile function of
+those intervals.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from sbin_loop.surrogates.conformal import conformal_factors, quantile_offsets
 
 Fitter = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]
 """``fit(x, y, seed)`` -> ``predict(x) -> (point, spread)``."""
@@ -66,17 +68,13 @@ def conformal_draws(
         seed: Seeds the folds and the model.
         folds: Out-of-fold refits that give the residuals.
     """
-    scores = []
+    residuals, spreads = [], []
     for train, held in KFold(min(folds, len(y)), shuffle=True, random_state=seed).split(x):
         point, spread = fit(x[train], y[train], seed)(x[held])
-        scores.append(np.abs(y[held] - point) / np.maximum(spread, 1e-6))
-    scores = np.sort(np.concatenate(scores))
-    n = len(scores)
-    ranks = np.minimum(np.ceil(levels * (n + 1)).astype(int), n) - 1
-    factors = np.maximum.accumulate(scores[ranks])  # one per level, non-decreasing
+        residuals.append(y[held] - point)
+        spreads.append(spread)
+    factors = conformal_factors(np.concatenate(residuals), np.concatenate(spreads), levels)
     point, spread = fit(x, y, seed)(test)
-    probabilities = np.concatenate([[0.0], 0.5 - levels[::-1] / 2, [0.5], 0.5 + levels / 2, [1.0]])
-    offsets = np.concatenate([[-factors[-1]], -factors[::-1], [0.0], factors, [factors[-1]]])
     uniform = np.random.default_rng(seed).uniform(size=(500, 1))
-    quantile = np.interp(uniform, probabilities, offsets)  # S x 1: a shared unit-free draw per row
+    quantile = quantile_offsets(factors, uniform, levels)  # S x 1: a shared unit-free draw per row
     return np.clip(point + quantile * np.maximum(spread, 1e-6), 0.0, None)
