@@ -92,3 +92,24 @@ def test_peer_refuses_targets_outside_support(index: int) -> None:
 
 def test_the_bnn_meets_the_same_protocol() -> None:
     assert isinstance(BNNSurrogate(6, ("Tc_K",), ("none",), ModelConfig()), Surrogate)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["forest", "gp"])
+def test_peer_picks_through_the_product_policy(index: int) -> None:
+    """A peer's draws go through the same pool scoring and qLogEI batch selection as the BNN's."""
+    from sbin_loop.config import PolicyConfig
+    from sbin_loop.policies import build_policy, draw_pool_scores
+    from sbin_loop.surrogates.botorch_model import FunctionDrawsModel
+
+    x, y = _data(200, 0)
+    measured = np.arange(40)
+    surrogate = _peers()[index]
+    surrogate.fit(x[measured], y[measured], seed=0)
+    model = FunctionDrawsModel(surrogate, 64, seed=3)
+    available = x[40:]
+    scores = draw_pool_scores(model, available, x[measured], y[measured], (1.0, -1.0))
+    policy = build_policy(PolicyConfig(kind="expected_improvement", batch_size=5, mc_samples=64))
+    selection = policy.select(scores, len(available), np.random.default_rng(0))
+    assert len(set(selection.indices)) == 5
+    picked_truth = y[40:][selection.indices, 0]
+    assert picked_truth.mean() > np.median(y[40:, 0])  # EI on a learnable target picks better than a coin

@@ -86,13 +86,17 @@ class ForestSurrogate:
             n_jobs=1,
         )
 
-    def fit(self, features: np.ndarray, targets: np.ndarray, seed: int, **_: object) -> FitSummary:
+    def fit(
+        self, features: np.ndarray, targets: np.ndarray, seed: int, groups: object = None, warm_start: object = None
+    ) -> FitSummary:
         """Fit one forest per objective on its measured rows, and its conformal factors out of fold.
 
         Args:
             features: ``n x d`` descriptors (NaN imputed with the column mean of the fitting rows).
             targets: ``n x m`` measured values, NaN where not measured.
             seed: Seeds the forests and the calibration folds.
+            groups: Unused (the calibration folds are random); accepted so every surrogate fits alike.
+            warm_start: Unused: a forest is refitted from scratch, which is cheap.
         """
         self.rows = TrainingRows.checked(features, targets, self.n_features, self.target_names, self.bounds)
         x = self.rows.imputed(self.rows.features)

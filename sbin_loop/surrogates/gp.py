@@ -71,7 +71,12 @@ class GPSurrogate:
         self._paths: dict[tuple[int, int], list] = {}
 
     def fit(
-        self, features: np.ndarray, targets: np.ndarray, seed: int, warm_start: GPSurrogate | None = None, **_: object
+        self,
+        features: np.ndarray,
+        targets: np.ndarray,
+        seed: int,
+        groups: object = None,
+        warm_start: GPSurrogate | None = None,
     ) -> FitSummary:
         """Fit one GP per objective (hyperparameters from ``warm_start`` when given).
 
@@ -79,6 +84,7 @@ class GPSurrogate:
             features: ``n x d`` descriptors (NaN imputed with the column mean of the fitting rows).
             targets: ``n x m`` measured values, NaN where not measured.
             seed: Seeds the training-set cap.
+            groups: Unused; accepted so every surrogate fits alike.
             warm_start: A fitted GP surrogate of the same objectives whose hyperparameters start the optimisation.
         """
         from botorch.fit import fit_gpytorch_mll
