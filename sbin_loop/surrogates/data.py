@@ -67,6 +67,39 @@ class TrainingRows:
         return np.where(np.isnan(features), self.column_means, features)
 
 
+class PeerSurrogate:
+    """What the peers hold in common: their objectives, supports and training rows.
+
+    Args:
+        n_features: Number of descriptors ``d``.
+        target_names: Names of the ``m`` objectives.
+        bounds: Per objective, its support ``(low, high)`` (None for an open end), or None.
+    """
+
+    kind = "peer"
+
+    def __init__(
+        self, n_features: int, target_names: tuple[str, ...], bounds: tuple[Bounds | None, ...] | None = None
+    ) -> None:
+        self.n_features = n_features
+        self.target_names = tuple(target_names)
+        self.bounds = tuple(bounds) if bounds is not None else (None,) * len(self.target_names)
+        self.rows: TrainingRows | None = None
+
+    def _check_rows(self, features: np.ndarray, targets: np.ndarray) -> TrainingRows:
+        """Validate and keep the rows of a fit."""
+        self.rows = TrainingRows.checked(features, targets, self.n_features, self.target_names, self.bounds)
+        return self.rows
+
+    def _fitted_rows(self) -> TrainingRows:
+        if self.rows is None:
+            raise RuntimeError(f"the {self.kind} surrogate is not fitted")
+        return self.rows
+
+    def _save(self, directory: str | Path, settings: dict) -> Path:
+        return save_rows(directory, self.kind, self._fitted_rows(), settings, self.target_names, self.bounds)
+
+
 def clamp_to_bounds(values: Tensor, bounds: tuple[Bounds | None, ...], names: tuple[str, ...]) -> Tensor:
     """``... x m`` values clamped onto each objective's support; refuses non-finite values.
 

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from sbin_loop.config import Bounds
 from sbin_loop.surrogates.conformal import LEVELS, conformal_factors, quantile_offsets
-from sbin_loop.surrogates.data import FitSummary, TrainingRows, clamp_to_bounds, load_rows, save_rows
+from sbin_loop.surrogates.data import FitSummary, PeerSurrogate, clamp_to_bounds, load_rows
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class ForestSettings:
     calibration_trees: int = 100
 
 
-class ForestSurrogate:
+class ForestSurrogate(PeerSurrogate):
     """Random forests over the campaign's descriptors, one per objective, with conformal intervals.
 
     Args:
@@ -69,13 +69,10 @@ class ForestSurrogate:
         bounds: tuple[Bounds | None, ...] | None = None,
         settings: ForestSettings | None = None,
     ) -> None:
-        self.n_features = n_features
-        self.target_names = tuple(target_names)
-        self.bounds = tuple(bounds) if bounds is not None else (None,) * len(self.target_names)
+        super().__init__(n_features, target_names, bounds)
         self.settings = settings or ForestSettings()
         self.forests: list[RandomForestRegressor | None] = []
         self.factors: list[np.ndarray] = []
-        self.rows: TrainingRows | None = None
 
     def _forest(self, n_trees: int, seed: int) -> RandomForestRegressor:
         return RandomForestRegressor(
@@ -98,8 +95,7 @@ class ForestSurrogate:
             groups: Unused (the calibration folds are random); accepted so every surrogate fits alike.
             warm_start: Unused: a forest is refitted from scratch, which is cheap.
         """
-        self.rows = TrainingRows.checked(features, targets, self.n_features, self.target_names, self.bounds)
-        x = self.rows.imputed(self.rows.features)
+        x = self._check_rows(features, targets).imputed(self.rows.features)
         self.forests, self.factors = [], []
         for j in range(len(self.target_names)):
             measured = np.flatnonzero(~np.isnan(self.rows.targets[:, j]))
@@ -134,9 +130,7 @@ class ForestSurrogate:
         return np.stack([tree.predict(x) for tree in forest.estimators_])
 
     def _inputs(self, features: np.ndarray | Tensor) -> np.ndarray:
-        if self.rows is None:
-            raise RuntimeError("the forest surrogate is not fitted")
-        return self.rows.imputed(np.asarray(features, dtype=np.float64))
+        return self._fitted_rows().imputed(np.asarray(features, dtype=np.float64))
 
     def function_draws(self, features: np.ndarray | Tensor, n_draws: int, seed: int) -> Tensor:
         """``S x n x m`` draws, each one tree of each objective's forest (the same trees for the same seed)."""
@@ -161,9 +155,7 @@ class ForestSurrogate:
 
     def save(self, directory: str | Path) -> Path:
         """Store the training rows and settings (``.npz`` + JSON); ``load`` refits from them."""
-        if self.rows is None:
-            raise RuntimeError("the forest surrogate is not fitted")
-        return save_rows(directory, self.kind, self.rows, asdict(self.settings), self.target_names, self.bounds)
+        return self._save(directory, asdict(self.settings))
 
     @classmethod
     def load(cls, directory: str | Path, seed: int) -> ForestSurrogate:

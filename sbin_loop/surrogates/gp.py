@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from sbin_loop.config import Bounds
-from sbin_loop.surrogates.data import FitSummary, TrainingRows, clamp_to_bounds, load_rows, save_rows
+from sbin_loop.surrogates.data import FitSummary, PeerSurrogate, clamp_to_bounds, load_rows
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class GPSettings:
     warm_maxiter: int = 50
 
 
-class GPSurrogate:
+class GPSurrogate(PeerSurrogate):
     """Exact GPs over standardised descriptors, one per objective, with pathwise posterior function draws.
 
     Args:
@@ -58,15 +58,12 @@ class GPSurrogate:
         bounds: tuple[Bounds | None, ...] | None = None,
         settings: GPSettings | None = None,
     ) -> None:
-        self.n_features = n_features
-        self.target_names = tuple(target_names)
+        super().__init__(n_features, target_names, bounds)
         self.transforms = tuple(transforms) if transforms is not None else ("none",) * len(self.target_names)
         if set(self.transforms) - {"none", "log1p"}:
             raise ValueError(f"GP transforms must be 'none' or 'log1p', got {self.transforms}")
-        self.bounds = tuple(bounds) if bounds is not None else (None,) * len(self.target_names)
         self.settings = settings or GPSettings()
         self.models: list = []
-        self.rows: TrainingRows | None = None
         self._scale: tuple[np.ndarray, np.ndarray] | None = None
         self._paths: dict[tuple[int, int], list] = {}
 
@@ -92,8 +89,7 @@ class GPSurrogate:
         from botorch.models.transforms import Standardize
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        self.rows = TrainingRows.checked(features, targets, self.n_features, self.target_names, self.bounds)
-        x = self.rows.imputed(self.rows.features)
+        x = self._check_rows(features, targets).imputed(self.rows.features)
         mean, std = x.mean(axis=0), x.std(axis=0)
         self._scale = (mean, np.where(std > 1e-12, std, 1.0))
         self.models, self._paths = [], {}
@@ -138,9 +134,7 @@ class GPSurrogate:
         return torch.as_tensor((x - mean) / std, dtype=torch.float64)
 
     def _inputs(self, features: np.ndarray | Tensor) -> Tensor:
-        if self.rows is None:
-            raise RuntimeError("the GP surrogate is not fitted")
-        return self._standardised(self.rows.imputed(np.asarray(features, dtype=np.float64)))
+        return self._standardised(self._fitted_rows().imputed(np.asarray(features, dtype=np.float64)))
 
     def _constant(self, j: int, shape: tuple[int, ...]) -> Tensor:
         """The training mean of objective ``j`` (0 without any), for an objective with too few rows for a GP."""
@@ -187,10 +181,7 @@ class GPSurrogate:
 
     def save(self, directory: str | Path) -> Path:
         """Store the training rows and settings; ``load`` refits from them."""
-        if self.rows is None:
-            raise RuntimeError("the GP surrogate is not fitted")
-        settings = {**asdict(self.settings), "transforms": list(self.transforms)}
-        return save_rows(directory, self.kind, self.rows, settings, self.target_names, self.bounds)
+        return self._save(directory, {**asdict(self.settings), "transforms": list(self.transforms)})
 
     @classmethod
     def load(cls, directory: str | Path, seed: int) -> GPSurrogate:
