@@ -53,10 +53,9 @@ SEED_CONFIG = ModelConfig(
     noise="homoscedastic",
     nll_beta=0.0,
     ensemble_size=1,
-    validation_fraction=0.0,
     recalibrate=False,
 )
-"""The seed's model (plain ELBO, unit prior, batch 32, no validation split), to report what the defaults change."""
+"""The seed's model (plain ELBO, unit prior, batch 32, one network), to report what the defaults change."""
 
 
 @dataclass

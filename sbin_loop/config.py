@@ -261,31 +261,26 @@ class ModelConfig(_Section):
             O-vacancy energies 0.73 -> 0.59 eV and 0.74 -> 0.61 eV, coverage unchanged.
         nll_beta: Exponent of the beta-NLL weighting of the training likelihood (0: plain NLL; 0.5 helps a
             heteroscedastic model fit the mean where it predicts large noise).
-        ensemble_size: Independently initialised variational networks; the posterior is their equal-weight mixture.
+        ensemble_size: Variational networks; the posterior is their equal-weight mixture. From 2 members on they are
+            cross-fitted: the rows are dealt into ``ensemble_size`` folds (whole groups when the fit has groups) and
+            each member trains on all folds but its own, so every row trains the ensemble and is predicted by a
+            member that did not see it. Those out-of-fold predictions choose the stopping point, the noise level and
+            the recalibration (``sbin_loop.model.training``); nothing is held out of the final model. With 1 member
+            the network trains on every row for the full step budget and keeps its own spread.
         input_clip: Standardised descriptors of candidates are clipped to ``±input_clip`` training standard deviations.
             A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic
             compounds) would otherwise put a magnetic candidate 10^5 deviations out, where a ReLU network's linear
             extrapolation means nothing and overflows.
-        validation_fraction: Share of the training rows held out (never used for gradient steps) for early stopping
-            and for recalibrating the predictive spread.
-        min_validation_rows: Below this many held-out rows no validation split is made: all rows train the network,
-            training runs its full length and the spread is not recalibrated.
-        validation_interval: Optimiser steps between two validation checks.
-        patience: Validation checks without improvement before training stops; the best checkpoint is kept.
-        validation_metric: What "best" means on the validation rows: ``nll`` (NLL of the mean network under
-            ``likelihood``), ``mse`` (squared error of its mean, standardised units; the spread is fixed afterwards by
-            recalibration) or ``mae`` (absolute error of its mean, the natural match of the ``laplace`` likelihood).
-            The NLL of a heteroscedastic network is best early, before the mean has converged: selecting on it cost
-            1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
-        recalibrate: Fit, per output on the validation rows, factors that scale the predictive spread (one
-            overall, and one per central level for the tails) so that central intervals have their nominal coverage.
-        calibration_folds: When the rows are too few for a validation split (fewer than ``min_validation_rows /
-            validation_fraction``, 200 by default), fit the recalibration on out-of-fold predictions instead: this
-            many models, each trained the same way on all rows but one fold, predict their held-out fold (whole
-            groups when groups are given). The factors widen predictive draws (intervals) only; acquisition keeps the
-            network's own function spread (made 3-6 times wider, batch EI explored almost blindly). Costs that many
-            extra fits, all on small data. Without it the 95% interval of a model trained on 30-120 SuperCon rows
-            covered 24-38% of random held-out rows. 0 turns it off.
+        validation_interval: Optimiser steps between two checks of the members' pooled out-of-fold loss.
+        patience: Checks without improvement before training stops; every member keeps its weights of the best check.
+        validation_metric: What "best" means on the out-of-fold rows: ``nll`` (NLL of the mean network under
+            ``likelihood``), ``mse`` (squared error of its mean, standardised units) or ``mae`` (absolute error of its
+            mean, the natural match of the ``laplace`` likelihood). The NLL of a heteroscedastic network is best
+            early, before the mean has converged: selecting on it cost 1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
+        recalibrate: Fit, per output on the out-of-fold predictions, factors that scale the predictive spread (one
+            per central level for the tails, and an offset that evens out the widths) so that central intervals
+            have their nominal coverage. They widen predictive draws (intervals) only; acquisition keeps the
+            ensemble's own function spread.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more, and on a
             busy 2-core machine two threads made training 5x slower (18.7 s vs 103 s for 4,500 steps); one thread
             also makes trained weights independent of the machine's thread setting.
@@ -325,15 +320,12 @@ class ModelConfig(_Section):
     noise: Literal["homoscedastic", "heteroscedastic"] = "heteroscedastic"
     likelihood: Literal["gaussian", "laplace"] = "laplace"
     nll_beta: float = Field(default=0.5, ge=0, le=1)
-    ensemble_size: int = Field(default=3, gt=0, le=limits.MAX_MEMBERS)
+    ensemble_size: int = Field(default=5, gt=0, le=limits.MAX_MEMBERS)
     input_clip: float = Field(default=10.0, gt=0)
-    validation_fraction: float = Field(default=0.15, ge=0, lt=1)
-    min_validation_rows: int = Field(default=30, gt=1, le=limits.MAX_COUNT)
     validation_interval: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
     patience: int = Field(default=10, gt=0, le=limits.MAX_STEPS)
     validation_metric: Literal["nll", "mse", "mae"] = "mae"
     recalibrate: bool = True
-    calibration_folds: int = Field(default=5, ge=0, le=limits.MAX_MEMBERS)
     train_threads: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
     warm_start_steps: int = Field(default=0, ge=0, le=limits.MAX_STEPS)
     warm_start_rounds: int = Field(default=4, gt=0, le=limits.MAX_ROUNDS)
@@ -349,22 +341,22 @@ class ModelConfig(_Section):
             )
         return hidden
 
-    @field_validator("calibration_folds")
-    @classmethod
-    def _fold_count(cls, folds: int) -> int:
-        if folds == 1:
-            raise ValueError("calibration_folds must be 0 (off) or at least 2: one fold leaves nothing to train on")
-        return folds
-
 
 LEGACY_MODEL_DEFAULTS: dict[str, Any] = {"likelihood": "gaussian"}
 """What a model setting added to sbin with a new behaviour as its default meant before it existed. A config stored
 before then (a campaign's start, a checkpoint) lacks the field and is read with these values, so it keeps its model."""
 
 
+REMOVED_MODEL_FIELDS = ("validation_fraction", "min_validation_rows", "calibration_folds")
+"""Model settings of earlier sbin versions that no longer exist (a held-out validation share, out-of-fold
+calibration models): the members are cross-fitted instead. A stored config that has them still loads."""
+
+
 def stored_model_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A model config as stored when it was written, with ``LEGACY_MODEL_DEFAULTS`` for the fields it lacks."""
-    return {**LEGACY_MODEL_DEFAULTS, **stored}
+    """A model config as stored when it was written: ``LEGACY_MODEL_DEFAULTS`` for the fields it lacks, without the
+    ``REMOVED_MODEL_FIELDS``."""
+    kept = {key: value for key, value in stored.items() if key not in REMOVED_MODEL_FIELDS}
+    return {**LEGACY_MODEL_DEFAULTS, **kept}
 
 
 def explicit_fields(config: BaseModel, prefix: str = "") -> set[str]:
