@@ -35,8 +35,6 @@ class ConfigError(ValueError):
     """A campaign config that cannot be used; the message names each offending field."""
 
 
-
-
 def _not_only_dots(name: str) -> str:
     if not name.strip("."):
         raise ValueError("must contain a letter, digit, '-' or '_': it is used as a directory name")
@@ -336,8 +334,7 @@ class ModelConfig(_Section):
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
         if not hidden or len(hidden) > limits.MAX_LAYERS or any(not 0 < width <= limits.MAX_WIDTH for width in hidden):
             raise ValueError(
-                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to "
-                f"{limits.MAX_WIDTH}"
+                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to {limits.MAX_WIDTH}"
             )
         return hidden
 
@@ -353,8 +350,10 @@ calibration models): the members are cross-fitted instead. A stored config that 
 
 
 def stored_model_config(stored: dict[str, Any]) -> dict[str, Any]:
-    """A model config as stored when it was written: ``LEGACY_MODEL_DEFAULTS`` for the fields it lacks, without the
-    ``REMOVED_MODEL_FIELDS``."""
+    """A model config as stored when it was written, read by this sbin.
+
+    Fields it lacks get their ``LEGACY_MODEL_DEFAULTS``; ``REMOVED_MODEL_FIELDS`` are dropped.
+    """
     kept = {key: value for key, value in stored.items() if key not in REMOVED_MODEL_FIELDS}
     return {**LEGACY_MODEL_DEFAULTS, **kept}
 
@@ -1049,7 +1048,7 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         value = _shorten(_without_passwords(reprlib.repr(_scrubbed(item.get("input")))))
         lines.append(f"  {field}: {_shorten(_without_passwords(message), 4 * limits.MAX_ERROR_VALUE)} (got {value})")
     if len(lines) > limits.MAX_ERROR_LINES:
-        lines[limits.MAX_ERROR_LINES:] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
+        lines[limits.MAX_ERROR_LINES :] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
 
 

@@ -168,9 +168,7 @@ def test_warm_start_continues_from_the_given_model_for_its_step_budget(trained):
 def test_warm_start_keep_shrinks_the_previous_means_towards_a_fresh_start_and_resets_the_spreads(trained):
     x, y = _data()
     y[::2, 1] = np.nan
-    config = SMALL.model_copy(
-        update={"warm_start_steps": 1, "warm_start_keep": 0.25, "learning_rate": 1e-7}
-    )
+    config = SMALL.model_copy(update={"warm_start_steps": 1, "warm_start_keep": 0.25, "learning_rate": 1e-7})
     shrunk = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), config)
     shrunk.fit(x, y, seed=5, warm_start=trained)
     fresh = BNNSurrogate(4, ("a", "b"), ("log1p", "none"), config)
@@ -384,7 +382,8 @@ def test_checkpoint_of_the_validation_split_model_still_loads(trained, tmp_path)
     (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
     loaded = load_surrogate(tmp_path / "ckpt")
     assert loaded.config == trained.config and loaded.n_train_rows is None
-    assert torch.equal(loaded.predictive_draws(_data(5)[0], 4, seed=0), trained.predictive_draws(_data(5)[0], 4, seed=0))
+    x = _data(5)[0]
+    assert torch.equal(loaded.predictive_draws(x, 4, seed=0), trained.predictive_draws(x, 4, seed=0))
 
 
 def test_checkpoint_written_before_the_likelihood_setting_loads_as_gaussian(trained, tmp_path):

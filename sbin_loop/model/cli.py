@@ -150,10 +150,11 @@ def model_train(
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
 
     Every row trains the model: its ensemble members are cross-fitted, and their out-of-fold predictions choose the
-    stopping point, the noise level and the recalibration of the intervals. ``--test-fraction`` holds out a seeded test share as well, never trained on, and prints its MAE and
-    interval coverage. ``none`` is the default transform: modelling Tc as ``log1p`` was measured to raise the MAE in
-    kelvin (benchmarks/model_accuracy.py). Rows with an infinite target, one beyond float32 range or one outside
-    ``--bounds`` are refused with their line numbers; a model whose training diverged is not saved.
+    stopping point, the noise level and the recalibration of the intervals. ``--test-fraction`` holds out a seeded
+    test share, never trained on, and prints its MAE and interval coverage. ``none`` is the default transform:
+    modelling Tc as ``log1p`` was measured to raise the MAE in kelvin (benchmarks/model_accuracy.py). Rows with an
+    infinite target, one beyond float32 range or one outside ``--bounds`` are refused with their line numbers; a
+    model whose training diverged is not saved.
     """
     configure_logging(None)
     if transform not in ("log1p", "none", "auto"):

@@ -83,8 +83,14 @@ class TrainingReport:
 
 @dataclass(frozen=True)
 class FitData:
-    """A fit's rows in the model's units: ``x`` (``n x d``), ``y`` (``n x m``, 0 where missing), ``mask`` (observed),
-    ``censored`` (-1 / +1 at the lower / upper bound of the support, else 0)."""
+    """A fit's rows in the model's units.
+
+    Attributes:
+        x: ``n x d`` standardised descriptors.
+        y: ``n x m`` standardised transformed targets, 0 where missing.
+        mask: ``n x m``, True where a target is observed.
+        censored: ``n x m``: -1 / +1 at the lower / upper bound of the support, else 0.
+    """
 
     x: Tensor
     y: Tensor
