@@ -10,11 +10,12 @@ Tasks:
 
 Models: sbin (``ModelConfig()`` defaults, as ``sbin run`` and ``sbin model train`` use them: every row of a training
 fold trains the cross-fitted members, whose out-of-fold predictions inside that training fold choose the stopping
-point, noise level and recalibration; the test fold is never seen), random forest (scikit-learn), exact GP (BoTorch ``SingleTaskGP`` on a
-random subsample of each training fold), k nearest neighbours on standardised descriptors (k chosen by 3-fold CV
-inside each training fold), ridge regression (empirical linear model) and the training mean. Point
-predictions are predictive medians (optimal for absolute error); intervals are central predictive quantiles; NLL uses a
-Gaussian with the predictive mean and standard deviation. The random forest and nearest neighbours give points only.
+point, noise level and recalibration; the test fold is never seen), random forest (scikit-learn), exact GP (BoTorch
+``SingleTaskGP`` on a random subsample of each training fold), k nearest neighbours on standardised descriptors (k
+chosen by 3-fold CV inside each training fold), ridge regression (empirical linear model) and the training mean.
+Point predictions are predictive medians (optimal for absolute error); intervals are central predictive quantiles;
+NLL uses a Gaussian with the predictive mean and standard deviation. The random forest and nearest neighbours give
+points only.
 
 Usage: ``python benchmarks/model_accuracy.py [--quick] [--json PATH]``.
 """
