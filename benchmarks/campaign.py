@@ -583,9 +583,6 @@ def main(argv: list[str] | None = None) -> dict:
                 "epochs": args.epochs,
                 "min_steps": args.min_steps,
                 "max_steps": args.max_steps,
-                # out-of-fold recalibration below 200 results widens intervals only, never the function draws that
-                # pick candidates (tested): five extra fits per round would change no pick
-                "calibration_folds": 0,
                 # above 0, a round's fit continues from the previous round's model (the loop's model.warm_start_steps)
                 "warm_start_steps": args.warm_start_steps,
                 **model_options(args.model_option),

@@ -8,12 +8,14 @@ Tasks:
   (both site assignments of a composition stay in one fold). Every training row is used (site-resolved descriptors
   tell the two assignments apart); only rows with ``is_lowest_ehull_assignment`` are scored.
 
-Models: sbin (``ModelConfig()`` defaults; validation rows for early stopping and recalibration are carved out of each
-training fold, never from the test fold), random forest (scikit-learn), exact GP (BoTorch ``SingleTaskGP`` on a
-random subsample of each training fold), k nearest neighbours on standardised descriptors (k chosen by 3-fold CV
-inside each training fold), ridge regression (empirical linear model) and the training mean. Point
-predictions are predictive medians (optimal for absolute error); intervals are central predictive quantiles; NLL uses a
-Gaussian with the predictive mean and standard deviation. The random forest and nearest neighbours give points only.
+Models: sbin (``ModelConfig()`` defaults, as ``sbin run`` and ``sbin model train`` use them: every row of a training
+fold trains the cross-fitted members, whose out-of-fold predictions inside that training fold choose the stopping
+point, noise level and recalibration; the test fold is never seen), random forest (scikit-learn), exact GP (BoTorch
+``SingleTaskGP`` on a random subsample of each training fold), k nearest neighbours on standardised descriptors (k
+chosen by 3-fold CV inside each training fold), ridge regression (empirical linear model) and the training mean.
+Point predictions are predictive medians (optimal for absolute error); intervals are central predictive quantiles;
+NLL uses a Gaussian with the predictive mean and standard deviation. The random forest and nearest neighbours give
+points only.
 
 Usage: ``python benchmarks/model_accuracy.py [--quick] [--json PATH]``.
 """
@@ -53,10 +55,9 @@ SEED_CONFIG = ModelConfig(
     noise="homoscedastic",
     nll_beta=0.0,
     ensemble_size=1,
-    validation_fraction=0.0,
     recalibrate=False,
 )
-"""The seed's model (plain ELBO, unit prior, batch 32, no validation split), to report what the defaults change."""
+"""The seed's model (plain ELBO, unit prior, batch 32, one network), to report what the defaults change."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.likelihood import log_cdf, masked_nll
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 
-SMALL = ModelConfig(hidden=(16, 16), epochs=20, min_steps=200, max_steps=300, ensemble_size=2, calibration_folds=3)
+SMALL = ModelConfig(hidden=(16, 16), epochs=20, min_steps=200, max_steps=300, ensemble_size=2)
 
 
 def _zero_heavy(n: int = 90, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

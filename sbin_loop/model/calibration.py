@@ -73,7 +73,10 @@ def spread_factors(
     overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
     reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
     smallest = np.where(reaching.any(axis=0), reaching.argmax(axis=0), len(grid) - 1)
-    return float(overall), monotone_fit(grid[smallest] / overall, weights=levels)
+    needed = grid[smallest] / overall
+    smoothed = monotone_fit(needed, weights=levels)
+    smoothed[-1] = max(smoothed[-1], needed[-1])  # the widest level keeps its finite-sample coverage
+    return float(overall), smoothed
 
 
 def monotone_fit(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -123,7 +126,9 @@ def fit_output(errors: HeldOutErrors, with_offset: bool) -> tuple[float, np.ndar
     SuperCon Tc it gave 0.90 coverage at 95% while matching the middle levels. The per-level factors are smoothed by
     isotonic regression, rising (errors with heavier tails than the draws) or falling (lighter tails, e.g. Gaussian
     errors under a Laplace likelihood), whichever fits them better, each weighted by its level: the factor of level
-    ``p`` rests on the ``p n`` errors inside its interval, and near the median a few errors decide it.
+    ``p`` rests on the ``p n`` errors inside its interval, and near the median a few errors decide it. Smoothing
+    never lowers the factor of the widest level (95%, the interval sbin reports) below the one that covers its
+    finite-sample share of the held-out errors.
 
     With ``with_offset``, each row's interval is first stretched by ``(s + gamma) / s`` (``s``: the half-width of its
     central 50% interval), for each ``gamma`` of ``SPREAD_OFFSETS`` times the median ``s``, and the ``gamma`` whose

@@ -2,7 +2,7 @@
 
 A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
 name) and ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
-config).
+config, the number of training rows).
 Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code. Nothing in it is trusted
 either: the metadata is validated (types, ranges, the model config as a campaign config's ``model`` section), and the
 tensor names and shapes in the weights file's header must be exactly those of the architecture it describes before
@@ -28,12 +28,13 @@ from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 4
+CHECKPOINT_VERSION = 5
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
 
-READABLE_VERSIONS = (3, CHECKPOINT_VERSION)
+READABLE_VERSIONS = (3, 4, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
-deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``."""
+deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
+may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
@@ -58,6 +59,7 @@ class CheckpointMetadata(BaseModel):
         transforms: One of ``TRANSFORMS`` per output.
         config: The model config (validated as ``ModelConfig`` by ``model_config_of``).
         feature_names: Names of the input descriptors, if recorded.
+        training_rows: Rows the model was trained on (every row it was given), if recorded.
     """
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
@@ -67,6 +69,7 @@ class CheckpointMetadata(BaseModel):
     transforms: list[Literal[TRANSFORMS]]  # type: ignore[valid-type]
     config: dict
     feature_names: list[str] | None = None
+    training_rows: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_transform_per_target(self) -> CheckpointMetadata:
@@ -118,6 +121,7 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
         "transforms": list(surrogate.transforms),
         "config": surrogate.config.model_dump(mode="json"),
         "feature_names": feature_names,
+        "training_rows": surrogate.n_train_rows,
     }
     temporary = directory / f".{METADATA_FILE}.tmp"
     temporary.write_text(json.dumps(metadata, indent=2))
@@ -212,4 +216,5 @@ def load_surrogate(directory: str | Path) -> BNNSurrogate:
         surrogate.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     except (OSError, RuntimeError, SafetensorError) as error:
         raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
+    surrogate.n_train_rows = metadata.get("training_rows")
     return surrogate.eval()

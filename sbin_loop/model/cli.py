@@ -149,11 +149,12 @@ def model_train(
 ) -> None:
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
 
-    Every row is given to the model, which holds out its own 15% validation share for early stopping and
-    recalibration. ``--test-fraction`` holds out a seeded test share as well, never trained on, and prints its MAE and
-    interval coverage. ``none`` is the default transform: modelling Tc as ``log1p`` was measured to raise the MAE in
-    kelvin (benchmarks/model_accuracy.py). Rows with an infinite target, one beyond float32 range or one outside
-    ``--bounds`` are refused with their line numbers; a model whose training diverged is not saved.
+    Every row trains the model: its ensemble members are cross-fitted, and their out-of-fold predictions choose the
+    stopping point, the noise level and the recalibration of the intervals. ``--test-fraction`` holds out a seeded
+    test share, never trained on, and prints its MAE and interval coverage. ``none`` is the default transform:
+    modelling Tc as ``log1p`` was measured to raise the MAE in kelvin (benchmarks/model_accuracy.py). Rows with an
+    infinite target, one beyond float32 range or one outside ``--bounds`` are refused with their line numbers; a
+    model whose training diverged is not saved.
     """
     configure_logging(None)
     if transform not in ("log1p", "none", "auto"):
@@ -185,7 +186,7 @@ def model_train(
     order = np.random.default_rng(seed).permutation(len(values))
     n_test = round(test_fraction * len(values))
     test, train = order[:n_test], order[n_test:]
-    config = ModelConfig(validation_fraction=ModelConfig().validation_fraction / (1 - test_fraction))
+    config = ModelConfig()
     surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config, (support,))
     try:
         report = surrogate.fit(features[train], values[train, None], seed)
@@ -193,8 +194,8 @@ def model_train(
         raise ConfigError(f"{target}: {error}") from None
     save_surrogate(surrogate, out, input_names(site_columns is not None))
     typer.echo(
-        f"trained on {report.n_train} compositions, validated on {report.n_validation}, spread recalibrated on "
-        f"{report.n_calibration} held-out predictions ({n_rejected} rows "
+        f"trained on {report.n_train} compositions (all of them; {report.n_held_out} out-of-fold predictions chose "
+        f"the stopping point and noise level, {report.n_calibration} recalibrated the spread) ({n_rejected} rows "
         f"rejected, {n_merged} duplicates merged), transform {transform}, support "
         f"{list(support) if support else 'unbounded'}, {report.steps} steps in "
         f"{report.seconds:.1f} s; saved to {out}"
