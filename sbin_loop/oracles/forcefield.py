@@ -95,7 +95,12 @@ def forcefield_workflow_maker(config: ForceFieldOracleConfig) -> DefectWorkflowM
 
 
 def amorphous_maker(config: ForceFieldOracleConfig) -> Maker:
-    """atomate2's MPMorph force-field flow: volume equilibration, melt, stepwise cooling (``SupercellConfig``)."""
+    """atomate2's MPMorph force-field flow: volume equilibration, melt, stepwise cooling (``SupercellConfig``).
+
+    The MD uses Berendsen velocity rescaling (relaxation time 100 fs) instead of atomate2's default Langevin
+    thermostat, whose random forces are not seeded: with seeded initial velocities the melt-quench is reproducible.
+    """
+    from ase import units
     from atomate2.common.flows.mpmorph import EquilibriumVolumeMaker
     from atomate2.forcefields.flows.mpmorph import MPMorphMLFFMDMaker, SlowQuenchMLFFMDMaker
     from atomate2.forcefields.md import ForceFieldMDMaker
@@ -110,6 +115,8 @@ def amorphous_maker(config: ForceFieldOracleConfig) -> Maker:
             n_steps=steps,
             time_step=cell.time_step_fs,
             ensemble="nvt",
+            dynamics="berendsen",
+            ase_md_kwargs={"taut": 100.0 * units.fs},
             store_trajectory="no",
             mb_velocity_seed=config.seed,
         )

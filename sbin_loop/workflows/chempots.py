@@ -37,6 +37,36 @@ REUTER_SCHEFFLER_DMU_O = {
 }
 """``mu_O(T, 1 atm) - E(O2)/2`` in eV (Reuter and Scheffler, PRB 65, 035406 (2001), Table I)."""
 
+DIATOMIC_BOND_LENGTHS = {"O": 1.21, "N": 1.10, "F": 1.42, "Cl": 1.99, "H": 0.74}
+"""Elements referenced to a diatomic molecule in a box, with starting bond lengths (angstrom)."""
+
+_BOX = 10.0
+
+
+def reference_structures(element: str) -> dict[str, Structure]:
+    """Starting structures of an element's reference state, by name.
+
+    Gases get a diatomic molecule in a 10 angstrom box; other elements get fcc, bcc and hcp cells sized from the
+    atomic radius (the lowest relaxed energy per atom is taken as the chemical potential).
+    """
+    if element in DIATOMIC_BOND_LENGTHS:
+        half = DIATOMIC_BOND_LENGTHS[element] / (2 * _BOX)
+        box = Lattice.cubic(_BOX)
+        return {f"{element}2": Structure(box, [element, element], [[0.5, 0.5, 0.5 - half], [0.5, 0.5, 0.5 + half]])}
+    radius = float(Element(element).atomic_radius or 1.5)
+    fcc = 2 * math.sqrt(2) * radius
+    bcc = 4 * radius / math.sqrt(3)
+    return {
+        "fcc": Structure(Lattice.cubic(fcc), [element], [[0, 0, 0]]).get_primitive_structure(),
+        "bcc": Structure(Lattice.cubic(bcc), [element], [[0, 0, 0]]).get_primitive_structure(),
+        "hcp": Structure(
+            Lattice.hexagonal(2 * radius, 2 * radius * math.sqrt(8 / 3)),
+            [element, element],
+            [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]],
+        ),
+    }
+
+
 OXYGEN_LIMITS = ("O-rich", "O-poor")
 
 _BOLTZMANN_EV = physical_constants["Boltzmann constant in eV/K"][0]
@@ -174,3 +204,12 @@ def hull_distances(diagram: PhaseDiagram, phases: list[CompetingPhase]) -> list[
         above = phase.energy_per_atom - diagram.get_hull_energy_per_atom(composition)
         result.append(phase.model_copy(update={"e_above_hull": max(float(above), 0.0)}))
     return result
+
+
+def competing_phase_structures(element: str) -> dict[str, Structure]:
+    """Starting structures of an element's competing phases: its elemental references and, for a cation, its oxides."""
+    structures = {f"{element} {label}": cell for label, cell in reference_structures(element).items()}
+    if element not in DIATOMIC_BOND_LENGTHS:
+        radius = float(Element(element).average_ionic_radius or Element(element).atomic_radius or 1.0)
+        structures.update(oxide_prototypes(element, radius))
+    return structures

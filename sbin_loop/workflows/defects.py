@@ -24,7 +24,6 @@ make, and interstitials go to the largest Voronoi voids of ``voids.find_voids``:
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
@@ -32,43 +31,19 @@ from typing import Any
 import numpy as np
 from jobflow import Flow, Job, Maker, OutputReference, job
 from pymatgen.analysis.defects.generators import VacancyGenerator
-from pymatgen.core import Element, Lattice, Structure
+from pymatgen.core import Structure
 
 from sbin_loop.workflows.amorphous import MAX_LONG_RANGE_ORDER, check_amorphous
 from sbin_loop.workflows.assemble import analyse_defects, code_versions
-from sbin_loop.workflows.chempots import CompetingPhase, oxide_prototypes
+from sbin_loop.workflows.chempots import (
+    DIATOMIC_BOND_LENGTHS,
+    CompetingPhase,
+    competing_phase_structures,
+    reference_structures,
+)
 from sbin_loop.workflows.voids import find_voids
 
 __all__ = ["DefectWorkflowMaker", "analyse_defects", "code_versions"]
-
-DIATOMIC_BOND_LENGTHS = {"O": 1.21, "N": 1.10, "F": 1.42, "Cl": 1.99, "H": 0.74}
-"""Elements referenced to a diatomic molecule in a box, with starting bond lengths (angstrom)."""
-
-_BOX = 10.0
-
-
-def reference_structures(element: str) -> dict[str, Structure]:
-    """Starting structures of an element's reference state, by name.
-
-    Gases get a diatomic molecule in a 10 angstrom box; other elements get fcc, bcc and hcp cells sized from the
-    atomic radius (the lowest relaxed energy per atom is taken as the chemical potential).
-    """
-    if element in DIATOMIC_BOND_LENGTHS:
-        half = DIATOMIC_BOND_LENGTHS[element] / (2 * _BOX)
-        box = Lattice.cubic(_BOX)
-        return {f"{element}2": Structure(box, [element, element], [[0.5, 0.5, 0.5 - half], [0.5, 0.5, 0.5 + half]])}
-    radius = float(Element(element).atomic_radius or 1.5)
-    fcc = 2 * math.sqrt(2) * radius
-    bcc = 4 * radius / math.sqrt(3)
-    return {
-        "fcc": Structure(Lattice.cubic(fcc), [element], [[0, 0, 0]]).get_primitive_structure(),
-        "bcc": Structure(Lattice.cubic(bcc), [element], [[0, 0, 0]]).get_primitive_structure(),
-        "hcp": Structure(
-            Lattice.hexagonal(2 * radius, 2 * radius * math.sqrt(8 / 3)),
-            [element, element],
-            [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]],
-        ),
-    }
 
 
 def vacancy_candidates(structure: Structure, symmetric: bool = True) -> dict[str, list[int]]:
@@ -154,15 +129,6 @@ def sample_antisite_pairs(
             nearest = np.flatnonzero(distance[row] <= distance[row].min() + 1e-6)
             chosen.append((int(first[row]), int(second[rng.choice(nearest)])))
     return chosen
-
-
-def competing_phase_structures(element: str) -> dict[str, Structure]:
-    """Starting structures of an element's competing phases: its elemental references and, for a cation, its oxides."""
-    structures = {f"{element} {label}": cell for label, cell in reference_structures(element).items()}
-    if element not in DIATOMIC_BOND_LENGTHS:
-        radius = float(Element(element).average_ionic_radius or Element(element).atomic_radius or 1.0)
-        structures.update(oxide_prototypes(element, radius))
-    return structures
 
 
 @job
@@ -357,7 +323,8 @@ class DefectWorkflowMaker(Maker):
         """
         host = [el.symbol for el in structure.composition.elements]
         wanted = {el for el in needed if el not in self.chemical_potentials}
-        with_phases = self.competing_phases and "O" in needed and "O" not in self.chemical_potentials
+        oxide = "O" in host and "O" in self.vacancies
+        with_phases = self.competing_phases and oxide and "O" not in self.chemical_potentials
         known = {phase.element for phase in known_phases} if with_phases else set()
         computed = set(host) - known if with_phases else set()
         references: dict[str, list] = {}
