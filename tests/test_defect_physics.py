@@ -14,7 +14,7 @@ from pymatgen.core import Composition, Structure
 from sbin_loop.config import DefectConfig, ForceFieldOracleConfig, SupercellConfig
 from sbin_loop.oracles import JobRequest
 from sbin_loop.oracles.forcefield import ForceFieldTask, forcefield_workflow_maker
-from sbin_loop.workflows.amorphous import NotAmorphousError, amorphous_check, check_amorphous
+from sbin_loop.workflows.amorphous import NotAmorphousError, amorphous_check, check_amorphous, random_packing
 from sbin_loop.workflows.chempots import CompetingPhase, oxygen_delta_mu, oxygen_limits, phase_diagram
 from sbin_loop.workflows.defects import analyse_defects, maker_default, vacancy_candidates
 from sbin_loop.workflows.perovskite import build_supercell
@@ -57,6 +57,18 @@ def test_crystal_is_flagged_and_scrambled_positions_are_amorphous():
     scrambled = amorphous_check(crystal, glass)
     assert abs(scrambled.long_range_order) < 0.15 and scrambled.amorphous
     assert check_amorphous.original(crystal, glass, 0.25)["check"]["amorphous"] is True
+
+
+def test_random_packing_keeps_sites_and_spacing_and_is_seeded():
+    crystal = build_supercell("SrTiO3", 40, lattice_parameter=3.9).structure
+    packed = random_packing(crystal, seed=3)
+    assert packed.species == crystal.species and packed.lattice == crystal.lattice
+    distances = packed.distance_matrix + 10 * np.eye(len(packed))
+    assert distances.min() >= 1.8
+    assert np.allclose(random_packing(crystal, seed=3).frac_coords, packed.frac_coords)
+    assert amorphous_check(crystal, packed).amorphous
+    with pytest.raises(ValueError, match="no room for site"):
+        random_packing(crystal, seed=0, min_distance=3.0, attempts=50)
 
 
 def _phases() -> list[CompetingPhase]:

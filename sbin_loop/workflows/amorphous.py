@@ -7,7 +7,8 @@ positions. ``S(h)`` is its mean over elements weighted by their atom counts, wit
 The crystal's peaks are the reflections with ``S >= 0.5`` (up to |G| = 2 pi / 1.8 angstrom); the cell's order is
 ``(S_cell - floor) / (S_crystal - floor)`` averaged over those peaks: about 1 for the crystal (a little less with
 thermal displacements or tilts), about 0 for a glass or liquid. Fractional coordinates keep the comparison valid
-through the isotropic volume changes and cell relaxation of the melt-quench.
+through the isotropic volume changes and cell relaxation of the melt-quench. Thermal displacements lower the
+intensity too (a hot crystal reads as disordered), so the check is made on the relaxed cell.
 
 Coordination statistics (anions around each cation within 1.25 x the cation's median nearest-anion distance) are
 recorded beside it: a glass has a spread of coordination numbers where the crystal has one per sublattice.
@@ -28,6 +29,31 @@ MAX_LONG_RANGE_ORDER = 0.25
 _PEAK = 0.5
 _SHORTEST_SPACING = 1.8
 _ANIONS = frozenset({"O", "N", "F", "S", "Cl", "Br", "I", "Se"})
+
+
+def random_packing(structure: Structure, seed: int, min_distance: float = 1.8, attempts: int = 10_000) -> Structure:
+    """The structure's sites (same species, order and cell) at seeded random positions: the melt-quench's start.
+
+    No two sites are closer than ``min_distance`` angstrom. MPMorph starts from a random packing (atomate2 builds it
+    with packmol, an external program not installed here) because a small periodic crystal superheats: heated from
+    the crystal, the cell vibrates without melting and relaxes back to the crystal. Sites are placed one by one by
+    rejection sampling.
+
+    Raises:
+        ValueError: If a site finds no place after ``attempts`` draws (cell too dense for ``min_distance``).
+    """
+    rng = np.random.default_rng(seed)
+    lattice = structure.lattice
+    placed = np.empty((0, 3))
+    for index in range(len(structure)):
+        for _ in range(attempts):
+            trial = rng.random(3)
+            if not len(placed) or lattice.get_all_distances(trial, placed).min() >= min_distance:
+                placed = np.vstack([placed, trial])
+                break
+        else:
+            raise ValueError(f"{structure.composition.reduced_formula}: no room for site {index} at {min_distance} A")
+    return Structure(lattice, structure.species, placed)
 
 
 class NotAmorphousError(ValueError):

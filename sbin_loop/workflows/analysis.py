@@ -163,7 +163,8 @@ class DefectWorkflowDoc(_Doc):
         host_e_above_hull: Energy of the bulk above their hull, eV/atom (placed on the hull for the limits).
         chemical_potential_limits: ``O-rich`` and ``O-poor``: chemical potential of every host element, eV/atom.
         limit_statistics: Per limit, per vacancy element, formation-energy statistics at that limit's potentials
-            (``statistics`` are at element-rich potentials: for O, the O2 molecule, which is the O-rich limit).
+            (``statistics`` are at element-rich potentials: for O, half the O2 molecule, which is the O-rich limit
+            unless a more oxidised competing phase bounds the host first).
         oxygen_conditions: Temperature, O2 partial pressure and the oxygen chemical potential they give.
         condition_statistics: O vacancy formation-energy statistics at ``oxygen_conditions``.
         condition_densities: O vacancy density at ``oxygen_conditions``.

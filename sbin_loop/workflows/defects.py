@@ -2,7 +2,7 @@
 
 ``DefectWorkflowMaker.make(structure)`` builds::
 
-    [amorphise (optional): MPMorph volume equilibration -> melt -> stepwise cooling]
+    [amorphise (optional): random packing -> MPMorph volume equilibration -> melt -> stepwise cooling]
         -> bulk relax -> [amorphousness check]
         -> for each sampled site: remove site -> defect relax (fixed cell)
         -> for each sampled cation pair: swap sites -> defect relax      (antisites)
@@ -33,7 +33,7 @@ from jobflow import Flow, Job, Maker, OutputReference, job
 from pymatgen.analysis.defects.generators import VacancyGenerator
 from pymatgen.core import Structure
 
-from sbin_loop.workflows.amorphous import MAX_LONG_RANGE_ORDER, check_amorphous
+from sbin_loop.workflows.amorphous import MAX_LONG_RANGE_ORDER, check_amorphous, random_packing
 from sbin_loop.workflows.assemble import analyse_defects, code_versions
 from sbin_loop.workflows.chempots import (
     DIATOMIC_BOND_LENGTHS,
@@ -256,7 +256,7 @@ class DefectWorkflowMaker(Maker):
         jobs: list[Job | Flow] = []
         start = structure
         if self.amorphous_maker is not None:
-            amorphise = self.amorphous_maker.make(structure)
+            amorphise = self.amorphous_maker.make(random_packing(structure, self.seed))
             amorphise.name = "amorphise"
             jobs.append(amorphise)
             start = (amorphise.jobs[-1] if isinstance(amorphise, Flow) else amorphise).output.structure
