@@ -131,23 +131,23 @@ def test_phase_cache_round_trip_ignores_damaged_files(tmp_path: Path):
 
 
 def test_amorphous_chgnet_flow_loses_order_and_leaves_the_current_directory_untouched(tmp_path: Path, monkeypatch):
-    # 10-atom SrTiO3, MPMorph schedule of ~150 MD steps at 5000 K: about 40 s here
+    # 20-atom SrTiO3 from a random packing, MPMorph schedule of ~135 MD steps at 6000 K (small cell, short schedule)
     config = ForceFieldOracleConfig.model_validate(
         {
             "supercell": {
-                "min_atoms": 10,
+                "min_atoms": 20,
                 "decoration": "random",
                 "amorphous": True,
-                "melt_temperature_K": 5000,
+                "melt_temperature_K": 6000,
                 "melt_steps": 100,
-                "volume_steps": 10,
+                "volume_steps": 5,
                 "quench_steps": 10,
-                "quench_temperature_step_K": 1500,
+                "quench_temperature_step_K": 2000,
                 "quench_end_temperature_K": 1000,
             },
             "defects": {"sites_per_species": 3, "formation_energy_bounds": [-10.0, 15.0]},
-            "fmax": 0.2,
-            "max_steps": 60,
+            "fmax": 0.1,
+            "max_steps": 200,
         }
     )
     user = tmp_path / "user"

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from jobflow import Flow, Job, Maker, OutputReference, job
 from pymatgen.analysis.defects.generators import VacancyGenerator
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 
 from sbin_loop.workflows.amorphous import MAX_LONG_RANGE_ORDER, check_amorphous, random_packing
 from sbin_loop.workflows.assemble import analyse_defects, code_versions
@@ -44,6 +44,11 @@ from sbin_loop.workflows.chempots import (
 from sbin_loop.workflows.voids import find_voids
 
 __all__ = ["DefectWorkflowMaker", "analyse_defects", "code_versions"]
+
+
+def is_element(formula: str) -> bool:
+    """Whether ``formula`` is an elemental phase (``Sr``, ``O2``)."""
+    return Composition(formula).is_element
 
 
 def vacancy_candidates(structure: Structure, symmetric: bool = True) -> dict[str, list[int]]:
@@ -330,6 +335,10 @@ class DefectWorkflowMaker(Maker):
         references: dict[str, list] = {}
         phases = [phase.model_dump() for phase in known_phases if phase.element in host] if with_phases else []
         for element in dict.fromkeys([*needed, *host]):
+            cached = [p.energy_per_atom for p in known_phases if p.element == element and is_element(p.formula)]
+            if element in wanted and element in known and cached:
+                references[element] = cached
+                continue
             if element not in wanted and element not in computed:
                 continue
             structures = (
