@@ -146,8 +146,8 @@ def test_amorphous_chgnet_flow_loses_order_and_leaves_the_current_directory_unto
                 "quench_end_temperature_K": 1000,
             },
             "defects": {"sites_per_species": 3, "formation_energy_bounds": [-10.0, 15.0]},
-            "fmax": 0.1,
-            "max_steps": 200,
+            "fmax": 0.2,
+            "max_steps": 60,
         }
     )
     user = tmp_path / "user"
