@@ -128,10 +128,11 @@ def test_defect_analysis_reports_antisites_and_interstitials_per_site_and_as_sta
 
 def test_flow_has_one_relax_per_antisite_and_interstitial_and_none_by_default():
     cell = build_supercell("La0.5Sr0.5Co0.5Fe0.5O3", 40)
-    default = forcefield_workflow_maker(ForceFieldOracleConfig(defects={"sites_per_species": 2}))
+    plain = {"sites_per_species": 2, "competing_phases": False}
+    default = forcefield_workflow_maker(ForceFieldOracleConfig(defects=plain))
     names = [job.name for job in default.make(cell.structure, sublattice=cell.sublattice).jobs]
     assert len(names) == 1 + 2 * 2 + 1 + 1 and names[-2:] == ["reference O O2", "defect analysis"]
-    config = ForceFieldOracleConfig(defects={"sites_per_species": 2, "antisites": 3, "interstitials": ["O", "H"]})
+    config = ForceFieldOracleConfig(defects={**plain, "antisites": 3, "interstitials": ["O", "H"]})
     flow = forcefield_workflow_maker(config).make(cell.structure, sublattice=cell.sublattice)
     names = [job.name for job in flow.jobs]
     assert sum(n.startswith("antisite ") for n in names) == 3 and sum(n.startswith("swap sites") for n in names) == 3

@@ -59,11 +59,15 @@ def test_defect_density_is_a_bounded_boltzmann_average():
     assert defect_density([-2.0], 1000.0, 1.0).site_fraction == pytest.approx(1.0, abs=1e-9)
 
 
-def test_amorphous_option_melts_before_the_bulk_relax():
+def test_amorphous_option_melt_quenches_with_mpmorph_before_the_bulk_relax():
     config = ForceFieldOracleConfig(supercell={"amorphous": True, "min_atoms": 5, "melt_steps": 50})
     flow = forcefield_workflow_maker(config).make(build_supercell("SrTiO3", 5).structure)
-    assert [job.name for job in flow.jobs][:2] == ["melt", "bulk relax"]
-    assert flow.jobs[0].maker.temperature == 3000.0 and flow.jobs[0].maker.n_steps == 50
+    assert [job.name for job in flow.jobs][:3] == ["amorphise", "bulk relax", "amorphousness check"]
+    volume, melt, quench = flow.jobs[0].jobs
+    assert volume.name == "Equilibrium Volume Maker" and volume.maker.md_maker.temperature == 5000.0
+    assert melt.maker.temperature == 5000.0 and melt.maker.n_steps == 50
+    assert [job.maker.temperature for job in quench.jobs] == [4500.0 - 500 * k for k in range(8)]  # cooling ramp
+    assert flow.jobs[1].function_args[0].uuid == quench.jobs[-1].uuid  # the relax starts from the quenched cell
 
 
 @dataclass

@@ -18,11 +18,35 @@ from sbin_loop.inspection.frames import open_view
 from sbin_loop.loop import Campaign
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _with_defects(name: str, **defects: object) -> dict:
+    """The shipped config's oracle section with these ``defects`` settings changed."""
+    oracle = yaml.safe_load((CONFIGS / name).read_text())["oracle"]
+    return {**oracle, "defects": {**oracle.get("defects", {}), **defects}}
+
+
 SHRINK = {
     "quickstart.yaml": {"space": {"sample": 300}, "budget": {"initial": 12, "rounds": 1}},
     "staged_demo.yaml": {"budget": {"initial": 8, "rounds": 1}},
     "perovskite_vacancy.yaml": {"budget": {"initial": 8, "rounds": 1}},
-    "forcefield_demo.yaml": {"budget": {"initial": 2, "rounds": 1}, "policy": {"batch_size": 1}},
+    # Competing phases (about 5 relaxations per new element) are left to tests/test_defect_physics.py.
+    "forcefield_demo.yaml": {
+        "budget": {"initial": 2, "rounds": 1},
+        "policy": {"batch_size": 1},
+        "oracle": _with_defects("forcefield_demo.yaml", competing_phases=False),
+    },
+    # The melt-quench of this config costs about a minute per evaluation here: the shrink runs its campaign on
+    # crystalline 10-atom cells; tests/test_defect_physics.py runs the amorphous path and the competing phases.
+    "amorphous_defects.yaml": {
+        "budget": {"initial": 2, "rounds": 1},
+        "policy": {"batch_size": 1},
+        "oracle": {
+            **_with_defects("amorphous_defects.yaml", sites_per_species=2, competing_phases=False),
+            "max_steps": 100,
+            "supercell": {"min_atoms": 10, "decoration": "random"},
+        },
+    },
 }
 """Per shipped config, the sections shrunk for the test (merged into the file's own)."""
 

@@ -18,6 +18,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import logsumexp
 
+from sbin_loop.workflows.amorphous import AmorphousCheck
+from sbin_loop.workflows.chempots import CompetingPhase, OxygenConditions
+
 BOLTZMANN_EV = 8.617333262e-5
 """Boltzmann constant, eV/K."""
 
@@ -155,6 +158,16 @@ class DefectWorkflowDoc(_Doc):
         temperature_K: Temperature of the densities.
         settings: Supercell and defect settings used.
         code_versions: Versions of sbin and the codes the workflow ran.
+        amorphous_check: Loss of long-range order of a melt-quenched bulk (``None`` for a crystalline supercell).
+        competing_phases: Relaxed competing phases of the O-rich/O-poor construction (empty without it).
+        host_e_above_hull: Energy of the bulk above their hull, eV/atom (placed on the hull for the limits).
+        chemical_potential_limits: ``O-rich`` and ``O-poor``: chemical potential of every host element, eV/atom.
+        limit_statistics: Per limit, per vacancy element, formation-energy statistics at that limit's potentials
+            (``statistics`` are at element-rich potentials: for O, half the O2 molecule, which is the O-rich limit
+            unless a more oxidised competing phase bounds the host first).
+        oxygen_conditions: Temperature, O2 partial pressure and the oxygen chemical potential they give.
+        condition_statistics: O vacancy formation-energy statistics at ``oxygen_conditions``.
+        condition_densities: O vacancy density at ``oxygen_conditions``.
     """
 
     formula: str
@@ -173,6 +186,14 @@ class DefectWorkflowDoc(_Doc):
     temperature_K: float
     settings: dict = Field(default_factory=dict)
     code_versions: dict[str, str] = Field(default_factory=dict)
+    amorphous_check: AmorphousCheck | None = None
+    competing_phases: list[CompetingPhase] = Field(default_factory=list)
+    host_e_above_hull: float | None = None
+    chemical_potential_limits: dict[str, dict[str, float]] = Field(default_factory=dict)
+    limit_statistics: dict[str, dict[str, SiteStatistics]] = Field(default_factory=dict)
+    oxygen_conditions: OxygenConditions | None = None
+    condition_statistics: dict[str, SiteStatistics] = Field(default_factory=dict)
+    condition_densities: dict[str, DefectDensity] = Field(default_factory=dict)
 
     @classmethod
     def from_output(cls, output: dict | DefectWorkflowDoc) -> DefectWorkflowDoc:
@@ -197,6 +218,14 @@ class DefectWorkflowDoc(_Doc):
             for key in ("mean", "std", "min", "median", "max"):
                 values[f"Ef_{label}_{key}"] = getattr(stats, key)
             values[f"log10_{label}_site_fraction"] = density.log10_site_fraction
+        for limit, per_element in self.limit_statistics.items():
+            for el, stats in per_element.items():
+                values[f"Ef_vac_{el}_mean_at_{limit.replace('-', '_')}"] = stats.mean
+        for el, stats in self.condition_statistics.items():
+            values[f"Ef_vac_{el}_mean_at_pO2"] = stats.mean
+            values[f"log10_vac_{el}_site_fraction_at_pO2"] = self.condition_densities[el].log10_site_fraction
+        if self.amorphous_check is not None:
+            values["long_range_order"] = self.amorphous_check.long_range_order
         return values
 
 

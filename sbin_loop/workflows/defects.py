@@ -2,80 +2,89 @@
 
 ``DefectWorkflowMaker.make(structure)`` builds::
 
-    [melt (optional)] -> bulk relax -> for each sampled site: remove site -> defect relax (fixed cell)
-                                    -> for each sampled cation pair: swap sites -> defect relax      (antisites)
-                                    -> find voids -> for each element and void: insert -> defect relax (interstitials)
-                                    -> elemental references (solids: fcc/bcc/hcp; gases: molecule in a box)
-                                    -> analysis (formation energies, statistics, densities) -> DefectWorkflowDoc
+    [amorphise (optional): random packing -> MPMorph volume equilibration -> melt -> stepwise cooling]
+        -> bulk relax -> [amorphousness check]
+        -> for each sampled site: remove site -> defect relax (fixed cell)
+        -> for each sampled cation pair: swap sites -> defect relax      (antisites)
+        -> find voids -> for each element and void: insert -> defect relax (interstitials)
+        -> elemental references (solids: fcc/bcc/hcp; gases: molecule in a box)
+        -> competing phases (binary-oxide prototypes of each cation; skipped for cached ones)
+        -> analysis (formation energies, statistics, densities, O-rich/O-poor limits) -> DefectWorkflowDoc
 
 The makers are plain atomate2 makers: ``ForceFieldRelaxMaker`` for the force-field oracle, VASP ``RelaxMaker`` s for the
 cluster oracle. Every relax output exposes ``.structure`` and ``.output.energy``, which is all the analysis reads.
+
+Vacancy candidates are the symmetry-distinct sites of pymatgen-analysis-defects' ``VacancyGenerator`` (every site of
+a disordered or amorphous cell, one per class of an ordered one); the per-site sampling over them is sbin's.
+Antisites are swaps of two cations (composition kept), which the library's single-site ``AntiSiteGenerator`` does not
+make, and interstitials go to the largest Voronoi voids of ``voids.find_voids``: the library's
+``VoronoiInterstitialGenerator`` symmetrises its candidates and takes about 30 s on a 40-atom disordered cell here.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 from jobflow import Flow, Job, Maker, OutputReference, job
-from pymatgen.core import Element, Lattice, Structure
+from pymatgen.analysis.defects.generators import VacancyGenerator
+from pymatgen.core import Composition, Structure
 
-from sbin_loop import __version__
-from sbin_loop.workflows.analysis import (
-    AntisitePair,
-    BulkSummary,
-    DefectWorkflowDoc,
-    InterstitialSite,
-    VacancySite,
-    check_finite,
-    defect_density,
-    formation_energies,
-    site_statistics,
+from sbin_loop.workflows.amorphous import MAX_LONG_RANGE_ORDER, check_amorphous, random_packing
+from sbin_loop.workflows.assemble import analyse_defects, code_versions
+from sbin_loop.workflows.chempots import (
+    DIATOMIC_BOND_LENGTHS,
+    CompetingPhase,
+    competing_phase_structures,
+    reference_structures,
 )
 from sbin_loop.workflows.voids import find_voids
 
-DIATOMIC_BOND_LENGTHS = {"O": 1.21, "N": 1.10, "F": 1.42, "Cl": 1.99, "H": 0.74}
-"""Elements referenced to a diatomic molecule in a box, with starting bond lengths (angstrom)."""
-
-_BOX = 10.0
+__all__ = ["DefectWorkflowMaker", "analyse_defects", "code_versions"]
 
 
-def reference_structures(element: str) -> dict[str, Structure]:
-    """Starting structures of an element's reference state, by name.
+def is_element(formula: str) -> bool:
+    """Whether ``formula`` is an elemental phase (``Sr``, ``O2``)."""
+    return Composition(formula).is_element
 
-    Gases get a diatomic molecule in a 10 angstrom box; other elements get fcc, bcc and hcp cells sized from the
-    atomic radius (the lowest relaxed energy per atom is taken as the chemical potential).
+
+def vacancy_candidates(structure: Structure, symmetric: bool = True) -> dict[str, list[int]]:
+    """Per element, the sites giving distinct vacancies (``VacancyGenerator``), or every site if not ``symmetric``.
+
+    ``symmetric=False`` is for a cell whose sites are all distinct by construction (melt-quenched), where the
+    starting crystal's symmetry does not apply.
     """
-    if element in DIATOMIC_BOND_LENGTHS:
-        half = DIATOMIC_BOND_LENGTHS[element] / (2 * _BOX)
-        box = Lattice.cubic(_BOX)
-        return {f"{element}2": Structure(box, [element, element], [[0.5, 0.5, 0.5 - half], [0.5, 0.5, 0.5 + half]])}
-    radius = float(Element(element).atomic_radius or 1.5)
-    fcc = 2 * math.sqrt(2) * radius
-    bcc = 4 * radius / math.sqrt(3)
-    return {
-        "fcc": Structure(Lattice.cubic(fcc), [element], [[0, 0, 0]]).get_primitive_structure(),
-        "bcc": Structure(Lattice.cubic(bcc), [element], [[0, 0, 0]]).get_primitive_structure(),
-        "hcp": Structure(
-            Lattice.hexagonal(2 * radius, 2 * radius * math.sqrt(8 / 3)),
-            [element, element],
-            [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]],
-        ),
-    }
+    if symmetric:
+        indices = [int(defect.defect_site_index) for defect in VacancyGenerator().get_defects(structure)]
+    else:
+        indices = list(range(len(structure)))
+    candidates: dict[str, list[int]] = {}
+    for index in sorted(indices):
+        candidates.setdefault(structure[index].specie.symbol, []).append(index)
+    return candidates
 
 
-def sample_vacancy_sites(structure: Structure, elements: tuple[str, ...], per_element: int, seed: int) -> list[int]:
-    """Indices of up to ``per_element`` distinct sites of each element (seeded); absent elements are skipped."""
+def sample_vacancy_sites(
+    structure: Structure, elements: tuple[str, ...], per_element: int, seed: int, symmetric: bool = True
+) -> list[int]:
+    """Indices of up to ``per_element`` distinct vacancy sites of each element (seeded); absent elements are skipped.
+
+    Args:
+        structure: The supercell.
+        elements: Elements whose vacancies are wanted.
+        per_element: Sites wanted per element.
+        seed: Seed of the sampling.
+        symmetric: Sample among symmetry-distinct sites only (see ``vacancy_candidates``).
+    """
     rng = np.random.default_rng(seed)
+    candidates = vacancy_candidates(structure, symmetric)
     chosen: list[int] = []
     for element in elements:
-        candidates = [i for i, site in enumerate(structure) if site.specie.symbol == element]
-        if candidates:
-            picks = rng.choice(candidates, size=min(per_element, len(candidates)), replace=False)
+        if sites := candidates.get(element):
+            picks = rng.choice(sites, size=min(per_element, len(sites)), replace=False)
             chosen += sorted(int(i) for i in picks)
     return chosen
 
@@ -127,29 +136,6 @@ def sample_antisite_pairs(
     return chosen
 
 
-def code_versions(packages: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of sbin and ``packages`` (``missing`` for one not installed)."""
-    versions = {"sbin-loop": __version__}
-    for package in packages:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "missing"
-    return versions
-
-
-def _neighbours(structure: Structure, index: int) -> dict[str, int]:
-    found = structure.get_neighbors(structure[index], 4.0)
-    if not found:
-        return {}
-    nearest = min(neighbour.nn_distance for neighbour in found)
-    counts: dict[str, int] = {}
-    for neighbour in found:
-        if neighbour.nn_distance <= 1.2 * nearest:
-            counts[neighbour.specie.symbol] = counts.get(neighbour.specie.symbol, 0) + 1
-    return dict(sorted(counts.items()))
-
-
 @job
 def remove_site(structure: Structure, index: int) -> Structure:
     """The structure without site ``index``."""
@@ -181,155 +167,53 @@ def insert_site(structure: Structure, element: str, frac_coords: list[float]) ->
     return interstitial
 
 
-@job
-def analyse_defects(
-    formula: str,
-    bulk_structure: Structure,
-    bulk_energy: float,
-    sites: list[int],
-    defect_energies: list[float],
-    reference_energies: dict[str, list[float]],
-    settings: dict,
-    antisites: Sequence[tuple[tuple[int, int], float]] = (),
-    interstitials: Sequence[tuple[str, list[float], float]] = (),
-) -> DefectWorkflowDoc:
-    """Formation energies, statistics and densities of the computed defects.
-
-    Args:
-        formula: Requested composition.
-        bulk_structure: Relaxed bulk supercell.
-        bulk_energy: Its energy, eV.
-        sites: Removed site indices (into ``bulk_structure``).
-        defect_energies: Relaxed energies of the vacancy supercells, eV.
-        reference_energies: Per element, energy per atom of each relaxed reference structure, eV/atom.
-        settings: ``chemical_potentials`` (fixed ones), ``temperature_K``, ``formation_energy_bounds``,
-            ``energy_model``, ``packages`` (whose versions are recorded) and anything else to record.
-        antisites: Swapped site indices and relaxed energy (eV) of each antisite supercell.
-        interstitials: Element, void (fractional coordinates) and relaxed energy (eV) of each interstitial supercell.
-
-    Raises:
-        ImplausibleResultError: On non-finite energies or out-of-bounds formation energies.
-    """
-    mu = dict(settings["chemical_potentials"])
-    for element, per_atom in reference_energies.items():
-        mu[element] = min(check_finite(f"{element} reference", energy) for energy in per_atom)
-    bounds = tuple(settings["formation_energy_bounds"])
-    elements = [bulk_structure[i].specie.symbol for i in sites]
-    e_f = formation_energies(bulk_energy, defect_energies, elements, mu, bounds)
-    n_atoms = len(bulk_structure)
-    vacancies = [
-        VacancySite(
-            element=el, site_index=i, neighbours=_neighbours(bulk_structure, i), energy=energy, formation_energy=value
-        )
-        for el, i, energy, value in zip(elements, sites, defect_energies, e_f, strict=True)
-    ]
-    by_element = {el: [v.formation_energy for v in vacancies if v.element == el] for el in dict.fromkeys(elements)}
-    per_cm3 = 1e24 / bulk_structure.volume
-    temperature = settings["temperature_K"]
-    pairs = _antisite_pairs(bulk_structure, bulk_energy, antisites, bounds)
-    inserted = _interstitial_sites(bulk_structure, bulk_energy, interstitials, mu, bounds)
-    by_inserted: dict[str, list[float]] = {}
-    for site in inserted:
-        by_inserted.setdefault(site.element, []).append(site.formation_energy)
-    antisite_energies = [pair.formation_energy for pair in pairs]
-    a_like = {pair.elements[0] for pair in pairs}
-    a_sites = sum(site.specie.symbol in a_like for site in bulk_structure)
-    composition = bulk_structure.composition
-    bulk = BulkSummary(
-        structure=bulk_structure.as_dict(),
-        formula=composition.formula.replace(" ", ""),
-        n_atoms=n_atoms,
-        energy=bulk_energy,
-        energy_per_atom=bulk_energy / n_atoms,
-        volume_per_atom=bulk_structure.volume / n_atoms,
-        density=float(bulk_structure.density),
-        descriptors={"pseudocubic_a": (5 * bulk_structure.volume / n_atoms) ** (1 / 3)},
-    )
-    recorded = {k: v for k, v in settings.items() if k not in ("chemical_potentials", "packages", "energy_model")}
-    return DefectWorkflowDoc(
-        formula=formula,
-        energy_model=settings["energy_model"],
-        bulk=bulk,
-        chemical_potentials={el: mu[el] for el in {**by_element, **by_inserted}},
-        vacancies=vacancies,
-        statistics={el: site_statistics(values) for el, values in by_element.items()},
-        densities={
-            el: defect_density(values, temperature, composition[el] * per_cm3) for el, values in by_element.items()
-        },
-        antisites=pairs,
-        antisite_statistics=site_statistics(antisite_energies) if pairs else None,
-        antisite_density=defect_density(antisite_energies, temperature, a_sites * per_cm3) if pairs else None,
-        interstitials=inserted,
-        interstitial_statistics={el: site_statistics(values) for el, values in by_inserted.items()},
-        interstitial_densities={
-            el: defect_density(values, temperature, n_atoms * per_cm3) for el, values in by_inserted.items()
-        },
-        temperature_K=temperature,
-        settings=recorded,
-        code_versions=code_versions(tuple(settings["packages"])),
-    )
+DEFECT_SETTINGS = (
+    "vacancies",
+    "sites_per_species",
+    "antisites",
+    "antisite_pairs",
+    "interstitials",
+    "temperature_K",
+    "oxygen_partial_pressure_atm",
+    "formation_energy_bounds",
+    "chemical_potentials",
+    "competing_phases",
+)
+"""The Maker fields that oracle configurations set (``DefectConfig``), and take their defaults from."""
 
 
-def _antisite_pairs(
-    bulk: Structure, bulk_energy: float, antisites: Sequence[tuple[tuple[int, int], float]], bounds: tuple[float, float]
-) -> list[AntisitePair]:
-    """Antisite results: ``E(swapped) - E(bulk)`` (same composition, no chemical potentials)."""
-    labels = [f"{bulk[i].specie.symbol}-{bulk[j].specie.symbol}" for (i, j), _ in antisites]
-    energies = [energy for _, energy in antisites]
-    e_f = formation_energies(bulk_energy, energies, labels, {}, bounds, kind="antisite")
-    return [
-        AntisitePair(
-            site_indices=(i, j),
-            elements=(bulk[i].specie.symbol, bulk[j].specie.symbol),
-            distance=float(bulk.get_distance(i, j)),
-            energy=energy,
-            formation_energy=value,
-        )
-        for ((i, j), energy), value in zip(antisites, e_f, strict=True)
-    ]
-
-
-def _interstitial_sites(
-    bulk: Structure,
-    bulk_energy: float,
-    interstitials: Sequence[tuple[str, list[float], float]],
-    mu: dict[str, float],
-    bounds: tuple[float, float],
-) -> list[InterstitialSite]:
-    """Interstitial results: ``E(interstitial) - E(bulk) - mu``."""
-    elements = [element for element, _, _ in interstitials]
-    energies = [energy for _, _, energy in interstitials]
-    e_f = formation_energies(bulk_energy, energies, elements, mu, bounds, kind="interstitial")
-    voids = np.array([coords for _, coords, _ in interstitials], dtype=float).reshape(-1, 3)
-    clearance = bulk.lattice.get_all_distances(voids, bulk.frac_coords).min(axis=1) if len(voids) else []
-    return [
-        InterstitialSite(
-            element=element, frac_coords=tuple(coords), clearance=gap, energy=energy, formation_energy=value
-        )
-        for element, coords, energy, gap, value in zip(elements, voids, energies, clearance, e_f, strict=True)
-    ]
+def maker_default(name: str) -> Any:
+    """The default value of the ``DefectWorkflowMaker`` field ``name`` (a fresh copy for a mutable one)."""
+    spec = {f.name: f for f in fields(DefectWorkflowMaker)}[name]
+    return spec.default_factory() if spec.default is MISSING else spec.default
 
 
 @dataclass
 class DefectWorkflowMaker(Maker):
     """Defect workflow on a (disordered or amorphous) supercell: vacancies, optionally antisites and interstitials.
 
+    The defaults of the defect settings (``DEFECT_SETTINGS``) are defined here only; oracle configurations read them.
+
     Attributes:
         bulk_relax_maker: Relaxes the bulk supercell (cell and positions).
         defect_relax_maker: Relaxes each defect supercell (positions, fixed cell).
-        solid_reference_maker: Relaxes elemental solids (cell and positions).
+        solid_reference_maker: Relaxes elemental solids and competing phases (cell and positions).
         molecule_reference_maker: Relaxes a molecule in a box (positions).
-        melt_maker: If set, MD maker that melts the supercell before the bulk relax (melt + relax is a fast quench
-            into an amorphous cell).
+        amorphous_maker: If set, maker of a melt-quench flow (atomate2 MPMorph) run on the supercell before the bulk
+            relax; the relaxed cell must then pass the amorphousness check.
         name: Flow name.
         vacancies: Elements whose vacancies are computed.
         sites_per_species: Sites sampled per element (vacancies), voids per element (interstitials).
         antisites: Antisite pairs sampled (per element pair when ``antisite_pairs`` are given); 0 for none.
         antisite_pairs: Element pairs swapped instead of the A and B sublattice sites of a perovskite supercell.
         interstitials: Elements inserted at the largest voids of the relaxed bulk.
-        temperature_K: Temperature of the densities.
+        temperature_K: Temperature of the densities and of the oxygen reservoir.
+        oxygen_partial_pressure_atm: O2 partial pressure of the oxygen reservoir (0.21: air).
         formation_energy_bounds: Plausible range of formation energies, eV.
         chemical_potentials: Fixed chemical potentials (eV/atom); references are computed for the other elements.
+        competing_phases: Compute the competing phases of an oxide host for its O-rich and O-poor limits (when O
+            vacancies are computed and O's chemical potential is not fixed).
+        max_long_range_order: Largest long-range order of an amorphous cell (``amorphous.amorphous_check``).
         seed: Seed of the site sampling.
         energy_model: Label of the energy model recorded in the result.
         packages: Packages whose versions are recorded in the result.
@@ -340,7 +224,7 @@ class DefectWorkflowMaker(Maker):
     defect_relax_maker: Maker
     solid_reference_maker: Maker
     molecule_reference_maker: Maker
-    melt_maker: Maker | None = None
+    amorphous_maker: Maker | None = None
     name: str = "sbin defects"
     vacancies: tuple[str, ...] = ("O",)
     sites_per_species: int = 4
@@ -348,67 +232,77 @@ class DefectWorkflowMaker(Maker):
     antisite_pairs: tuple[tuple[str, str], ...] = ()
     interstitials: tuple[str, ...] = ()
     temperature_K: float = 1000.0
+    oxygen_partial_pressure_atm: float = 0.21
     formation_energy_bounds: tuple[float, float] = (-3.0, 15.0)
     chemical_potentials: dict[str, float] = field(default_factory=dict)
+    competing_phases: bool = True
+    max_long_range_order: float = MAX_LONG_RANGE_ORDER
     seed: int = 0
     energy_model: str = ""
     packages: tuple[str, ...] = ("atomate2", "jobflow", "pymatgen")
     record: dict = field(default_factory=dict)
 
-    def make(self, structure: Structure, formula: str | None = None, sublattice: tuple[str, ...] | None = None) -> Flow:
+    def make(
+        self,
+        structure: Structure,
+        formula: str | None = None,
+        sublattice: tuple[str, ...] | None = None,
+        known_phases: Sequence[CompetingPhase] = (),
+    ) -> Flow:
         """Build the flow for one supercell.
 
         Args:
-            structure: The supercell (site indices are kept through melt and relaxations).
+            structure: The supercell (site indices are kept through melt-quench and relaxations).
             formula: Requested composition recorded in the result; the structure's if not given.
             sublattice: Sublattice label of every site (``A``, ``B``, ``X``), which antisites swap between.
+            known_phases: Competing phases computed before with the same energy model; an element with any is not
+                computed again.
         """
-        jobs = []
+        jobs: list[Job | Flow] = []
         start = structure
-        if self.melt_maker is not None:
-            melt = self.melt_maker.make(structure)
-            melt.name = "melt"
-            jobs.append(melt)
-            start = melt.output.structure
+        if self.amorphous_maker is not None:
+            amorphise = self.amorphous_maker.make(random_packing(structure, self.seed))
+            amorphise.name = "amorphise"
+            jobs.append(amorphise)
+            start = (amorphise.jobs[-1] if isinstance(amorphise, Flow) else amorphise).output.structure
         bulk = self.bulk_relax_maker.make(start)
         bulk.name = "bulk relax"
         jobs.append(bulk)
-        sites = sample_vacancy_sites(structure, self.vacancies, self.sites_per_species, self.seed)
+        relaxed = bulk.output.structure
+        amorphous = None
+        if self.amorphous_maker is not None:
+            check = check_amorphous(structure, relaxed, self.max_long_range_order)
+            check.name = "amorphousness check"
+            jobs.append(check)
+            relaxed, amorphous = check.output["structure"], check.output["check"]
+        symmetric = self.amorphous_maker is None
+        sites = sample_vacancy_sites(structure, self.vacancies, self.sites_per_species, self.seed, symmetric)
         defect_energies = []
         for index in sites:
-            vacancy = remove_site(bulk.output.structure, index)
+            vacancy = remove_site(relaxed, index)
             vacancy.name = f"remove site {index} ({structure[index].specie.symbol})"
             relax = self.defect_relax_maker.make(vacancy.output)
             relax.name = f"vacancy {index} relax"
             jobs += [vacancy, relax]
             defect_energies.append(relax.output.output.energy)
-        antisites = self._antisite_jobs(bulk, structure, sublattice, jobs)
-        interstitials = self._interstitial_jobs(bulk, jobs)
-        references: dict[str, list] = {}
-        for element in dict.fromkeys([*(structure[i].specie.symbol for i in sites), *self.interstitials]):
-            if element in self.chemical_potentials:
-                continue
-            for label, reference in reference_structures(element).items():
-                maker = (
-                    self.molecule_reference_maker if element in DIATOMIC_BOND_LENGTHS else self.solid_reference_maker
-                )
-                relax = maker.make(reference)
-                relax.name = f"reference {element} {label}"
-                jobs.append(relax)
-                references.setdefault(element, []).append(relax.output.output.energy_per_atom)
+        antisites = self._antisite_jobs(relaxed, structure, sublattice, jobs)
+        interstitials = self._interstitial_jobs(relaxed, jobs)
+        removed = [structure[i].specie.symbol for i in sites]
+        references, phases = self._reference_jobs(structure, [*removed, *self.interstitials], known_phases, jobs)
         settings = {
             "chemical_potentials": self.chemical_potentials,
             "temperature_K": self.temperature_K,
+            "oxygen_partial_pressure_atm": self.oxygen_partial_pressure_atm,
             "formation_energy_bounds": list(self.formation_energy_bounds),
             "energy_model": self.energy_model,
             "packages": list(self.packages),
             "seed": self.seed,
-            "amorphous": self.melt_maker is not None,
+            "amorphous": self.amorphous_maker is not None,
             **self.record,
         }
         analysis = analyse_defects(
             formula or structure.composition.reduced_formula,
-            bulk.output.structure,
+            relaxed,
             bulk.output.output.energy,
             sites,
             defect_energies,
@@ -416,19 +310,68 @@ class DefectWorkflowMaker(Maker):
             settings,
             antisites,
             interstitials,
+            phases,
+            amorphous,
         )
         analysis.name = "defect analysis"
         jobs.append(analysis)
         return Flow(jobs, output=analysis.output, name=self.name)
 
+    def _reference_jobs(
+        self, structure: Structure, needed: list[str], known_phases: Sequence[CompetingPhase], jobs: list[Job | Flow]
+    ) -> tuple[dict[str, list], list[dict]]:
+        """Append relax jobs of elemental references and competing phases to ``jobs``.
+
+        Returns:
+            Per element whose chemical potential is computed, the energies per atom of its references; and the
+            competing phases (``CompetingPhase`` fields, energies as references to the relax outputs or known values).
+        """
+        host = [el.symbol for el in structure.composition.elements]
+        wanted = {el for el in needed if el not in self.chemical_potentials}
+        oxide = "O" in host and "O" in self.vacancies
+        with_phases = self.competing_phases and oxide and "O" not in self.chemical_potentials
+        known = {phase.element for phase in known_phases} if with_phases else set()
+        computed = set(host) - known if with_phases else set()
+        references: dict[str, list] = {}
+        phases = [phase.model_dump() for phase in known_phases if phase.element in host] if with_phases else []
+        for element in dict.fromkeys([*needed, *host]):
+            cached = [p.energy_per_atom for p in known_phases if p.element == element and is_element(p.formula)]
+            if element in wanted and element in known and cached:
+                references[element] = cached
+                continue
+            if element not in wanted and element not in computed:
+                continue
+            structures = (
+                competing_phase_structures(element)
+                if element in computed
+                else {f"{element} {label}": cell for label, cell in reference_structures(element).items()}
+            )
+            for name, cell in structures.items():
+                diatomic = name == f"{element} {element}2" and element in DIATOMIC_BOND_LENGTHS
+                maker = self.molecule_reference_maker if diatomic else self.solid_reference_maker
+                relax = maker.make(cell)
+                relax.name = f"reference {name}"
+                jobs.append(relax)
+                energy = relax.output.output.energy_per_atom
+                if cell.composition.is_element and element in wanted:
+                    references.setdefault(element, []).append(energy)
+                if element in computed:
+                    formula = cell.composition.reduced_formula
+                    phases.append({"element": element, "name": name, "formula": formula, "energy_per_atom": energy})
+        return references, phases
+
     def _antisite_jobs(
-        self, bulk: Job, structure: Structure, sublattice: tuple[str, ...] | None, jobs: list[Job]
+        self,
+        relaxed: OutputReference,
+        structure: Structure,
+        sublattice: tuple[str, ...] | None,
+        jobs: list[Job | Flow],
     ) -> list[tuple[tuple[int, int], OutputReference]]:
         """Append swap and relax jobs of the sampled antisite pairs to ``jobs``; the pairs and their energies."""
         antisites = []
         pairs = sample_antisite_pairs(structure, self.antisites, self.seed, sublattice, self.antisite_pairs)
         for first, second in pairs:
-            swap = swap_sites(bulk.output.structure, first, second)
+            swap = swap_sites(relaxed, first, second)
             swap.name = f"swap sites {first}-{second}"
             relax = self.defect_relax_maker.make(swap.output)
             relax.name = f"antisite {first}-{second} relax"
@@ -436,16 +379,18 @@ class DefectWorkflowMaker(Maker):
             antisites.append(((first, second), relax.output.output.energy))
         return antisites
 
-    def _interstitial_jobs(self, bulk: Job, jobs: list[Job]) -> list[tuple[str, OutputReference, OutputReference]]:
+    def _interstitial_jobs(
+        self, relaxed: OutputReference, jobs: list[Job | Flow]
+    ) -> list[tuple[str, OutputReference, OutputReference]]:
         """Append void, insert and relax jobs of the interstitials to ``jobs``; elements, voids and energies."""
         if not self.interstitials:
             return []
-        voids = locate_voids(bulk.output.structure, self.sites_per_species, self.seed)
+        voids = locate_voids(relaxed, self.sites_per_species, self.seed)
         voids.name = "locate voids"
         jobs.append(voids)
         interstitials = []
         for element, void in itertools.product(self.interstitials, range(self.sites_per_species)):
-            insert = insert_site(bulk.output.structure, element, voids.output[void])
+            insert = insert_site(relaxed, element, voids.output[void])
             insert.name = f"insert {element} at void {void}"
             relax = self.defect_relax_maker.make(insert.output)
             relax.name = f"interstitial {element} {void} relax"

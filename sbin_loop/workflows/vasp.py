@@ -18,7 +18,7 @@ from pymatgen.io.vasp import Kpoints, Vasprun
 
 from sbin_loop.config import VaspOracleConfig
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
-from sbin_loop.workflows.defects import DefectWorkflowMaker, analyse_defects
+from sbin_loop.workflows.defects import DefectWorkflowMaker, analyse_defects, maker_default
 
 PBE_SETTINGS = {"GGA": "PE", "METAGGA": None, "LASPH": True}
 """INCAR settings that make every calculation plain PBE whatever atomate2's base set is."""
@@ -78,8 +78,8 @@ def vacancy_doc_from_directories(
     bulk_dir: Path,
     defect_dirs: list[Path],
     chemical_potentials: dict[str, float],
-    temperature_K: float = 1000.0,
-    formation_energy_bounds: tuple[float, float] = (-3.0, 15.0),
+    temperature_K: float | None = None,
+    formation_energy_bounds: tuple[float, float] | None = None,
 ) -> DefectWorkflowDoc:
     """The workflow document from finished VASP runs of a bulk supercell and its neutral vacancies.
 
@@ -88,15 +88,15 @@ def vacancy_doc_from_directories(
         bulk_dir: Directory of the bulk run.
         defect_dirs: Directories of the vacancy runs (same supercell, one site removed each).
         chemical_potentials: eV/atom of every removed element.
-        temperature_K: Temperature of the densities.
-        formation_energy_bounds: Plausible range of formation energies, eV.
+        temperature_K: Temperature of the densities; the workflow's default if not given.
+        formation_energy_bounds: Plausible range of formation energies, eV; the workflow's default if not given.
     """
     bulk_energy, bulk = read_vasp_run(bulk_dir)
     runs = [read_vasp_run(directory) for directory in defect_dirs]
     settings = {
         "chemical_potentials": chemical_potentials,
-        "temperature_K": temperature_K,
-        "formation_energy_bounds": list(formation_energy_bounds),
+        "temperature_K": maker_default("temperature_K") if temperature_K is None else temperature_K,
+        "formation_energy_bounds": list(formation_energy_bounds or maker_default("formation_energy_bounds")),
         "energy_model": "VASP",
         "packages": ["pymatgen"],
         "source": [str(bulk_dir), *map(str, defect_dirs)],
