@@ -118,22 +118,22 @@ class PoolSpaceConfig(_Section):
             config file).
         formula_column: Column holding the chemical formulas.
         sample: If set, a seeded random subset of this many unique compositions forms the pool (drawn from those
-            that pass ``perovskite``, when given).
-        perovskite: If set, only the compositions that pass these perovskite rules are candidates.
+            that pass ``perovskite_filter``, when given).
+        perovskite_filter: If set, only the compositions that pass these perovskite rules are candidates.
     """
 
     kind: Literal["pool"] = "pool"
     source: str = "bundled:supercon"
     formula_column: str = "formula"
     sample: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
-    perovskite: PoolPerovskiteFilter | None = None
+    perovskite_filter: PoolPerovskiteFilter | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent_filter(self, handler: SerializerFunctionWrapHandler) -> dict:
-        """Leave ``perovskite`` out when unset, so a pool's stored config and cache fingerprint read as before."""
+        """Leave ``perovskite_filter`` out when unset: a pool's stored config and cache fingerprint read as before."""
         data = handler(self)
-        if data.get("perovskite") is None:
-            data.pop("perovskite", None)
+        if data.get("perovskite_filter") is None:
+            data.pop("perovskite_filter", None)
         return data
 
 

@@ -1,7 +1,7 @@
 """The perovskites of a pool of formulas, chosen by the rules of the enumerated perovskite space.
 
-A pool's ``perovskite`` section (``PoolPerovskiteFilter``) keeps the compositions that are perovskites by rule, not
-by a list of names. Each formula is first placed on the A, B and X sublattices exactly as the defect workflow places
+A pool's ``perovskite_filter`` section (``PoolPerovskiteFilter``) keeps the compositions that are perovskites by rule,
+not by a list of names. Each formula is first placed on the A, B and X sublattices exactly as the defect workflow places
 it (``site_occupancies``: cations two per formula unit, A filled by decreasing ionic radius, anions on X with at most
 ``MAX_ANION_DEFICIENCY`` missing), so a kept composition is screened under the assignment its supercell is built
 with. It is then screened by ``sbin_loop.space.rules.screen``, the charge, Goldschmidt, octahedral and
@@ -107,7 +107,7 @@ def screen_formulas(formulas: list[str], rules: PoolPerovskiteFilter) -> PoolScr
 
     Args:
         formulas: Parsable chemical formulas (a pool's unique compositions).
-        rules: The pool's ``perovskite`` section.
+        rules: The pool's ``perovskite_filter`` section.
     """
     placed = [_placement(formula, rules) for formula in formulas]
     reasons = [reason for _, _, reason in placed]
@@ -144,12 +144,12 @@ def pool_candidates(table: FormulaTable, config: PoolSpaceConfig, rejected: Coun
 
     Args:
         table: The pool's table, read by ``read_formula_table``.
-        config: The pool's space config; its ``perovskite`` section, when given, selects the rows.
+        config: The pool's space config; its ``perovskite_filter`` section, when given, selects the rows.
         rejected: If given, rejections per reason are added to it.
     """
-    if config.perovskite is None:
+    if config.perovskite_filter is None:
         return table.frame
-    result = screen_formulas(table.frame["formula"].tolist(), config.perovskite)
+    result = screen_formulas(table.frame["formula"].tolist(), config.perovskite_filter)
     counts = result.counts()
     if rejected is not None:
         rejected.update(counts)

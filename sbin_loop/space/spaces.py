@@ -36,7 +36,7 @@ class PoolSpace:
         self.table: FormulaTable = read_formula_table(config.source, config.formula_column, base_dir=base_dir)
         self._screened = Counter()
         self.frame = pool_candidates(self.table, config, self._screened)
-        """The candidates: the table's unique compositions, or those passing the ``perovskite`` rules."""
+        """The candidates: the table's unique compositions, or those passing its ``perovskite_filter``."""
 
     @property
     def raw_size(self) -> int:
