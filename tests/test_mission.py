@@ -31,7 +31,7 @@ def shrunk_mission() -> dict:
     data["budget"] = {"initial": 2, "rounds": 1}
     data["policy"]["batch_size"] = 2
     data["policy"]["components"][0]["count"] = 1
-    data["model"].update({"ensemble_size": 1, "min_steps": 100, "max_steps": 200, "calibration_folds": 2})
+    data["model"].update({"ensemble_size": 1, "min_steps": 100, "max_steps": 200, "calibration_folds": 0})
     data["intervals"] = {"n_draws": 200, "top_k": 2}
     forcefield = data["oracles"][0]
     forcefield.update({"fmax": 0.2, "max_steps": 40, "workers": 2, "threads_per_worker": 1})
