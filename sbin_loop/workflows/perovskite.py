@@ -57,7 +57,7 @@ def site_occupancies(formula: str) -> dict[str, dict[str, float]]:
     scale = 2.0 / sum(cations.values())
     cations = {el: amount * scale for el, amount in cations.items()}
     x_amount = sum(anions.values()) * scale
-    if not 3.0 - MAX_ANION_DEFICIENCY - 1e-9 <= x_amount <= 3.0 + 3 * _TOLERANCE / 2:
+    if not 3.0 - MAX_ANION_DEFICIENCY - 1e-9 <= x_amount <= 6.0 / (2.0 - _TOLERANCE):  # >= 1.95 cations per 3 anions
         raise NotAPerovskiteError(
             f"{formula}: {6.0 / x_amount:.3f} cations per 3 anions; an ABX3 perovskite has 2 (anion deficiency at "
             f"most {MAX_ANION_DEFICIENCY} per formula unit)"
