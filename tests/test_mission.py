@@ -1,9 +1,9 @@
 """The mission campaign end to end, shrunk: CHGNet O-vacancy energies and replayed Tc of SuperCon perovskite oxides,
 picked by EI on Tc and uncertainty on the vacancy energy, then ``sbin report``.
 
-The config is ``configs/perovskite_tc_defects.yaml`` as shipped except for its size: 2 random picks, then one round
-of 2 (1 by EI, 1 by uncertainty), 10-atom cells, one vacancy site and short relaxations, so the real CHGNet
-workflow runs 4 times.
+The config is ``configs/perovskite_tc_defects.yaml`` as shipped except for its size (``conftest.shrunk_mission``):
+2 random picks, then one round of 2 (1 by EI, 1 by uncertainty), 10-atom cells, one vacancy site and short
+relaxations, so the real CHGNet workflow runs 4 times. ``tests/test_shipped_configs.py`` checks the same campaign.
 """
 
 from __future__ import annotations
@@ -13,38 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from pymatgen.core import Structure
 from typer.testing import CliRunner
 
 from sbin_loop.cli import app
-from sbin_loop.config import parse_config
 from sbin_loop.inspection import CampaignView, open_view
-from sbin_loop.loop import Campaign
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def shrunk_mission() -> dict:
-    """The shipped mission config with the smallest campaign that still makes one composite batch."""
-    data = yaml.safe_load((CONFIGS / "perovskite_tc_defects.yaml").read_text())
-    data["budget"] = {"initial": 2, "rounds": 1}
-    data["policy"]["batch_size"] = 2
-    data["policy"]["components"][0]["count"] = 1
-    data["model"].update({"ensemble_size": 1, "min_steps": 100, "max_steps": 200, "calibration_folds": 0})
-    data["intervals"] = {"n_draws": 200, "top_k": 2}
-    forcefield = data["oracles"][0]
-    forcefield.update({"fmax": 0.2, "max_steps": 40, "workers": 2, "threads_per_worker": 1})
-    forcefield["supercell"].update({"min_atoms": 10, "sqs_steps": 100})
-    return data
 
 
 @pytest.fixture(scope="module")
-def mission(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("chgnet", reason="the forcefield extra is not installed")
-    directory = tmp_path_factory.mktemp("mission") / "campaign"
-    Campaign(parse_config(shrunk_mission(), origin="mission"), directory, CONFIGS).run()
-    return directory
+def mission(mission_campaign: Path) -> Path:
+    return mission_campaign
 
 
 def test_every_pick_has_both_objectives_from_its_oracle(mission: Path) -> None:

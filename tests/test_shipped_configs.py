@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import shrunk_mission
 
 from sbin_loop.config import parse_config
 from sbin_loop.inspection.frames import open_view
@@ -23,13 +24,11 @@ SHRINK = {
     "staged_demo.yaml": {"budget": {"initial": 8, "rounds": 1}},
     "perovskite_vacancy.yaml": {"budget": {"initial": 8, "rounds": 1}},
     "forcefield_demo.yaml": {"budget": {"initial": 2, "rounds": 1}, "policy": {"batch_size": 1}},
-    "perovskite_tc_defects.yaml": {
-        "budget": {"initial": 2, "rounds": 0},  # the composite round runs in tests/test_mission.py
-        "model": {"ensemble_size": 1, "calibration_folds": 0},
-        "oracles": {0: {"fmax": 0.2, "max_steps": 40, "supercell": {"min_atoms": 10, "sqs_steps": 100}}},
-    },
+    "perovskite_tc_defects.yaml": None,
 }
-"""Per shipped config, the sections shrunk for the test (merged into the file's own; ``oracles`` by position)."""
+"""Per shipped config, the sections shrunk for the test (merged into the file's own), or None for the mission
+config: its shrunk campaign (``conftest.shrunk_mission``) is run once and shared with
+``tests/test_mission.py``."""
 
 
 def test_every_shipped_config_is_covered() -> None:
@@ -43,29 +42,30 @@ def test_shipped_tc_objectives_declare_their_support(name: str) -> None:
             assert objective.bounds is not None and objective.bounds[0] == 0.0, f"{name}: {objective.name}"
 
 
-def _merged(base: object, update: object) -> object:
-    """``update`` merged into ``base``: mappings key by key (list items by position), anything else replaced."""
-    if isinstance(base, list) and isinstance(update, dict):
-        return [_merged(item, update.get(position, {})) for position, item in enumerate(base)]
-    if isinstance(base, dict) and isinstance(update, dict):
-        return {**base, **{key: _merged(base.get(key), value) for key, value in update.items()}}
-    return update
-
-
 def _shrunk(name: str) -> dict:
+    if SHRINK[name] is None:
+        return shrunk_mission()
     data = yaml.safe_load((CONFIGS / name).read_text())
-    return _merged(data, SHRINK[name])
+    for section, values in SHRINK[name].items():
+        data[section] = {**data.get(section, {}), **values}
+    return data
 
 
 @pytest.mark.parametrize("name", sorted(SHRINK))
-def test_shipped_config_stores_values_inside_the_support(name: str, tmp_path: Path) -> None:
+def test_shipped_config_stores_values_inside_the_support(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     data = _shrunk(name)
     kinds = [oracle.get("kind") for oracle in data.get("oracles", [data.get("oracle", {})])]
     if "forcefield" in kinds and importlib.util.find_spec("chgnet") is None:
         pytest.skip("the forcefield extra is not installed")
     config = parse_config(data, origin=name)
-    Campaign(config, tmp_path / "campaign", CONFIGS).run()
-    view = open_view(tmp_path / "campaign")
+    if SHRINK[name] is None:
+        directory = request.getfixturevalue("mission_campaign")
+    else:
+        directory = tmp_path / "campaign"
+        Campaign(config, directory, CONFIGS).run()
+    view = open_view(directory)
     stored = view.intervals()
     assert not stored.empty, "no interval was stored"
     picks = view.selections()
