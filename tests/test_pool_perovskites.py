@@ -17,7 +17,7 @@ from sbin_loop.space import read_formula_table
 from sbin_loop.space.cli import space_app
 from sbin_loop.space.pool import DataSourceError
 from sbin_loop.space.pool_perovskites import pool_candidates, screen_formulas
-from sbin_loop.workflows.perovskite import site_occupancies
+from sbin_loop.workflows.perovskite import build_supercell, site_occupancies
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FIXTURE = Path(__file__).parent / "fixtures" / "chgnet_defects" / "r0000_Ba0.635K0.365BiO3.json"
@@ -48,6 +48,17 @@ def test_site_assignment_of_mixed_compositions() -> None:
     occupancy = site_occupancies("Sr0.7La0.3TiO3")
     assert occupancy["A"] == pytest.approx({"Sr": 0.7, "La": 0.3}) and occupancy["B"] == {"Ti": 1.0}
     assert site_occupancies("Ba0.51K0.49BiO2.974")["B"] == {"Bi": 1.0}
+    for formula, a_site, b_site in (
+        ("Ba0.625K0.375BiO3", {"Ba": 5, "K": 3}, {"Bi": 8}),
+        ("BaPb0.75Bi0.25O3", {"Ba": 8}, {"Pb": 6, "Bi": 2}),
+        ("Sr0.75La0.25TiO3", {"Sr": 6, "La": 2}, {"Ti": 8}),
+    ):
+        cell = build_supercell(formula, min_atoms=40, seed=1)
+        species = [site.specie.symbol for site in cell.structure]
+        for label, expected in (("A", a_site), ("B", b_site)):
+            found = Counter(el for el, where in zip(species, cell.sublattice, strict=True) if where == label)
+            assert found == expected, (formula, label)
+        assert cell.max_fraction_error == 0.0
 
 
 def test_supercon_perovskite_oxides() -> None:
