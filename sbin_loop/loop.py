@@ -62,6 +62,7 @@ from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage, build_orac
 from sbin_loop.policies import PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.policies.screening import RunningTop, chunk_size, screen
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
+from sbin_loop.space.pool_perovskites import pool_candidates
 from sbin_loop.space.spaces import CandidateSpace, open_space
 from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval, JobDoc, ResultDoc, RoundDoc, SelectionEntry
@@ -237,7 +238,8 @@ class Campaign:
         if isinstance(self.config.space, PoolSpaceConfig):
             table = self._oracle_table if self._oracle_reads_pool_source else self._read_pool_source()
             logger.info("%s", table.summary())
-            frame = sample_rows(table.frame, self.config.space.sample, derive_seed(self.config.seed, _POOL))
+            candidates = pool_candidates(table, self.config.space)
+            frame = sample_rows(candidates, self.config.space.sample, derive_seed(self.config.seed, _POOL))
             self._require_initial(len(frame), f"{len(table.rejected)} rows rejected")
             pool = CandidatePool.from_frame(frame)
             pool.save(pool_dir, self._pool_fingerprint)

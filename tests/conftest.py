@@ -1,4 +1,4 @@
-"""Shared fixtures: a small real pool (SuperCon rows) and a fast model config."""
+"""Shared fixtures: a small real pool (SuperCon rows), a fast model config, the shrunk mission campaign."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from sbin_loop.config import CampaignConfig, parse_config
 from sbin_loop.data import bundled_path
@@ -15,6 +16,34 @@ from sbin_loop.loop import Campaign
 torch.set_num_threads(1)
 
 FAST_MODEL = {"hidden": [32, 32], "epochs": 20, "min_steps": 150, "max_steps": 400}
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def shrunk_mission() -> dict:
+    """``configs/perovskite_tc_defects.yaml`` with the smallest campaign that still makes one composite batch.
+
+    2 random picks, then one round of 2 (1 by EI on Tc, 1 by uncertainty on the vacancy energy); 10-atom cells and
+    short relaxations, so the real CHGNet workflow runs 4 times; a one-member model (no cross-fitting).
+    """
+    data = yaml.safe_load((CONFIGS / "perovskite_tc_defects.yaml").read_text())
+    data["budget"] = {"initial": 2, "rounds": 1}
+    data["policy"]["batch_size"] = 2
+    data["policy"]["components"][0]["count"] = 1
+    data["model"].update({"ensemble_size": 1, "min_steps": 100, "max_steps": 200})
+    data["intervals"] = {"n_draws": 200, "top_k": 2}
+    forcefield = data["oracles"][0]
+    forcefield.update({"fmax": 0.2, "max_steps": 40, "workers": 2, "threads_per_worker": 1})
+    forcefield["supercell"].update({"min_atoms": 10, "sqs_steps": 100})
+    return data
+
+
+@pytest.fixture(scope="session")
+def mission_campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of the finished ``shrunk_mission`` campaign (real CHGNet), shared read-only by tests."""
+    pytest.importorskip("chgnet", reason="the forcefield extra is not installed")
+    directory = tmp_path_factory.mktemp("mission") / "campaign"
+    Campaign(parse_config(shrunk_mission(), origin="mission"), directory, CONFIGS).run()
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import campaign_config
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 from scipy import stats
 
 from sbin_loop.inspection import CampaignView, open_view
-from sbin_loop.inspection.plots import campaign_figures, defect_columns, plot_defects
+from sbin_loop.inspection.plots import campaign_figures, defect_panels, plot_defects
 from sbin_loop.loop import Campaign
 from sbin_loop.model.intervals import Interval
 from sbin_loop.status import NotACampaignError, open_campaign
@@ -155,32 +156,69 @@ def test_calibration_recovers_coverage(view: CampaignView, scale: float, calibra
         assert np.allclose(calibration["observed"], calibration["level"], atol=0.03)
 
 
-def test_structures_and_defects_shown_when_present(view: CampaignView) -> None:
-    assert view.structures().empty and defect_columns(view) == [] and plot_defects(view) is None
-    structure = Structure(
-        Lattice.cubic(3.905),
-        ["Sr", "Ti", "O", "O", "O"],
-        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
-    )
-    results = [
-        result.model_copy(
-            update={
-                "values": {**result.values, "defect_density_cm3": 10.0 ** (15 + position % 4)},
-                "provenance": {**result.provenance, "relaxed_structure": structure.as_dict()},
-            }
+FIXTURES = Path(__file__).parent / "fixtures" / "chgnet_defects"
+
+
+def _forcefield_view(view: CampaignView) -> CampaignView:
+    """``view`` as a two-stage campaign (CHGNet defect workflow, then the replayed Tc) whose stage-0 results are the
+    real CHGNet outcomes stored under ``tests/fixtures/chgnet_defects``."""
+    config = dict(view.campaign.config)
+    config["objectives"] = [*config["objectives"], {"name": "Ef_vac_O", "unit": "eV"}]
+    forcefield = {"kind": "forcefield", "defects": {"vacancies": ["O"], "sites_per_species": 1}}
+    config["oracles"] = [{**forcefield, "values": {"Ef_vac_O": "Ef_vac_O_mean"}}, config["oracles"][0]]
+    results = []
+    for path in sorted(FIXTURES.glob("r*.json")):
+        outcome = json.loads(path.read_text())
+        round_index, candidate = path.stem.split("_", 1)
+        results.append(
+            ResultDoc(
+                campaign="test",
+                job_id=outcome["job_id"],
+                round=int(round_index[1:]),
+                candidate_id=candidate,
+                formula=outcome["document"]["formula"],
+                values=outcome["values"],
+                oracle="forcefield:CHGNet",
+                provenance=outcome["provenance"],
+                document=outcome["document"],
+            )
         )
-        for position, result in enumerate(view.results)
+    campaign = view.campaign.model_copy(update={"config": config})
+    return dataclasses.replace(view, campaign=campaign, results=results, rounds=[], jobs=[])
+
+
+def test_structures_and_defects_come_from_the_oracles_declarations(view: CampaignView) -> None:
+    assert view.structures().empty and view.defects().empty and plot_defects(view) is None
+    assert set(view.outputs()["kind"]) == {"target"}  # a dataset replay declares its objectives only
+
+    real = _forcefield_view(view)
+    outputs = real.outputs().set_index(["stage", "name"])
+    assert outputs.loc[(0, "relaxed bulk supercell"), "location"] == "document.bulk.structure"
+    assert outputs.loc[(0, "Ef_vac_O"), "kind"] == "defect_energy"  # the objective the workflow's mean is stored as
+    assert (1, "Ef_vac_O") not in outputs.index  # SuperCon has no such column: the replay does not claim it
+    assert [output.name for output in defect_panels(real)] == [
+        "Ef_vac_O_sites",
+        "log10_vac_O_site_fraction",
+        "vac_O_per_cm3",
     ]
-    rich = dataclasses.replace(view, results=results)
-    structures = rich.structures()
-    assert len(structures) == len(results)
-    assert structures["space_group"].iloc[0] == "Pm-3m" and structures["n_sites"].iloc[0] == 5
-    assert structures["a"].iloc[0] == pytest.approx(3.905)
-    assert structures["key"].iloc[0] == "relaxed_structure"
-    assert rich.value_columns() == ["Tc_K", "defect_density_cm3"]
-    assert rich.evaluations()["defect_density_cm3"].notna().all()
-    assert defect_columns(rich) == ["defect_density_cm3"]
-    assert "defects" in campaign_figures(rich)
+
+    defects = real.defects()
+    assert len(defects) == len(real.results) == 4
+    for row, result in zip(defects.itertuples(index=False), real.results, strict=True):
+        document = result.document
+        assert row.Ef_vac_O_sites == [site["formation_energy"] for site in document["vacancies"]]
+        assert row.Ef_vac_O_mean == document["statistics"]["O"]["mean"] == result.values["Ef_vac_O"]
+        assert row.log10_vac_O_site_fraction == document["densities"]["O"]["log10_site_fraction"]
+        assert row.vac_O_per_cm3 == document["densities"]["O"]["per_cm3"]
+    assert defects["Ef_vac_O model mean"].isna().all()  # no round stored, so no model interval
+
+    structures = real.structures()
+    assert len(structures) == 4 and set(structures["output"]) == {"relaxed bulk supercell"}
+    first = real.results[0].document["bulk"]
+    assert structures["structure"].iloc[0] == Structure.from_dict(first["structure"])
+    assert (structures["n_sites"] == first["n_atoms"]).all()
+    assert structures["a"].iloc[0] == pytest.approx(Structure.from_dict(first["structure"]).lattice.a)
+    assert "defects" in campaign_figures(real)
 
 
 def test_every_figure_drawn_for_a_finished_campaign(view: CampaignView) -> None:

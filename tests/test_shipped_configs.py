@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import shrunk_mission
 
 from sbin_loop.config import parse_config
 from sbin_loop.inspection.frames import open_view
@@ -47,8 +48,11 @@ SHRINK = {
             "supercell": {"min_atoms": 10, "decoration": "random"},
         },
     },
+    "perovskite_tc_defects.yaml": None,
 }
-"""Per shipped config, the sections shrunk for the test (merged into the file's own)."""
+"""Per shipped config, the sections shrunk for the test (merged into the file's own), or None for the mission
+config: its shrunk campaign (``conftest.shrunk_mission``) is run once and shared with
+``tests/test_mission.py``."""
 
 
 def test_every_shipped_config_is_covered() -> None:
@@ -63,6 +67,8 @@ def test_shipped_tc_objectives_declare_their_support(name: str) -> None:
 
 
 def _shrunk(name: str) -> dict:
+    if SHRINK[name] is None:
+        return shrunk_mission()
     data = yaml.safe_load((CONFIGS / name).read_text())
     for section, values in SHRINK[name].items():
         data[section] = {**data.get(section, {}), **values}
@@ -70,13 +76,20 @@ def _shrunk(name: str) -> dict:
 
 
 @pytest.mark.parametrize("name", sorted(SHRINK))
-def test_shipped_config_stores_values_inside_the_support(name: str, tmp_path: Path) -> None:
+def test_shipped_config_stores_values_inside_the_support(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     data = _shrunk(name)
-    if data.get("oracle", {}).get("kind") == "forcefield" and importlib.util.find_spec("chgnet") is None:
+    kinds = [oracle.get("kind") for oracle in data.get("oracles", [data.get("oracle", {})])]
+    if "forcefield" in kinds and importlib.util.find_spec("chgnet") is None:
         pytest.skip("the forcefield extra is not installed")
     config = parse_config(data, origin=name)
-    Campaign(config, tmp_path / "campaign", CONFIGS).run()
-    view = open_view(tmp_path / "campaign")
+    if SHRINK[name] is None:
+        directory = request.getfixturevalue("mission_campaign")
+    else:
+        directory = tmp_path / "campaign"
+        Campaign(config, directory, CONFIGS).run()
+    view = open_view(directory)
     stored = view.intervals()
     assert not stored.empty, "no interval was stored"
     picks = view.selections()

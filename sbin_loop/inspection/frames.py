@@ -2,8 +2,9 @@
 
 ``open_view`` loads every document of a campaign (campaign, rounds, jobs, results) into a frozen ``CampaignView`` and
 closes the store at once: no document is ever written, and a notebook may keep a view while the campaign runs on.
-Every frame is built from those documents on demand, so later document fields (more objectives, structures in a
-result's provenance) appear as columns without this module knowing their names.
+Every frame is built from those documents on demand, so later document fields (more objectives) appear as columns
+without this module knowing their names; defect quantities and structures are found where the oracles declare them
+(``sbin_loop.inspection.declared``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Structure
 from scipy import stats
 
 from sbin_loop.config import CampaignConfig, ObjectiveConfig, StoreConfig, parse_config
+from sbin_loop.inspection.declared import defect_frame, output_table, structure_frame
 from sbin_loop.model.intervals import Interval
 from sbin_loop.status import open_campaign
 from sbin_loop.stores import CampaignDoc, CampaignStore, JobDoc, ResultDoc, RoundDoc, merged_values
@@ -139,7 +140,8 @@ class CampaignView:
     def selections(self) -> pd.DataFrame:
         """One row per pick, in round and pick order (``rank``), with why and what came of it.
 
-        Columns: ``policy``, ``acquisition`` and ``acquisition_value`` (``NaN`` for random picks), the prediction made
+        Columns: ``policy``, ``acquisition`` and ``acquisition_value`` (``NaN`` for random picks), ``reason`` (the
+        rule's one-line account of the pick; empty for random picks), the prediction made
         at pick time for the policy objective (``pred_*``, ``NaN`` in round 0), ``job_state`` (of the first oracle
         stage's job), ``oracles`` (the oracles that returned a result for the pick, in stage order) and ``observed``
         (the policy-objective value measured later, the latest stage's where several measured it; ``NaN`` if none).
@@ -162,6 +164,7 @@ class CampaignView:
                         "policy": entry.policy,
                         "acquisition": entry.acquisition,
                         "acquisition_value": np.nan if entry.acquisition_value is None else entry.acquisition_value,
+                        "reason": entry.reason or "",
                         **{f"pred_{name}": value for name, value in interval_columns(entry.prediction).items()},
                         "job_state": job_state.get(key),
                         "oracles": ", ".join(oracles.get(entry.candidate_id, [])),
@@ -283,38 +286,21 @@ class CampaignView:
             frame = frame.join(stored.pivot_table(index="round", columns="group", values="width"), how="outer")
         return frame.dropna(axis="columns", how="all")
 
-    def structures(self) -> pd.DataFrame:
-        """Structures oracles returned: every serialised pymatgen ``Structure`` found in a result's provenance.
+    def outputs(self) -> pd.DataFrame:
+        """What each oracle stage declares it produces, one row per output (``output_table``).
 
-        Returns:
-            One row per structure: ``round``, ``candidate_id``, ``formula``, ``key`` (its provenance key),
-            ``structure`` (the ``pymatgen.core.Structure``), ``space_group``, ``n_sites``, ``a``, ``b``, ``c`` (Å) and
-            ``volume`` (Å³); empty when no result carries one.
+        Columns: ``stage``, ``oracle``, ``name``, ``kind``, ``unit``, ``location`` (where a stored result holds it),
+        ``per_site``, ``statistic``, ``statistic_of`` and ``objective``.
         """
-        rows = []
-        for result in self.results:
-            for key, value in result.provenance.items():
-                if not (isinstance(value, dict) and value.get("@class") == "Structure"):
-                    continue
-                structure = Structure.from_dict(value)
-                a, b, c = structure.lattice.abc
-                rows.append(
-                    {
-                        "round": result.round,
-                        "candidate_id": result.candidate_id,
-                        "formula": result.formula,
-                        "key": key,
-                        "structure": structure,
-                        "space_group": structure.get_space_group_info()[0],
-                        "n_sites": len(structure),
-                        "a": a,
-                        "b": b,
-                        "c": c,
-                        "volume": structure.volume,
-                    }
-                )
-        columns = ["round", "candidate_id", "formula", "key", "structure", "space_group", "n_sites", "a", "b", "c"]
-        return pd.DataFrame(rows, columns=[*columns, "volume"])
+        return output_table(self)
+
+    def defects(self) -> pd.DataFrame:
+        """Defect quantities the oracles declared, per result, with the model's intervals (``defect_frame``)."""
+        return defect_frame(self)
+
+    def structures(self) -> pd.DataFrame:
+        """Structures the oracles declared and stored, one row per structure (``structure_frame``)."""
+        return structure_frame(self)
 
 
 def open_view(source: str | Path, campaign: str | None = None, database: str = "sbin") -> CampaignView:

@@ -14,14 +14,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullLocator
 
+from sbin_loop.inspection.declared import defect_outputs, site_values, stage_outputs
 from sbin_loop.inspection.frames import CampaignView
+from sbin_loop.oracles.outputs import OracleOutput
 
 ROUND_COLORMAP = "viridis"
 LOG1P_TICKS = (0, 1, 3, 10, 30, 100, 300, 1000, 3000, 10000)
 ACQUISITION_SCALES = {"qLogEI": "ln(EI / {unit})"}
 """What an acquisition value measures, by acquisition name (``unit``: the objective's unit)."""
-DEFECT_MARKER = "defect"
-"""A result value whose name contains this (case-insensitive) is plotted as a defect quantity of the picks."""
 
 
 def _with_unit(label: str, unit: str) -> str:
@@ -234,26 +234,63 @@ def plot_uncertainty(view: CampaignView) -> Figure | None:
     return figure
 
 
-def defect_columns(view: CampaignView) -> list[str]:
-    """Result values that describe defects (their name contains ``defect``), in the order ``value_columns`` gives."""
-    return [name for name in view.value_columns() if DEFECT_MARKER in name.lower()]
+def defect_panels(view: CampaignView) -> list[OracleOutput]:
+    """The defect quantities drawn, one panel each: those the oracles declare, less statistics over sites.
+
+    A statistic (``Ef_vac_O_mean``) is drawn in the panel of the per-site energies it summarises.
+    """
+    return [output for output in defect_outputs(view) if output.statistic_of is None]
 
 
 def plot_defects(view: CampaignView) -> Figure | None:
-    """Defect quantities of the picks by round (one panel per quantity; log scale when all values are positive)."""
-    columns = defect_columns(view)
-    if not columns:
+    """Defect quantities the oracles declared, for each evaluated pick by round, one panel per quantity.
+
+    Formation energies of every sampled site (grey) and their mean (black), with the 95% interval of the model
+    retrained after the round where the campaign learns that energy (blue bars); equilibrium defect densities (site
+    fraction, log10, and per cm³ on a log axis).
+    """
+    frame = view.defects()
+    panels = defect_panels(view)
+    if frame.empty or not panels:
         return None
-    evaluations = view.evaluations()
-    figure = Figure(figsize=(5.2 * len(columns), 4.4), layout="constrained")
-    for axes, column in zip(np.atleast_1d(figure.subplots(1, len(columns))), columns, strict=True):
-        values = evaluations[["round", column]].dropna()
-        axes.scatter(values["round"], values[column], s=16)
-        if (values[column] > 0).all():
-            axes.set_yscale("log")
+    statistics = {(o.statistic_of, o.statistic): o.name for o in defect_outputs(view) if o.statistic_of}
+    learnt = {
+        o.statistic_of: o.objective
+        for outputs in stage_outputs(view).values()
+        for o in outputs
+        if o.objective is not None and o.statistic == "mean" and o.statistic_of
+    }
+    figure = Figure(figsize=(5.4 * len(panels), 4.6), layout="constrained")
+    for axes, output in zip(np.atleast_1d(figure.subplots(1, len(panels))), panels, strict=True):
+        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(frame))
+        if output.per_site:
+            rounds, values = site_values(frame, output.name)
+            axes.scatter(rounds, values, s=12, color="0.6", label="each sampled site")
+            mean = statistics.get((output.name, "mean"))
+            if mean in frame:
+                axes.scatter(frame["round"] + jitter, frame[mean], s=22, color="black", label="mean over sites")
+            objective = learnt.get(output.name)
+            lower = f"{objective} model lower"
+            if objective and lower in frame and frame[lower].notna().any():
+                centre = frame[f"{objective} model median"]  # inside the quantile interval, unlike a skewed mean
+                spread = np.vstack([centre - frame[lower], frame[f"{objective} model upper"] - centre])
+                axes.errorbar(
+                    frame["round"] + jitter + 0.25,
+                    centre,
+                    yerr=spread,
+                    fmt="o",
+                    ms=3,
+                    color="tab:blue",
+                    label=f"model interval of {objective} after the round",
+                )
+            axes.legend(loc="best", fontsize="small")
+        else:
+            axes.scatter(frame["round"] + jitter, frame[output.name], s=16)
+            if (frame[output.name].dropna() > 0).all() and frame[output.name].notna().any():
+                axes.set_yscale("log")
         axes.set_xlabel("round")
-        axes.set_ylabel(_with_unit(column, view.unit(column)))
-        axes.set_title(f"{column} of the picks")
+        axes.set_ylabel(_with_unit(output.name, output.unit))
+        axes.set_title(f"{output.name} of the picks")
         axes.grid(alpha=0.3)
     return figure
 

@@ -29,6 +29,8 @@ PICK_COLUMNS = (
     "round",
     "rank",
     "formula",
+    "policy",
+    "reason",
     "acquisition_value",
     "pred_mean",
     "pred_lower",
@@ -138,13 +140,25 @@ def provenance(view: CampaignView) -> pd.DataFrame:
         "oracles (config)": " → ".join(settings.kind for settings in view.config.oracles),
         "oracle (jobs)": ", ".join(oracles) or "no jobs yet",
         "oracle version": ", ".join(versions) or "not recorded",
-        "policy": f"{view.config.policy.kind} on {view.objective.name} ({view.objective.goal})",
+        "policy": policy_text(view),
         "rounds complete": f"{complete} of {view.config.budget.rounds + 1}",
         "evaluations": f"{len(view.results)} ({sum(job.state == 'failed' for job in view.jobs)} failed jobs)",
         "report made at": utc_now(),
         "report made with sbin": __version__,
     }
     return pd.DataFrame({"field": list(rows), "value": list(rows.values())})
+
+
+def policy_text(view: CampaignView) -> str:
+    """The policy in one line: its rule and objective, or each component of a composite with its share of a batch."""
+    policy = view.config.policy
+    if policy.kind != "composite":
+        return f"{policy.kind} on {view.objective.name} ({view.objective.goal})"
+    default = view.config.objectives[0].name
+    parts = [
+        f"{rule.count} by {rule.kind} on {', '.join(rule.objective_names()) or default}" for rule in policy.components
+    ]
+    return f"composite, per batch of {policy.batch_size}: {'; '.join(parts)}"
 
 
 def _candidate_tables(view: CampaignView) -> str:
@@ -197,6 +211,7 @@ def render_html(view: CampaignView, images: dict[str, bytes]) -> str:
         figures += f"<p>Not shown, no data yet: {html.escape(', '.join(missing))}.</p>"
     picks = pick_table(view)
     structures = view.structures().drop(columns="structure")
+    defects = view.defects()
     sections = [
         _section("Provenance", _table(provenance(view))),
         _section("Oracle stages", _table(view.stages())),
@@ -206,6 +221,7 @@ def render_html(view: CampaignView, images: dict[str, bytes]) -> str:
         _section("Picks and predictions made before measurement", _table(picks)),
         _section("Calibration of predictions made before measurement", _table(view.calibration())),
         _section("Model training", _table(view.training())),
+        _section("Defect quantities computed by the oracle", _table(defects)) if not defects.empty else "",
         _section("Structures returned by the oracle", _table(structures)) if not structures.empty else "",
         _section("Campaign config", f"<pre>{html.escape(yaml.safe_dump(shown_config(view), sort_keys=False))}</pre>"),
     ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from sbin_loop.config import (
     CampaignConfig,
     ConfigError,
@@ -21,18 +23,22 @@ from sbin_loop.config import (
 )
 from sbin_loop.oracles.base import JobRequest, Oracle, OracleOutcome, checked_outcome, rename_values
 from sbin_loop.oracles.dataset import DatasetReplayOracle
-from sbin_loop.space import FormulaTable, read_formula_table
+from sbin_loop.oracles.outputs import OracleOutput, declared_outputs
+from sbin_loop.space import FormulaTable, read_formula_table, resolve_source
 
 __all__ = [
     "DatasetReplayOracle",
     "JobRequest",
     "Oracle",
     "OracleOutcome",
+    "OracleOutput",
     "OracleStage",
     "build_oracles",
     "checked_outcome",
     "dataset_table",
+    "declared_outputs",
     "rename_values",
+    "replayed_columns",
 ]
 
 
@@ -46,6 +52,7 @@ class OracleStage:
         max_attempts: Tries per job before it is recorded as failed.
         poll_seconds: Pause between polls.
         timeout_seconds: A job attempt running longer than this fails (and may be retried).
+        outputs: What the oracle declares it produces (``declared_outputs``).
     """
 
     oracle: Oracle
@@ -53,25 +60,67 @@ class OracleStage:
     max_attempts: int
     poll_seconds: float
     timeout_seconds: float
+    outputs: tuple[OracleOutput, ...] = ()
 
 
 def _objective_columns(config: CampaignConfig) -> dict[str, str]:
     return {objective.name: objective.data_column for objective in config.objectives}
 
 
-def dataset_table(settings: DatasetOracleConfig, config: CampaignConfig, base_dir: Path) -> FormulaTable:
-    """The table a dataset oracle replays: its own source, or the pool's, with ``where`` applied.
+def computed_elsewhere(config: CampaignConfig, position: int) -> set[str]:
+    """Objectives that an oracle stage other than ``position`` and other than a dataset replay declares it produces."""
+    return {
+        output.objective
+        for stage, settings in enumerate(config.oracles)
+        if stage != position and not isinstance(settings, DatasetOracleConfig)
+        for output in declared_outputs(settings, config.objectives)
+        if output.objective is not None
+    }
+
+
+def _table_header(path: Path) -> set[str] | None:
+    try:
+        return set(pd.read_csv(path, nrows=0).columns)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        return None  # ``read_formula_table`` reports the unreadable file
+
+
+def replayed_columns(
+    settings: DatasetOracleConfig, config: CampaignConfig, base_dir: Path | None, position: int
+) -> dict[str, str]:
+    """Objective name -> column of the objectives a dataset stage replays.
+
+    Every objective whose column its table has. An objective whose column is missing is left to the stage that
+    computes it (a defect workflow's ``Ef_vac_O`` beside a replayed ``Tc_K``); one no other stage produces stays, so
+    reading the table names the missing column.
+    """
+    columns = _objective_columns(config)
+    header = _table_header(resolve_source(_source(settings, config), base_dir))
+    if header is None:
+        return columns
+    elsewhere = computed_elsewhere(config, position)
+    return {name: column for name, column in columns.items() if column in header or name not in elsewhere}
+
+
+def _source(settings: DatasetOracleConfig, config: CampaignConfig) -> str:
+    source = settings.source or getattr(config.space, "source", None)
+    if source is None:
+        raise ConfigError("oracle.source: required for a dataset oracle when the space is not a pool of formulas")
+    return source
+
+
+def dataset_table(
+    settings: DatasetOracleConfig, config: CampaignConfig, base_dir: Path, position: int = 0
+) -> FormulaTable:
+    """The table a dataset oracle (stage ``position``) replays: its own source, or the pool's, with ``where`` applied.
 
     Raises:
         ConfigError: If neither the oracle nor the space names a table.
     """
-    source = settings.source or getattr(config.space, "source", None)
-    if source is None:
-        raise ConfigError("oracle.source: required for a dataset oracle when the space is not a pool of formulas")
     return read_formula_table(
-        source,
+        _source(settings, config),
         settings.formula_column or getattr(config.space, "formula_column", "formula"),
-        value_columns=tuple(_objective_columns(config).values()),
+        value_columns=tuple(replayed_columns(settings, config, base_dir, position).values()),
         base_dir=base_dir,
         where=settings.where,
     )
@@ -87,8 +136,8 @@ def _make(
 ) -> Oracle:
     if isinstance(settings, DatasetOracleConfig):
         return DatasetReplayOracle(
-            table if table is not None else dataset_table(settings, config, base_dir),
-            _objective_columns(config),
+            table if table is not None else dataset_table(settings, config, base_dir, position),
+            replayed_columns(settings, config, base_dir, position),
             ledger=work_dir / "oracle" / "dataset_ledger.jsonl",
             latency_seconds=settings.latency_seconds,
             noise_std=settings.noise_std,
@@ -146,6 +195,7 @@ def build_oracles(
             settings.max_attempts,
             settings.poll_seconds,
             settings.timeout_seconds,
+            tuple(declared_outputs(settings, config.objectives)),
         )
         for position, settings in enumerate(config.oracles)
     ]

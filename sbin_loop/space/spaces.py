@@ -13,6 +13,7 @@ from sbin_loop.space.chunks import CandidateChunk
 from sbin_loop.space.formula import formula_fractions
 from sbin_loop.space.perovskite import PerovskiteSpace
 from sbin_loop.space.pool import FormulaTable, read_formula_table
+from sbin_loop.space.pool_perovskites import pool_candidates
 
 
 class PoolSpace:
@@ -33,6 +34,9 @@ class PoolSpace:
     def __init__(self, config: PoolSpaceConfig, base_dir: Path | None = None) -> None:
         self.config = config
         self.table: FormulaTable = read_formula_table(config.source, config.formula_column, base_dir=base_dir)
+        self._screened = Counter()
+        self.frame = pool_candidates(self.table, config, self._screened)
+        """The candidates: the table's unique compositions, or those passing its ``perovskite_filter``."""
 
     @property
     def raw_size(self) -> int:
@@ -49,12 +53,14 @@ class PoolSpace:
 
         Args:
             chunk_size: Candidates per chunk (the last chunk may be shorter).
-            rejected: If given, ``unparsable`` and ``duplicate`` row counts are added to it.
+            rejected: If given, ``unparsable`` and ``duplicate`` row counts are added to it, and the perovskite
+                rules' rejections when the pool has them.
 
         """
         if rejected is not None:
             rejected.update({"unparsable": len(self.table.rejected), "duplicate": self.table.n_duplicate_rows})
-        frame = self.table.frame
+            rejected.update(self._screened)
+        frame = self.frame
         for start in range(0, len(frame), chunk_size):
             part = frame.iloc[start : start + chunk_size]
             indices, fractions = formula_fractions(part["formula"].tolist())

@@ -25,6 +25,8 @@ _CUBIC_SITES = {
     "X": [(0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5)],
 }
 _TOLERANCE = 0.05
+MAX_ANION_DEFICIENCY = 0.1
+"""Most anions per formula unit a composition may lack and still be placed on the perovskite sublattices."""
 
 
 class NotAPerovskiteError(ValueError):
@@ -34,11 +36,15 @@ class NotAPerovskiteError(ValueError):
 def site_occupancies(formula: str) -> dict[str, dict[str, float]]:
     """Fractional occupancy of each sublattice (``A``, ``B``, ``X``) per formula unit.
 
+    Cations are counted two per formula unit (A and B sublattices full); the anions may then fall short of three by up
+    to ``MAX_ANION_DEFICIENCY`` (oxygen-deficient ``Ba0.6K0.4BiO2.926`` is a perovskite with anion vacancies), and the
+    X occupancy gives the anions' shares of the X site.
+
     Args:
         formula: Chemical formula of an ABX3 composition (fractional amounts allowed).
 
     Raises:
-        NotAPerovskiteError: If there are no anions or the cation:anion ratio is not 2:3.
+        NotAPerovskiteError: If there are no anions or the cation:anion ratio is not 2:3 within that deficiency.
     """
     composition = Composition(formula)
     candidates = [str(el) for el in composition if str(el) in ANIONS]
@@ -48,12 +54,13 @@ def site_occupancies(formula: str) -> dict[str, dict[str, float]]:
     cations = {str(el): amount for el, amount in composition.items() if str(el) not in x_site}
     if not anions or not cations:
         raise NotAPerovskiteError(f"{formula}: needs both cations and anions ({sorted(ANIONS)}) for ABX3")
-    scale = 3.0 / sum(anions.values())
-    anions = {el: amount * scale for el, amount in anions.items()}
+    scale = 2.0 / sum(cations.values())
     cations = {el: amount * scale for el, amount in cations.items()}
-    if abs(sum(cations.values()) - 2.0) > _TOLERANCE:
+    x_amount = sum(anions.values()) * scale
+    if not 3.0 - MAX_ANION_DEFICIENCY - 1e-9 <= x_amount <= 6.0 / (2.0 - _TOLERANCE):  # >= 1.95 cations per 3 anions
         raise NotAPerovskiteError(
-            f"{formula}: {sum(cations.values()):.3f} cations per 3 anions; an ABX3 perovskite has 2"
+            f"{formula}: {6.0 / x_amount:.3f} cations per 3 anions; an ABX3 perovskite has 2 (anion deficiency at "
+            f"most {MAX_ANION_DEFICIENCY} per formula unit)"
         )
     a_site: dict[str, float] = {}
     b_site: dict[str, float] = {}
@@ -69,7 +76,7 @@ def site_occupancies(formula: str) -> dict[str, dict[str, float]]:
     return {
         "A": a_site,
         "B": {el: amount / norm_b for el, amount in b_site.items()},
-        "X": {el: amount / 3.0 for el, amount in anions.items()},
+        "X": {el: amount / sum(anions.values()) for el, amount in anions.items()},
     }
 
 
