@@ -76,7 +76,7 @@ def run(
     require_extras(campaign_config)
     configure_logging(directory / LOG_FILE, logging.INFO if verbose else logging.WARNING)
     with naming_path(directory), CampaignLock(directory):
-        _run_in_foreground(Campaign(campaign_config, directory, base_dir))
+        _run_in_foreground(Campaign.from_config(campaign_config, directory, base_dir))
 
 
 def _run_in_foreground(campaign: Campaign) -> None:

@@ -35,8 +35,6 @@ class ConfigError(ValueError):
     """A campaign config that cannot be used; the message names each offending field."""
 
 
-
-
 def _not_only_dots(name: str) -> str:
     if not name.strip("."):
         raise ValueError("must contain a letter, digit, '-' or '_': it is used as a directory name")
@@ -344,8 +342,7 @@ class ModelConfig(_Section):
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
         if not hidden or len(hidden) > limits.MAX_LAYERS or any(not 0 < width <= limits.MAX_WIDTH for width in hidden):
             raise ValueError(
-                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to "
-                f"{limits.MAX_WIDTH}"
+                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to {limits.MAX_WIDTH}"
             )
         return hidden
 
@@ -813,21 +810,52 @@ class SynthesisOracleConfig(_OracleBase):
     values: dict[str, str] = Field(default_factory=dict)
 
 
+class ManualOracleConfig(_OracleBase):
+    """A scientist who measures by hand: nothing is launched, results arrive only by ``tell``.
+
+    Attributes:
+        kind: Discriminator, ``manual``.
+    """
+
+    kind: Literal["manual"] = "manual"
+
+
 OracleConfig = Annotated[
     _tagged(DatasetOracleConfig, "dataset")
     | _tagged(ForceFieldOracleConfig, "forcefield")
     | _tagged(VaspOracleConfig, "vasp")
-    | _tagged(SynthesisOracleConfig, "synthesis"),
+    | _tagged(SynthesisOracleConfig, "synthesis")
+    | _tagged(ManualOracleConfig, "manual"),
     Discriminator(_kind_or("dataset")),
 ]
 """Any oracle's settings, told apart by ``kind``."""
+
+
+class InitialMeasurements(_Section):
+    """Measurements one already has, told to a new campaign before round 0 (which is then model-driven).
+
+    Attributes:
+        source: CSV file (``from:`` in the YAML; relative to the config file) with a ``formula`` or
+            ``candidate_id`` column, one column per objective and an optional ``status`` column (``failed`` rows are
+            recorded as failures); the layout ``sbin tell`` reads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    source: str = Field(alias="from", serialization_alias="from", min_length=1, max_length=4096)
+
+
+def _initial_kind(value: object) -> str:
+    """``budget.initial`` is a file of measurements when it is a mapping, else a count of random picks."""
+    return "measurements" if isinstance(value, dict | InitialMeasurements) else "count"
 
 
 class BudgetConfig(_Section):
     """When the campaign stops: after ``rounds``, or earlier when any other criterion given is met.
 
     Attributes:
-        initial: Candidates picked at random (seeded) in round 0, before any model exists.
+        initial: Candidates picked at random (seeded) in round 0, before any model exists; or ``{from: FILE}``:
+            measurements one already has, so that round 0 is picked by the model (a batch of ``policy.batch_size``).
         rounds: Acquisition rounds after round 0.
         max_evaluations: Stop once this many results are stored.
         max_hours: Stop once this many hours have passed since the campaign was created.
@@ -835,11 +863,25 @@ class BudgetConfig(_Section):
             at most it when minimising).
     """
 
-    initial: int = Field(default=20, gt=1, le=limits.MAX_COUNT)
+    initial: Annotated[
+        _tagged(Annotated[int, Field(gt=1, le=limits.MAX_COUNT)], "count")
+        | _tagged(InitialMeasurements, "measurements"),
+        Discriminator(_initial_kind),
+    ] = 20
     rounds: int = Field(default=10, ge=0, le=limits.MAX_ROUNDS)
     max_evaluations: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
     max_hours: float | None = Field(default=None, gt=0, le=limits.MAX_HOURS)
     target: float | None = None
+
+    @property
+    def initial_count(self) -> int | None:
+        """Random picks of round 0, or ``None`` when round 0 starts from measurements (``initial: {from: FILE}``)."""
+        return self.initial if isinstance(self.initial, int) else None
+
+    @property
+    def initial_source(self) -> str | None:
+        """The file of initial measurements, or ``None`` when round 0 is random."""
+        return None if isinstance(self.initial, int) else self.initial.source
 
 
 class IntervalConfig(_Section):
@@ -994,6 +1036,8 @@ class CampaignConfig(_Section):
         names = {objective.name for objective in self.objectives}
         if not self.oracles or self.oracles[0].select.top_k is not None:
             raise ValueError("oracles: the first oracle must evaluate every pick (no select.top_k)")
+        if len(self.oracles) > 1 and any(isinstance(oracle, ManualOracleConfig) for oracle in self.oracles):
+            raise ValueError("oracles: a manual oracle (results told by hand) must be the campaign's only oracle")
         for position, oracle in enumerate(self.oracles):
             unknown = sorted(set(getattr(oracle, "values", {})) - names)
             if unknown:
@@ -1022,6 +1066,11 @@ class CampaignConfig(_Section):
     def oracle(self) -> OracleConfig:
         """The primary oracle: the one that evaluates every pick."""
         return self.oracles[0]
+
+    @property
+    def manual(self) -> bool:
+        """Whether results arrive only by ``tell`` (``oracle: {kind: manual}``)."""
+        return isinstance(self.oracle, ManualOracleConfig)
 
     @model_validator(mode="after")
     def _policy_objective_exists(self) -> CampaignConfig:
@@ -1057,7 +1106,7 @@ def _format_errors(error: ValidationError, single_oracle: bool = False) -> str:
         value = _shorten(_without_passwords(reprlib.repr(_scrubbed(item.get("input")))))
         lines.append(f"  {field}: {_shorten(_without_passwords(message), 4 * limits.MAX_ERROR_VALUE)} (got {value})")
     if len(lines) > limits.MAX_ERROR_LINES:
-        lines[limits.MAX_ERROR_LINES:] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
+        lines[limits.MAX_ERROR_LINES :] = [f"  ... and {len(lines) - limits.MAX_ERROR_LINES} more errors"]
     return "\n".join(lines)
 
 

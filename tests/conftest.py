@@ -41,7 +41,7 @@ def finished_campaign(tmp_path_factory: pytest.TempPathFactory, supercon: pd.Dat
     """Directory of a finished 3-round campaign (``campaign_config`` defaults), shared read-only by tests."""
     base = tmp_path_factory.mktemp("finished")
     directory = base / "campaign"
-    Campaign(campaign_config(write_pool(base, supercon)), directory).run()
+    Campaign.from_config(campaign_config(write_pool(base, supercon)), directory).run()
     return directory
 
 

@@ -51,7 +51,7 @@ def test_shipped_config_stores_values_inside_the_support(name: str, tmp_path: Pa
     if data.get("oracle", {}).get("kind") == "forcefield" and importlib.util.find_spec("chgnet") is None:
         pytest.skip("the forcefield extra is not installed")
     config = parse_config(data, origin=name)
-    Campaign(config, tmp_path / "campaign", CONFIGS).run()
+    Campaign.from_config(config, tmp_path / "campaign", CONFIGS).run()
     view = open_view(tmp_path / "campaign")
     stored = view.intervals()
     assert not stored.empty, "no interval was stored"

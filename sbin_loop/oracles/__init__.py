@@ -14,6 +14,7 @@ from sbin_loop.config import (
     ConfigError,
     DatasetOracleConfig,
     ForceFieldOracleConfig,
+    ManualOracleConfig,
     OracleConfig,
     OracleSelection,
     SynthesisOracleConfig,
@@ -94,6 +95,10 @@ def _make(
             noise_std=settings.noise_std,
             seed=config.seed,
         )
+    if isinstance(settings, ManualOracleConfig):
+        from sbin_loop.oracles.manual import ManualOracle
+
+        return ManualOracle()
     if isinstance(settings, ForceFieldOracleConfig):
         from sbin_loop.oracles.forcefield import forcefield_oracle
 

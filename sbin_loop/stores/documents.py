@@ -36,13 +36,22 @@ class _Document(BaseModel):
 
 
 class CampaignDoc(_Document):
-    """The campaign itself: its validated config, where it came from, and why it stopped (if it did)."""
+    """The campaign itself: its validated config, where it came from, and why it stopped (if it did).
+
+    ``initial_told`` records that the measurements of ``budget.initial: {from: FILE}`` are stored.
+    """
 
     config: dict
     created_at: str = Field(default_factory=utc_now)
     sbin_version: str
     stop_reason: str | None = None
+    initial_told: bool = False
 
+
+TOLD = "told"
+"""``oracle`` of the jobs and results of measurements told to a campaign (``Campaign.tell``, ``budget.initial: {from:
+FILE}``) for candidates that were not a pending pick. Such jobs belong to the round that was open when they were told,
+or to the next round (not stored yet) when none was."""
 
 JobState = Literal["pending", "submitted", "completed", "failed"]
 
