@@ -18,12 +18,12 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
+from sbin_loop.campaign import CampaignError, MeasurementError
 from sbin_loop.candidates import PoolCacheError
 from sbin_loop.config import ConfigError
 from sbin_loop.daemon import DaemonError
 from sbin_loop.inspection.report import ReportError
 from sbin_loop.locking import CampaignLockedError
-from sbin_loop.loop import CampaignError
 from sbin_loop.model.checkpoint import CheckpointError
 from sbin_loop.model.surrogate import ModelOutputError
 from sbin_loop.space.pool import DataSourceError
@@ -34,6 +34,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     DataSourceError,
     CampaignError,
+    MeasurementError,
     StoreError,
     CheckpointError,
     NotACampaignError,

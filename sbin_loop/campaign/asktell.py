@@ -92,7 +92,7 @@ class Campaign(RoundMachine):
             records = [(f"row {index}", record) for index, record in enumerate(told.to_dict("records"))]
         else:
             records = [(f"measurement {index}", record) for index, record in enumerate(told)]
-        return CandidateMatcher(self.pool).match(read_rows(records, objectives))
+        return CandidateMatcher(self.pool).match(*read_rows(records, objectives))
 
     def tell(self, told: Told) -> TellReport:
         """Store measurements of pending picks and of any other candidate of the space.

@@ -25,7 +25,7 @@ from sbin_loop.config import (
 )
 from sbin_loop.seeds import POOL, derive_seed
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
-from sbin_loop.space.spaces import open_space
+from sbin_loop.space.spaces import PoolSpace, open_space
 from sbin_loop.status import read_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore
 
@@ -144,10 +144,9 @@ class PoolLoader:
     def load(self, has_rounds: bool) -> CandidatePool:
         """The cached pool if it was built from this config's space, else a pool built (and cached) now."""
         pool_dir = self.directory / "pool"
-        space = open_space(self.config.space, self.base_dir)
         if (pool_dir / "pool.json").is_file():
             if reuse_pool(self.directory, CandidatePool.fingerprint(pool_dir), self.fingerprint, has_rounds):
-                return CandidatePool.load(pool_dir, pool_feature_names(space.extra_names))
+                return CandidatePool.load(pool_dir, pool_feature_names(self._extra_names()))
             shutil.rmtree(pool_dir)
         if isinstance(self.config.space, PoolSpaceConfig):
             table = self._table()
@@ -157,6 +156,7 @@ class PoolLoader:
             pool = CandidatePool.from_frame(frame)
             pool.save(pool_dir, self.fingerprint)
         else:
+            space = open_space(self.config.space, self.base_dir)
             rejected: Counter = Counter()
             sizes = CandidatePool.write_chunks(space.chunks(rejected=rejected), pool_dir)
             self._require_initial(sum(sizes), f"rejected by rule: {dict(rejected)}")
@@ -166,6 +166,12 @@ class PoolLoader:
             logger.info("perovskite space: %d candidates kept, rejected %s", len(pool), dict(rejected))
         logger.info("pool of %d candidates with %d descriptors", len(pool), len(pool.feature_names))
         return pool
+
+    def _extra_names(self) -> tuple[str, ...]:
+        """Space-specific descriptor names (a pool of formulas has none; its table is not read for them)."""
+        if isinstance(self.config.space, PoolSpaceConfig):
+            return PoolSpace.extra_names
+        return open_space(self.config.space, self.base_dir).extra_names
 
     def _table(self) -> FormulaTable:
         if self._oracle_table is not None and oracle_reads_pool_source(self.config):

@@ -126,17 +126,15 @@ def _row(record: Mapping[str, object], where: str, objectives: tuple[ObjectiveCo
 
 def read_rows(
     records: Iterable[tuple[str, Mapping[str, object]]], objectives: tuple[ObjectiveConfig, ...]
-) -> list[_Row]:
-    """Check every record (``where``, mapping); raise one ``MeasurementError`` listing every problem."""
+) -> tuple[list[_Row], list[str]]:
+    """Check every record (``where``, mapping): the good rows, and one line per problem of the others."""
     rows, problems = [], []
     for where, record in records:
         try:
             rows.append(_row(record, where, objectives))
         except MeasurementError as error:
             problems.append(str(error))
-    if problems:
-        raise MeasurementError("\n".join(problems))
-    return rows
+    return rows, problems
 
 
 def csv_records(path: Path, objectives: tuple[ObjectiveConfig, ...]) -> Iterable[tuple[str, dict]]:
@@ -181,11 +179,15 @@ class CandidateMatcher:
                         continue
         return self._by_key
 
-    def match(self, rows: list[_Row]) -> list[Measurement]:
-        """The rows as measurements of pool candidates; raise one ``MeasurementError`` listing every problem."""
+    def match(self, rows: list[_Row], problems: list[str]) -> list[Measurement]:
+        """The rows as measurements of pool candidates.
+
+        Raises:
+            MeasurementError: Listing ``problems`` (of reading the rows) and every row that matches no candidate.
+        """
         names = {row.name for row in rows}
         exact = self.pool.rows_of(names)
-        problems, matched, seen = [], [], {}
+        problems, matched, seen = list(problems), [], {}
         for row in rows:
             found = row.name if row.name in exact else None
             if found is None:

@@ -214,6 +214,7 @@ class Engine:
                     details={**selection.details[position], **screening},
                     prediction=predicted.get(self.config.policy_objective.name),
                     predicted_means={name: interval.mean for name, interval in predicted.items()},
+                    predictions=predicted,
                 )
             )
         return entries

@@ -138,6 +138,7 @@ class SelectionEntry(BaseModel):
         prediction: Interval predicted for the policy's objective before the result existed.
         predicted_means: Predicted mean of every objective at pick time (empty for random picks in round 0); later
             oracle stages rank picks by it where no earlier stage measured the value.
+        predictions: Interval predicted for every objective at pick time (empty for random picks).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -151,6 +152,7 @@ class SelectionEntry(BaseModel):
     details: dict[str, float] = Field(default_factory=dict)
     prediction: Interval | None = None
     predicted_means: dict[str, float] = Field(default_factory=dict)
+    predictions: dict[str, Interval] = Field(default_factory=dict)
 
 
 RoundState = Literal["proposed", "launched", "ingested", "trained", "complete"]
