@@ -31,6 +31,7 @@ from sbin_loop.campaign.tell import (
 )
 from sbin_loop.config import CampaignConfig, StoreConfig, stored_model_config
 from sbin_loop.engine import CampaignError
+from sbin_loop.faults import crash_point
 from sbin_loop.space.pool import resolve_source
 from sbin_loop.status import STORE_URI_VARIABLE, open_campaign, read_marker
 from sbin_loop.stores import JobDoc, RoundDoc, SelectionEntry
@@ -145,11 +146,13 @@ class Campaign(RoundMachine):
                 )
                 if existing is None:
                     self.store.put_job(job)  # the intent first: a result is never stored without its job
+                    crash_point("tell:intent")
                 report.new += 1
             else:
                 outcome = measurement.outcome(job.job_id, objectives)
                 report.picks += 1
             stored = self.runner.store_outcome(job, outcome, final=True)
+            crash_point("tell:stored")
             if stored.state == "failed":
                 report.failed += 1
                 report.errors.append(f"{measurement.candidate_id}: {stored.errors[-1]}")
@@ -194,7 +197,9 @@ class Campaign(RoundMachine):
             raise CampaignError(
                 f"campaign {self.config.name!r} is finished ({self.stop_reason()}); raise the budget to continue"
             )
-        return self._pending(self.runner.launch(self._propose(index, n)))
+        doc = self._propose(index, n)
+        crash_point("ask:proposed")
+        return self._pending(self.runner.launch(doc))
 
     def _pending(self, doc: RoundDoc) -> list[SelectionEntry]:
         """The picks of a round whose measurement has not been told yet, in pick order."""
@@ -213,6 +218,7 @@ class Campaign(RoundMachine):
             n = self.config.budget.initial_count
         picks = self.engine.propose(surrogate, self._available(), doc.round, results, n, extension=len(doc.selected))
         doc = self.store.update_round(doc, state="proposed", selected=[*doc.selected, *picks])
+        crash_point("ask:extended")
         self.runner.launch(doc)
         logger.info("round %d: %d more picks: %s", doc.round, len(picks), ", ".join(p.candidate_id for p in picks))
         return picks

@@ -12,6 +12,7 @@ import threading
 import time
 
 from sbin_loop.config import CampaignConfig
+from sbin_loop.faults import crash_point
 from sbin_loop.measurements import ingestible_outcome
 from sbin_loop.oracles import JobRequest, OracleOutcome, OracleStage
 from sbin_loop.stores import CampaignStore, JobDoc, ResultDoc, RoundDoc, SelectionEntry
@@ -188,6 +189,7 @@ class StageRunner:
                     document=outcome.document,
                 )
             )
+            crash_point("outcome:result")
             stored = job.model_copy(update={"state": "completed"})
         else:
             errors = [*job.errors, outcome.error or "unknown failure"]
