@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 import yaml
 from conftest import write_pool
+from nbclient import NotebookClient
 from typer.testing import CliRunner
 
 from sbin_loop.campaign import Campaign, CampaignError, MeasurementError
@@ -219,3 +221,19 @@ def test_kill_9_during_ask_and_tell_loses_and_duplicates_nothing(pool: Path, sup
     assert sorted(result.candidate_id for result in stored) == sorted([extra, *pending])  # each once
     assert {job.state for job in jobs} == {"completed"} and len(jobs) == 7
     assert json.loads(runner.invoke(app, ["tell", str(directory), str(results), "--json"]).stdout)["skipped"] == 7
+
+
+NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "ask_tell.ipynb"
+
+
+def test_ask_tell_notebook_is_stored_without_outputs_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
+    monkeypatch.setenv("SBIN_WORK_DIR", str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(NOTEBOOK.parents[1]))  # the sbin_loop under test
+    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()  # raises on any failing cell
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
+    assert "told 4 pending picks and 0 other candidates (1 recorded as failed)" in text
+    _, jobs, results = _stored(tmp_path / "campaign")
+    assert len(results) == 13 and len(jobs) == 18  # 10 seeds, 4 picks told, 4 more pending

@@ -241,6 +241,6 @@ class TellReport:
     def line(self) -> str:
         """One human-readable line."""
         return (
-            f"stored {self.picks} results of pending picks and {self.new} of other candidates; "
-            f"{self.failed} recorded as failed; {self.skipped} already stored"
+            f"told {self.picks} pending picks and {self.new} other candidates ({self.failed} recorded as failed); "
+            f"{self.skipped} already stored"
         )
