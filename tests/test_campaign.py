@@ -162,7 +162,8 @@ def test_a_campaign_keeps_the_model_it_started_with_when_sbin_defaults_change(fi
 def test_failed_and_nan_jobs_are_recorded_not_ingested(tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv, budget={"initial": 6, "rounds": 0})
     campaign = Campaign.from_config(config, tmp_path / "f")
-    first = Campaign.from_config(config, tmp_path / "probe")._propose(0)  # the seeded initial picks, in a scratch directory
+    # the seeded initial picks, in a scratch directory
+    first = Campaign.from_config(config, tmp_path / "probe")._propose(0)
     bad, nan = first.selected[0].candidate_id, first.selected[1].candidate_id
     campaign.stages[0] = replace(campaign.stages[0], oracle=FailingOracle(campaign.stages[0].oracle, fail=bad, nan=nan))
     campaign.run()

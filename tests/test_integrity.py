@@ -268,7 +268,8 @@ def test_credentials_never_reach_the_store_the_log_or_the_report_and_do_not_bloc
     pool = write_pool(tmp_path, supercon)
     directory = tmp_path / "campaign"
     first = {"uri": f"mongodb://alice:{SECRET}@db1.example:27017/sbin"}
-    Campaign.from_config(campaign_config(pool, store=first, budget={"initial": 6, "rounds": 1}), directory).run(max_rounds=1)
+    budget = {"initial": 6, "rounds": 1}
+    Campaign.from_config(campaign_config(pool, store=first, budget=budget), directory).run(max_rounds=1)
     moved = {"uri": "mongodb://alice:new-pw@db2.example:27017/sbin", "server_selection_timeout_ms": 2000}
     Campaign.from_config(campaign_config(pool, store=moved, budget={"initial": 6, "rounds": 1}), directory).run()
 

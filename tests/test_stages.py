@@ -226,7 +226,8 @@ def test_promotion_ranks_measured_then_predicted_values_and_skips_failures(
 ):
     pool_csv, lab_csv, _ = inputs
     objectives = [{"name": "Tc_K", "goal": goal, "unit": "K"}]
-    campaign = Campaign.from_config(_staged(pool_csv, _replay_stage(lab_csv, top_k=10), objectives=objectives), tmp_path / "c")
+    staged = _staged(pool_csv, _replay_stage(lab_csv, top_k=10), objectives=objectives)
+    campaign = Campaign.from_config(staged, tmp_path / "c")
     # candidate: (predicted mean stored with the pick, first-stage job state, value the first stage measured)
     picks = {
         "A": (1.0, "completed", 60.0),
@@ -329,7 +330,8 @@ def test_crash_while_a_simulated_lab_works_resubmits_its_lost_requests(inputs: t
     with pytest.raises(Crash):
         crashing.run()
     crashing.store.close()
-    resumed = Campaign.from_config(config, tmp_path / "c")  # the lab's memory died with the process: the attempts are sent again
+    # the lab's memory died with the process: the attempts are sent again
+    resumed = Campaign.from_config(config, tmp_path / "c")
     resumed.run()
     assert _stored(resumed) == _stored(uninterrupted)
     assert {oracle for _, oracle, _, _ in _stored(resumed)[0].values()} == {"dataset", "synthesis"}
@@ -351,7 +353,8 @@ def test_crash_while_a_file_queue_lab_works_sends_each_request_once_and_loses_no
         with pytest.raises(Crash):
             crashing.run()
         crashing.store.close()
-        resumed = Campaign.from_config(config, tmp_path / "c")  # a new process: the queue's state is read back from its files
+        # a new process: the queue's state is read back from its files
+        resumed = Campaign.from_config(config, tmp_path / "c")
         resumed.run()
     finally:
         lab.halt.set()
