@@ -26,6 +26,7 @@ from sbin_loop.inspection.report import ReportError
 from sbin_loop.locking import CampaignLockedError
 from sbin_loop.model.checkpoint import CheckpointError
 from sbin_loop.model.surrogate import ModelOutputError
+from sbin_loop.plugins import PluginError
 from sbin_loop.space.pool import DataSourceError
 from sbin_loop.status import NotACampaignError
 from sbin_loop.stores import StoreError
@@ -35,6 +36,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     DataSourceError,
     CampaignError,
     MeasurementError,
+    PluginError,
     StoreError,
     CheckpointError,
     NotACampaignError,

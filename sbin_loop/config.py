@@ -11,7 +11,7 @@ import re
 import reprlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from sbin_loop import limits
+from sbin_loop import limits, plugins
 from sbin_loop.yaml_safe import YamlLimitError, load_yaml
 
 
@@ -463,6 +463,16 @@ class ConstraintConfig(_Section):
         return self
 
 
+BUILTIN_POLICIES = (*get_args(AcquisitionKind), "composite")
+"""Policy kinds sbin itself provides; any other ``kind`` names a plugin (``sbin_loop.plugins``)."""
+
+
+def _policy_kind(kind: str) -> str:
+    if kind in BUILTIN_POLICIES:
+        return kind
+    return plugins.check_installed(plugins.POLICIES, kind, BUILTIN_POLICIES)
+
+
 class PolicyConfig(_AcquisitionFields):
     """Acquisition policy: one acquisition rule, or (``kind: composite``) a batch split between several.
 
@@ -470,7 +480,9 @@ class PolicyConfig(_AcquisitionFields):
     the batch greedily, one pick at a time, given the picks already made.
 
     Attributes:
-        kind: An acquisition rule (see ``_AcquisitionFields``) or ``composite``.
+        kind: An acquisition rule (see ``_AcquisitionFields``), ``composite``, or the name of a policy a third-party
+            package registers (``sbin_loop.plugins``).
+        options: A plugin policy's own settings, passed to its factory untouched.
         components: For ``composite``: the rules and their pick counts, applied in order (e.g. 8 by
             ``expected_improvement`` on Tc, then 2 by ``uncertainty`` on a defect energy).
         constraints: Bounds on objectives; a candidate is eligible only if the joint probability that all hold,
@@ -487,7 +499,8 @@ class PolicyConfig(_AcquisitionFields):
             (20 MB per objective for 128 draws) while staying three orders of magnitude above a batch.
     """
 
-    kind: Literal[AcquisitionKind, "composite"] = "expected_improvement"
+    kind: Annotated[str, AfterValidator(_policy_kind)] = "expected_improvement"
+    options: dict[str, Any] = Field(default_factory=dict)
     components: tuple[AcquisitionConfig, ...] = ()
     constraints: tuple[ConstraintConfig, ...] = ()
     min_feasibility: float = Field(default=0.5, gt=0, le=1)
@@ -498,6 +511,8 @@ class PolicyConfig(_AcquisitionFields):
 
     @model_validator(mode="after")
     def _components_fill_the_batch(self) -> PolicyConfig:
+        if self.options and not self.plugin:
+            raise ValueError(f"options are only used by a plugin policy, not by {self.kind!r}")
         if self.kind != "composite":
             if self.components:
                 raise ValueError(f"components are only used with kind 'composite', not {self.kind!r}")
@@ -510,8 +525,15 @@ class PolicyConfig(_AcquisitionFields):
         return self
 
     @property
+    def plugin(self) -> bool:
+        """Whether ``kind`` names a policy a third-party package registers (``sbin_loop.plugins``)."""
+        return self.kind not in BUILTIN_POLICIES
+
+    @property
     def acquisitions(self) -> tuple[AcquisitionConfig, ...]:
-        """The rules that fill the batch, in order (a single rule makes all ``batch_size`` picks)."""
+        """The rules that fill the batch, in order (a single rule makes all ``batch_size`` picks; none for a plugin)."""
+        if self.plugin:
+            return ()
         if self.kind == "composite":
             return self.components
         fields = self.model_dump(include={"kind", "objective", "weights", "beta"})
@@ -520,7 +542,7 @@ class PolicyConfig(_AcquisitionFields):
     @property
     def needs_model(self) -> bool:
         """Whether any pick depends on the model's posterior (everything except unconstrained random picks)."""
-        return bool(self.constraints) or any(rule.kind != "random" for rule in self.acquisitions)
+        return self.plugin or bool(self.constraints) or any(rule.kind != "random" for rule in self.acquisitions)
 
 
 class OracleSelection(_Section):
@@ -820,13 +842,39 @@ class ManualOracleConfig(_OracleBase):
     kind: Literal["manual"] = "manual"
 
 
+BUILTIN_ORACLES = ("dataset", "forcefield", "vasp", "synthesis", "manual")
+"""Oracle kinds sbin itself provides; any other ``kind`` names a plugin (``sbin_loop.plugins``)."""
+
+
+def _plugin_oracle(kind: str) -> str:
+    return plugins.check_installed(plugins.ORACLES, kind, BUILTIN_ORACLES)
+
+
+class PluginOracleConfig(_OracleBase):
+    """An oracle a third-party package registers (entry point group ``sbin.oracles``).
+
+    Attributes:
+        kind: The name it is registered under.
+        options: Its own settings, passed to its factory untouched (JSON values).
+    """
+
+    kind: Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LENGTH), AfterValidator(_plugin_oracle)]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _oracle_kind(value: object) -> str:
+    kind = _kind_or("dataset")(value)
+    return kind if kind in BUILTIN_ORACLES else "plugin"
+
+
 OracleConfig = Annotated[
     _tagged(DatasetOracleConfig, "dataset")
     | _tagged(ForceFieldOracleConfig, "forcefield")
     | _tagged(VaspOracleConfig, "vasp")
     | _tagged(SynthesisOracleConfig, "synthesis")
-    | _tagged(ManualOracleConfig, "manual"),
-    Discriminator(_kind_or("dataset")),
+    | _tagged(ManualOracleConfig, "manual")
+    | _tagged(PluginOracleConfig, "plugin"),
+    Discriminator(_oracle_kind),
 ]
 """Any oracle's settings, told apart by ``kind``."""
 

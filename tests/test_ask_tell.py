@@ -172,7 +172,7 @@ def test_cli_init_ask_tell_status_report(pool: Path, supercon: pd.DataFrame, tmp
     assert len(newer) == 1 and newer[0]["candidate_id"] not in {row["candidate_id"] for row in following}
 
     state = json.loads(runner.invoke(app, ["status", str(directory), "--json"]).stdout)
-    assert state["n_evaluations"] == 3 and state["n_failed"] == 1
+    assert state["n_evaluations"] == 3 and state["n_failed"] == 1 and state["state"] == "waiting"
     assert [len(row["selected"]) for row in state["rounds"]] == [4, 4]
     report = runner.invoke(app, ["report", str(directory), "--out", str(tmp_path / "r.html")])
     assert report.exit_code == 0, report.output and (tmp_path / "r.html").is_file()

@@ -119,3 +119,6 @@ class DatasetReplayOracle:
                     wall_seconds=now - submitted,
                 )
         return outcomes
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -296,3 +296,6 @@ class SynthesisOracle:
             provenance=provenance,
             wall_seconds=wall,
         )
+
+    def close(self) -> None:
+        """Nothing to release."""
