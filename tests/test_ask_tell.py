@@ -112,6 +112,18 @@ def test_python_ask_tell_seeded_from_csv(pool: Path, seed_csv: Path, supercon: p
         Campaign.from_config(auto, tmp_path / "a", tmp_path).ask()
 
 
+def test_run_seeded_from_csv_picks_round_0_with_a_model(pool: Path, seed_csv: Path, tmp_path: Path):
+    oracle = {"kind": "dataset", "poll_seconds": 0.01}
+    config = parse_config(_config(pool, oracle=oracle, budget={"initial": {"from": seed_csv.name}, "rounds": 0}))
+    campaign = Campaign.from_config(config, tmp_path / "run", tmp_path)
+    (summary,) = campaign.run()
+    (doc,) = campaign.store.rounds()
+    assert summary.n_evaluations == 8 + 3 and doc.state == "complete"
+    assert all(entry.policy == "expected_improvement" and entry.prediction is not None for entry in doc.selected)
+    seeded = {result.candidate_id for result in campaign.store.results() if result.oracle == TOLD}
+    assert len(seeded) == 8 and not seeded & {entry.candidate_id for entry in doc.selected}
+
+
 def test_tell_before_the_first_ask_and_asking_for_more(pool: Path, supercon: pd.DataFrame, tmp_path: Path):
     campaign = Campaign.from_config(parse_config(_config(pool)), tmp_path / "c", tmp_path)
     truth = _truth(supercon)

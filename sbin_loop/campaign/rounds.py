@@ -115,6 +115,7 @@ class RoundMachine:
         directory: Path,
         base_dir: Path | None = None,
         *,
+        stages: list[OracleStage] | None = None,
         policy: Policy | None = None,
         surrogate_factory: SurrogateFactory | None = None,
     ) -> RoundMachine:
@@ -124,6 +125,7 @@ class RoundMachine:
             config: The validated campaign config.
             directory: Campaign directory (created if needed); holds the embedded store, pool cache, checkpoints, log.
             base_dir: Directory that relative paths in the config are resolved against (the working directory).
+            stages: Replace the configured oracle stages (built from ``config.oracles`` if not given).
             policy: Replaces the configured policy.
             surrogate_factory: Replaces the configured surrogate.
 
@@ -144,8 +146,9 @@ class RoundMachine:
         table = functools.cache(lambda: dataset_table(config.oracle, config, base_dir))
         pool = PoolLoader(config, directory, base_dir, table).load(bool(store.rounds() or store.jobs()))
         check_pool_candidates(directory, {job.candidate_id for job in store.jobs()}, pool.rows_of)
-        primary = table() if isinstance(config.oracle, DatasetOracleConfig) else None
-        stages = build_oracles(config, base_dir, directory, table=primary)
+        if stages is None:
+            primary = table() if isinstance(config.oracle, DatasetOracleConfig) else None
+            stages = build_oracles(config, base_dir, directory, table=primary)
         if stored is None:
             current = config.model_dump(mode="json")
             store.put_campaign(CampaignDoc(campaign=config.name, config=current, sbin_version=__version__))
