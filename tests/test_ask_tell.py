@@ -85,7 +85,7 @@ def test_python_ask_tell_seeded_from_csv(pool: Path, seed_csv: Path, supercon: p
             {
                 "formula": [picks[0].formula, picks[1].candidate_id, picks[2].formula, extra],
                 "Tc_K": [truth[picks[0].candidate_id], float("nan"), -3.0, truth[extra]],
-                "status": ["", "failed", "", ""],
+                "status": [None, "failed", None, None],  # a data frame's empty cells
             }
         )
     )

@@ -92,7 +92,7 @@ def _number(value: object, where: str, column: str) -> float | None:
         raise MeasurementError(f"{where}, column {column}: {value!r} is not a number")
     if isinstance(value, int | float):
         return None if isinstance(value, float) and math.isnan(value) else float(value)
-    text = "" if value is None else str(value).strip()
+    text = _text(value)
     if not text:
         return None
     try:
@@ -101,12 +101,19 @@ def _number(value: object, where: str, column: str) -> float | None:
         raise MeasurementError(f"{where}, column {column}: {text[:40]!r} is not a number") from None
 
 
+def _text(value: object) -> str:
+    """A cell as text; empty for a missing cell (``None``, or a data frame's NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip()
+
+
 def _row(record: Mapping[str, object], where: str, objectives: tuple[ObjectiveConfig, ...]) -> _Row:
     """One record checked: a candidate name, a status, and the objective values it gives."""
-    name_column = next((column for column in ID_COLUMNS if str(record.get(column) or "").strip()), None)
+    name_column = next((column for column in ID_COLUMNS if _text(record.get(column))), None)
     if name_column is None:
         raise MeasurementError(f"{where}, column formula: no formula or candidate_id given")
-    status = str(record.get(STATUS_COLUMN) or "").strip().lower()
+    status = _text(record.get(STATUS_COLUMN)).lower()
     if status not in (*COMPLETED_STATUSES, FAILED_STATUS):
         raise MeasurementError(
             f"{where}, column {STATUS_COLUMN}: {status[:40]!r} is not a status (leave empty, or write failed)"
@@ -120,8 +127,8 @@ def _row(record: Mapping[str, object], where: str, objectives: tuple[ObjectiveCo
     if not failed and not values:
         names = ", ".join(objective.name for objective in objectives)
         raise MeasurementError(f"{where}, columns {names}: no value given (write status failed for a failure)")
-    error = str(record.get(ERROR_COLUMN) or "").strip() or None
-    return _Row(str(record[name_column]).strip(), name_column, values, failed, error, where)
+    error = _text(record.get(ERROR_COLUMN)) or None
+    return _Row(_text(record[name_column]), name_column, values, failed, error, where)
 
 
 def read_rows(
