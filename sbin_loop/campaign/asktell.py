@@ -29,7 +29,7 @@ from sbin_loop.campaign.tell import (
     csv_records,
     read_rows,
 )
-from sbin_loop.config import CampaignConfig, StoreConfig, stored_model_config
+from sbin_loop.config import StoreConfig, parse_config, stored_model_config
 from sbin_loop.engine import CampaignError
 from sbin_loop.faults import crash_point
 from sbin_loop.space.pool import resolve_source
@@ -62,7 +62,7 @@ class Campaign(RoundMachine):
         stored = dict(document.config)
         if isinstance(stored.get("model"), dict):
             stored["model"] = stored_model_config(stored["model"])
-        config = CampaignConfig.model_validate(stored)
+        config = parse_config(stored, origin=f"{directory}: the campaign's stored config")
         marker = read_marker(Path(directory)) or {}
         if marker.get("backend") == "mongodb":
             uri = os.environ.get(STORE_URI_VARIABLE)
