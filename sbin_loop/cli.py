@@ -12,17 +12,18 @@ import typer
 from tqdm import tqdm
 
 from sbin_loop import __version__
+from sbin_loop.asktell_cli import campaign_directory, register
 from sbin_loop.cli_errors import naming_path, reports_errors
-from sbin_loop.config import CampaignConfig, ConfigError, load_config
+from sbin_loop.config import load_config
 from sbin_loop.daemon import start_daemon, stop_daemon
 from sbin_loop.extras import require_extras
 from sbin_loop.inspection.cli import report
 from sbin_loop.locking import CampaignLock, lock_holder
 from sbin_loop.logs import LOG_FILE, configure_logging
-from sbin_loop.loop import Campaign, RoundSummary
+from sbin_loop.loop import Campaign, CampaignError, RoundSummary
 from sbin_loop.model.cli import model_app
 from sbin_loop.space.cli import space_app
-from sbin_loop.status import campaign_status, read_marker
+from sbin_loop.status import campaign_status
 
 app = typer.Typer(help="sbin: closed-loop active-learning materials discovery.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -47,20 +48,6 @@ def main(
     """sbin: closed-loop active-learning materials discovery."""
 
 
-def _campaign_directory(directory: Path | None, config: CampaignConfig) -> Path:
-    """The campaign directory (``campaigns/<name>`` by default), checked before anything is written to it.
-
-    Raises:
-        ConfigError: If it exists and is not a directory.
-        NotACampaignError: If its ``campaign.json`` is not a campaign marker.
-    """
-    directory = directory or Path("campaigns") / config.name
-    if directory.exists() and not directory.is_dir():
-        raise ConfigError(f"--dir: {directory} exists and is not a directory")
-    read_marker(directory)
-    return directory
-
-
 @app.command()
 @reports_errors
 def run(
@@ -72,11 +59,13 @@ def run(
 ) -> None:
     """Run a campaign, or resume it where it stopped, in the foreground."""
     campaign_config, base_dir = load_config(config)
-    directory = _campaign_directory(directory, campaign_config)
+    directory = campaign_directory(directory, campaign_config)
     require_extras(campaign_config)
     configure_logging(directory / LOG_FILE, logging.INFO if verbose else logging.WARNING)
+    if campaign_config.manual:
+        raise CampaignError(f"{config}: oracle kind manual: results arrive by sbin tell; create it with sbin init")
     with naming_path(directory), CampaignLock(directory):
-        _run_in_foreground(Campaign(campaign_config, directory, base_dir))
+        _run_in_foreground(Campaign.from_config(campaign_config, directory, base_dir))
 
 
 def _run_in_foreground(campaign: Campaign) -> None:
@@ -146,7 +135,9 @@ def daemon_start(
 ) -> None:
     """Start (or resume) a campaign in the background; it logs to DIR/sbin.log."""
     campaign_config, _ = load_config(config)
-    directory = _campaign_directory(directory, campaign_config)
+    directory = campaign_directory(directory, campaign_config)
+    if campaign_config.manual:
+        raise CampaignError(f"{config}: oracle kind manual: nothing runs by itself; use sbin ask and sbin tell")
     require_extras(campaign_config)
     pid = start_daemon(config.resolve(), directory.resolve())
     typer.echo(f"campaign {campaign_config.name!r} running as process {pid}; log: {directory / LOG_FILE}")
@@ -173,3 +164,6 @@ def daemon_status(
         return
     running = "not running" if state["pid"] is None else f"running as process {state['pid']}"
     typer.echo(f"daemon {running}\n{_format_status(state)}")
+
+
+register(app)

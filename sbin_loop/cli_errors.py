@@ -18,14 +18,15 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
+from sbin_loop.campaign import CampaignError, MeasurementError
 from sbin_loop.candidates import PoolCacheError
 from sbin_loop.config import ConfigError
 from sbin_loop.daemon import DaemonError
 from sbin_loop.inspection.report import ReportError
 from sbin_loop.locking import CampaignLockedError
-from sbin_loop.loop import CampaignError
 from sbin_loop.model.checkpoint import CheckpointError
 from sbin_loop.model.surrogate import ModelOutputError
+from sbin_loop.plugins import PluginError
 from sbin_loop.space.pool import DataSourceError
 from sbin_loop.status import NotACampaignError
 from sbin_loop.stores import StoreError
@@ -34,6 +35,8 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     DataSourceError,
     CampaignError,
+    MeasurementError,
+    PluginError,
     StoreError,
     CheckpointError,
     NotACampaignError,

@@ -11,7 +11,7 @@ import re
 import reprlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from sbin_loop import limits
+from sbin_loop import limits, plugins
 from sbin_loop.yaml_safe import YamlLimitError, load_yaml
 
 
@@ -509,6 +509,16 @@ class ConstraintConfig(_Section):
         return self
 
 
+BUILTIN_POLICIES = (*get_args(AcquisitionKind), "composite")
+"""Policy kinds sbin itself provides; any other ``kind`` names a plugin (``sbin_loop.plugins``)."""
+
+
+def _policy_kind(kind: str) -> str:
+    if kind in BUILTIN_POLICIES:
+        return kind
+    return plugins.check_installed(plugins.POLICIES, kind, BUILTIN_POLICIES)
+
+
 class PolicyConfig(_AcquisitionFields):
     """Acquisition policy: one acquisition rule, or (``kind: composite``) a batch split between several.
 
@@ -516,7 +526,9 @@ class PolicyConfig(_AcquisitionFields):
     the batch greedily, one pick at a time, given the picks already made.
 
     Attributes:
-        kind: An acquisition rule (see ``_AcquisitionFields``) or ``composite``.
+        kind: An acquisition rule (see ``_AcquisitionFields``), ``composite``, or the name of a policy a third-party
+            package registers (``sbin_loop.plugins``).
+        options: A plugin policy's own settings, passed to its factory untouched.
         components: For ``composite``: the rules and their pick counts, applied in order (e.g. 8 by
             ``expected_improvement`` on Tc, then 2 by ``uncertainty`` on a defect energy).
         constraints: Bounds on objectives; a candidate is eligible only if the joint probability that all hold,
@@ -533,7 +545,8 @@ class PolicyConfig(_AcquisitionFields):
             (20 MB per objective for 128 draws) while staying three orders of magnitude above a batch.
     """
 
-    kind: Literal[AcquisitionKind, "composite"] = "expected_improvement"
+    kind: Annotated[str, AfterValidator(_policy_kind)] = "expected_improvement"
+    options: dict[str, Any] = Field(default_factory=dict)
     components: tuple[AcquisitionConfig, ...] = ()
     constraints: tuple[ConstraintConfig, ...] = ()
     min_feasibility: float = Field(default=0.5, gt=0, le=1)
@@ -544,6 +557,8 @@ class PolicyConfig(_AcquisitionFields):
 
     @model_validator(mode="after")
     def _components_fill_the_batch(self) -> PolicyConfig:
+        if self.options and not self.plugin:
+            raise ValueError(f"options are only used by a plugin policy, not by {self.kind!r}")
         if self.kind != "composite":
             if self.components:
                 raise ValueError(f"components are only used with kind 'composite', not {self.kind!r}")
@@ -556,8 +571,15 @@ class PolicyConfig(_AcquisitionFields):
         return self
 
     @property
+    def plugin(self) -> bool:
+        """Whether ``kind`` names a policy a third-party package registers (``sbin_loop.plugins``)."""
+        return self.kind not in BUILTIN_POLICIES
+
+    @property
     def acquisitions(self) -> tuple[AcquisitionConfig, ...]:
-        """The rules that fill the batch, in order (a single rule makes all ``batch_size`` picks)."""
+        """The rules that fill the batch, in order (a single rule makes all ``batch_size`` picks; none for a plugin)."""
+        if self.plugin:
+            return ()
         if self.kind == "composite":
             return self.components
         fields = self.model_dump(include={"kind", "objective", "weights", "beta"})
@@ -566,7 +588,7 @@ class PolicyConfig(_AcquisitionFields):
     @property
     def needs_model(self) -> bool:
         """Whether any pick depends on the model's posterior (everything except unconstrained random picks)."""
-        return bool(self.constraints) or any(rule.kind != "random" for rule in self.acquisitions)
+        return self.plugin or bool(self.constraints) or any(rule.kind != "random" for rule in self.acquisitions)
 
 
 class OracleSelection(_Section):
@@ -910,21 +932,78 @@ class SynthesisOracleConfig(_OracleBase):
     values: dict[str, str] = Field(default_factory=dict)
 
 
+class ManualOracleConfig(_OracleBase):
+    """A scientist who measures by hand: nothing is launched, results arrive only by ``tell``.
+
+    Attributes:
+        kind: Discriminator, ``manual``.
+    """
+
+    kind: Literal["manual"] = "manual"
+
+
+BUILTIN_ORACLES = ("dataset", "forcefield", "vasp", "synthesis", "manual")
+"""Oracle kinds sbin itself provides; any other ``kind`` names a plugin (``sbin_loop.plugins``)."""
+
+
+def _plugin_oracle(kind: str) -> str:
+    return plugins.check_installed(plugins.ORACLES, kind, BUILTIN_ORACLES)
+
+
+class PluginOracleConfig(_OracleBase):
+    """An oracle a third-party package registers (entry point group ``sbin.oracles``).
+
+    Attributes:
+        kind: The name it is registered under.
+        options: Its own settings, passed to its factory untouched (JSON values).
+    """
+
+    kind: Annotated[str, Field(min_length=1, max_length=limits.MAX_NAME_LENGTH), AfterValidator(_plugin_oracle)]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _oracle_kind(value: object) -> str:
+    kind = _kind_or("dataset")(value)
+    return kind if kind in BUILTIN_ORACLES else "plugin"
+
+
 OracleConfig = Annotated[
     _tagged(DatasetOracleConfig, "dataset")
     | _tagged(ForceFieldOracleConfig, "forcefield")
     | _tagged(VaspOracleConfig, "vasp")
-    | _tagged(SynthesisOracleConfig, "synthesis"),
-    Discriminator(_kind_or("dataset")),
+    | _tagged(SynthesisOracleConfig, "synthesis")
+    | _tagged(ManualOracleConfig, "manual")
+    | _tagged(PluginOracleConfig, "plugin"),
+    Discriminator(_oracle_kind),
 ]
 """Any oracle's settings, told apart by ``kind``."""
+
+
+class InitialMeasurements(_Section):
+    """Measurements one already has, told to a new campaign before round 0 (which is then model-driven).
+
+    Attributes:
+        source: CSV file (``from:`` in the YAML; relative to the config file) with a ``formula`` or
+            ``candidate_id`` column, one column per objective and an optional ``status`` column (``failed`` rows are
+            recorded as failures); the layout ``sbin tell`` reads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    source: str = Field(alias="from", serialization_alias="from", min_length=1, max_length=4096)
+
+
+def _initial_kind(value: object) -> str:
+    """``budget.initial`` is a file of measurements when it is a mapping, else a count of random picks."""
+    return "measurements" if isinstance(value, dict | InitialMeasurements) else "count"
 
 
 class BudgetConfig(_Section):
     """When the campaign stops: after ``rounds``, or earlier when any other criterion given is met.
 
     Attributes:
-        initial: Candidates picked at random (seeded) in round 0, before any model exists.
+        initial: Candidates picked at random (seeded) in round 0, before any model exists; or ``{from: FILE}``:
+            measurements one already has, so that round 0 is picked by the model (a batch of ``policy.batch_size``).
         rounds: Acquisition rounds after round 0.
         max_evaluations: Stop once this many results are stored.
         max_hours: Stop once this many hours have passed since the campaign was created.
@@ -932,11 +1011,25 @@ class BudgetConfig(_Section):
             at most it when minimising).
     """
 
-    initial: int = Field(default=20, gt=1, le=limits.MAX_COUNT)
+    initial: Annotated[
+        _tagged(Annotated[int, Field(gt=1, le=limits.MAX_COUNT)], "count")
+        | _tagged(InitialMeasurements, "measurements"),
+        Discriminator(_initial_kind),
+    ] = 20
     rounds: int = Field(default=10, ge=0, le=limits.MAX_ROUNDS)
     max_evaluations: int | None = Field(default=None, gt=0, le=limits.MAX_COUNT)
     max_hours: float | None = Field(default=None, gt=0, le=limits.MAX_HOURS)
     target: float | None = None
+
+    @property
+    def initial_count(self) -> int | None:
+        """Random picks of round 0, or ``None`` when round 0 starts from measurements (``initial: {from: FILE}``)."""
+        return self.initial if isinstance(self.initial, int) else None
+
+    @property
+    def initial_source(self) -> str | None:
+        """The file of initial measurements, or ``None`` when round 0 is random."""
+        return None if isinstance(self.initial, int) else self.initial.source
 
 
 class IntervalConfig(_Section):
@@ -1091,6 +1184,8 @@ class CampaignConfig(_Section):
         names = {objective.name for objective in self.objectives}
         if not self.oracles or self.oracles[0].select.top_k is not None:
             raise ValueError("oracles: the first oracle must evaluate every pick (no select.top_k)")
+        if len(self.oracles) > 1 and any(isinstance(oracle, ManualOracleConfig) for oracle in self.oracles):
+            raise ValueError("oracles: a manual oracle (results told by hand) must be the campaign's only oracle")
         for position, oracle in enumerate(self.oracles):
             unknown = sorted(set(getattr(oracle, "values", {})) - names)
             if unknown:
@@ -1119,6 +1214,11 @@ class CampaignConfig(_Section):
     def oracle(self) -> OracleConfig:
         """The primary oracle: the one that evaluates every pick."""
         return self.oracles[0]
+
+    @property
+    def manual(self) -> bool:
+        """Whether results arrive only by ``tell`` (``oracle: {kind: manual}``)."""
+        return isinstance(self.oracle, ManualOracleConfig)
 
     @model_validator(mode="after")
     def _policy_objective_exists(self) -> CampaignConfig:

@@ -107,7 +107,7 @@ def run_campaign_process(config_path: Path, directory: Path) -> int:
     configure_logging(directory / LOG_FILE, console_level=None)
     config, base_dir = load_config(config_path)
     with CampaignLock(directory):
-        campaign = Campaign(config, directory, base_dir)
+        campaign = Campaign.from_config(config, directory, base_dir)
 
         def request_stop(signum: int, _frame: object) -> None:
             logger.info("received signal %d: stopping after the current step", signum)

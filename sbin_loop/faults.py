@@ -10,6 +10,9 @@ config in another directory:
   which the dataset oracles of every stage share);
 - identical rounds: the same picks in the same order, acquisition values and best candidates in every round.
 
+``crash_point`` marks places where a test can land a kill exactly (``SBIN_KILL_AT``), between writes that a random
+kill rarely separates.
+
 Used by the test suite (up to 20 kills, at least 10 landing) and ``benchmarks/faults.py`` (``--kills``). Needs a
 config whose oracle is the dataset replay (it writes the ledger) and, to land kills inside the oracle phase, some
 ``oracle.latency_seconds``.
@@ -33,6 +36,15 @@ from sbin_loop.locking import lock_holder
 from sbin_loop.status import open_campaign
 
 LEDGER = Path("oracle") / "dataset_ledger.jsonl"
+
+KILL_AT = "SBIN_KILL_AT"
+"""Environment variable naming a ``crash_point`` at which the process kills itself with SIGKILL (tests only)."""
+
+
+def crash_point(name: str) -> None:
+    """Die here with SIGKILL if ``SBIN_KILL_AT`` names this point: a kill -9 landing exactly between two writes."""
+    if os.environ.get(KILL_AT) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass

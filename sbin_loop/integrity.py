@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sbin_loop.stores import CampaignStore, JobDoc, ResultDoc, RoundDoc, StoreError
+from sbin_loop.stores.documents import TOLD
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,14 @@ def _job_problems(snapshot: Snapshot, kinds: list[str]) -> list[str]:
     """Jobs without their round, completed jobs without their result, results and ledger entries without their job."""
     problems = []
     rounds = {doc.round for doc in snapshot.rounds_after}
-    orphans = sorted({job.round for job in snapshot.jobs_before if job.round not in rounds})
+    told_round = len(snapshot.rounds_after)  # measurements told before the next round is proposed
+    orphans = sorted(
+        {
+            job.round
+            for job in snapshot.jobs_before
+            if job.round not in rounds and not (job.oracle == TOLD and job.round == told_round)
+        }
+    )
     if orphans:
         problems.append(
             f"jobs collection holds jobs of round(s) {orphans} but the rounds collection has "
@@ -183,6 +191,7 @@ def _job_problems(snapshot: Snapshot, kinds: list[str]) -> list[str]:
             job.job_id
             for job in snapshot.jobs_before
             if job.state != "pending"
+            and job.oracle != TOLD
             and job.stage < len(kinds)
             and LEDGERS.get(kinds[job.stage]) == ledger
             and f"{job.job_id}@{job.attempts}" not in recorded

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from sbin_loop.config import StoreConfig
-from sbin_loop.integrity import check_campaign
+from sbin_loop.integrity import check_campaign, oracle_kinds
 from sbin_loop.locking import lock_holder
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval
 
@@ -132,20 +132,27 @@ def ranked_by_mean(rows: list[dict], objective: str, goal: str) -> list[dict]:
     return sorted(rows, key=key)
 
 
-def _state(rounds: list, stop_reason: str | None, driven_by: int | None) -> str:
-    """``finished``, ``running`` (a process holds the campaign lock), ``stopped`` (resumable) or ``new``."""
+def _state(rounds: list, stop_reason: str | None, driven_by: int | None, manual: bool = False) -> str:
+    """The campaign's state in one word.
+
+    ``finished``, ``running`` (a process holds the campaign lock), ``waiting`` (a manual campaign's proposals await
+    their measurements), ``stopped`` (resumable) or ``new``.
+    """
     if rounds and stop_reason is not None and rounds[-1].state == "complete":
         return "finished"
     if driven_by is not None:
         return "running"
+    if manual and rounds and rounds[-1].state != "complete":
+        return "waiting"
     return "stopped" if rounds else "new"
 
 
 def campaign_status(directory: Path) -> dict:
     """Everything ``sbin status`` shows, as plain JSON-ready data.
 
-    Keys: ``campaign``, ``state`` (``new``, ``running`` while a process drives it, ``stopped`` when none does and
-    it is not finished, or ``finished``), ``driven_by`` (the pid holding the campaign lock, or None),
+    Keys: ``campaign``, ``state`` (``new``, ``running`` while a process drives it, ``waiting`` while a manual
+    campaign's proposals await ``sbin tell``, ``stopped`` when none does and it is not finished, or ``finished``),
+    ``driven_by`` (the pid holding the campaign lock, or None),
     ``stop_reason``, ``rounds_planned``, ``rounds_complete``, ``n_evaluations``, ``n_failed``, ``interval_level``
     (central level of the intervals shown), ``best`` (best measured candidates with model intervals),
     ``top_predicted`` (best unmeasured candidates with intervals, best first by the mean shown) and ``rounds`` (each
@@ -164,7 +171,7 @@ def campaign_status(directory: Path) -> dict:
         store.close()
     planned = doc.config["budget"]["rounds"] + 1
     complete = [round_doc for round_doc in rounds if round_doc.state == "complete"]
-    state = _state(rounds, doc.stop_reason, driven_by)
+    state = _state(rounds, doc.stop_reason, driven_by, oracle_kinds(doc.config) == ["manual"])
     last = complete[-1] if complete else None
     best = [_interval_row(entry) for entry in (last.intervals.get("best_observed", []) if last else [])]
     predicted = [_interval_row(entry) for entry in (last.intervals.get("top_predicted", []) if last else [])]

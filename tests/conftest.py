@@ -42,7 +42,7 @@ def mission_campaign(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of the finished ``shrunk_mission`` campaign (real CHGNet), shared read-only by tests."""
     pytest.importorskip("chgnet", reason="the forcefield extra is not installed")
     directory = tmp_path_factory.mktemp("mission") / "campaign"
-    Campaign(parse_config(shrunk_mission(), origin="mission"), directory, CONFIGS).run()
+    Campaign.from_config(parse_config(shrunk_mission(), origin="mission"), directory, CONFIGS).run()
     return directory
 
 
@@ -70,7 +70,7 @@ def finished_campaign(tmp_path_factory: pytest.TempPathFactory, supercon: pd.Dat
     """Directory of a finished 3-round campaign (``campaign_config`` defaults), shared read-only by tests."""
     base = tmp_path_factory.mktemp("finished")
     directory = base / "campaign"
-    Campaign(campaign_config(write_pool(base, supercon)), directory).run()
+    Campaign.from_config(campaign_config(write_pool(base, supercon)), directory).run()
     return directory
 
 

@@ -133,14 +133,14 @@ def _collections(directory: Path) -> dict[str, bytes]:
 
 def test_bad_input_on_an_existing_campaign_changes_nothing(tmp_path: Path, pool_csv: Path):
     directory = tmp_path / "c"
-    Campaign(campaign_config(pool_csv, budget={"initial": 6, "rounds": 0}), directory).run()
+    Campaign.from_config(campaign_config(pool_csv, budget={"initial": 6, "rounds": 0}), directory).run()
     before = _collections(directory)
     empty = tmp_path / "empty.csv"
     pd.DataFrame({"formula": ["Xx", "", "Qq2"], "Tc_K": [1, 2, 3]}).to_csv(empty, index=False)
     attempts = [
-        lambda: Campaign(campaign_config(pool_csv, policy={"batch_size": 9}), directory),
-        lambda: Campaign(campaign_config(empty), directory),
-        lambda: Campaign(campaign_config(pool_csv, name="other"), directory),
+        lambda: Campaign.from_config(campaign_config(pool_csv, policy={"batch_size": 9}), directory),
+        lambda: Campaign.from_config(campaign_config(empty), directory),
+        lambda: Campaign.from_config(campaign_config(pool_csv, name="other"), directory),
     ]
     for attempt in attempts:
         with pytest.raises(ConfigError):
@@ -152,5 +152,5 @@ def test_an_empty_pool_is_refused_before_anything_is_stored(tmp_path: Path):
     empty = tmp_path / "empty.csv"
     pd.DataFrame({"formula": ["Xx", "", "Qq2"], "Tc_K": [1, 2, 3]}).to_csv(empty, index=False)
     with pytest.raises(ConfigError, match=r"budget\.initial"):
-        Campaign(campaign_config(empty), tmp_path / "new")
+        Campaign.from_config(campaign_config(empty), tmp_path / "new")
     assert not (tmp_path / "new" / "campaign.json").exists()

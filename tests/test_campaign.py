@@ -67,7 +67,7 @@ def _selections(campaign: Campaign) -> list[list[str]]:
 
 @pytest.fixture()
 def finished(tmp_path: Path, pool_csv: Path) -> Campaign:
-    campaign = Campaign(campaign_config(pool_csv), tmp_path / "a")
+    campaign = Campaign.from_config(campaign_config(pool_csv), tmp_path / "a")
     campaign.run()
     return campaign
 
@@ -95,14 +95,14 @@ def test_three_rounds_stored_and_nothing_picked_twice(finished: Campaign):
 
 
 def test_same_seed_gives_same_rounds(finished: Campaign, tmp_path: Path, pool_csv: Path):
-    again = Campaign(campaign_config(pool_csv), tmp_path / "b")
+    again = Campaign.from_config(campaign_config(pool_csv), tmp_path / "b")
     again.run()
     assert _selections(again) == _selections(finished)
 
 
 def test_warm_started_rounds_continue_from_the_last_checkpoint_and_repeat_with_the_seed(tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv, model={**FAST_MODEL, "warm_start_steps": 40, "warm_start_rounds": 1})
-    first, again = Campaign(config, tmp_path / "a"), Campaign(config, tmp_path / "b")
+    first, again = Campaign.from_config(config, tmp_path / "a"), Campaign.from_config(config, tmp_path / "b")
     first.run()
     again.run()
     trainings = [doc.training for doc in first.store.rounds()]
@@ -115,7 +115,7 @@ def test_warm_started_rounds_continue_from_the_last_checkpoint_and_repeat_with_t
 
 def test_resume_after_interruption_continues_from_last_round(finished: Campaign, tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv)
-    crashing = Campaign(config, tmp_path / "c")
+    crashing = Campaign.from_config(config, tmp_path / "c")
     crashing.stages[0] = replace(crashing.stages[0], oracle=CrashingOracle(crashing.stages[0].oracle, crash_round=2))
     with pytest.raises(Interrupted):
         crashing.run()
@@ -124,7 +124,7 @@ def test_resume_after_interruption_continues_from_last_round(finished: Campaign,
     assert {job.state for job in crashing.store.jobs(2)} == {"submitted"}
     crashing.store.close()
 
-    resumed = Campaign(config, tmp_path / "c")  # a fresh process would do exactly this
+    resumed = Campaign.from_config(config, tmp_path / "c")  # a fresh process would do exactly this
     assert resumed.next_round() == 2
     summaries = resumed.run()
     assert [summary.round for summary in summaries] == [2]
@@ -135,10 +135,10 @@ def test_resume_after_interruption_continues_from_last_round(finished: Campaign,
 
 def test_budget_can_be_raised_but_nothing_else_changed(finished: Campaign, pool_csv: Path):
     longer = campaign_config(pool_csv, budget={"initial": 6, "rounds": 3})
-    extended = Campaign(longer, finished.directory)
+    extended = Campaign.from_config(longer, finished.directory)
     assert extended.next_round() == 3
     with pytest.raises(ConfigError, match=r"policy\.batch_size"):
-        Campaign(campaign_config(pool_csv, policy={"batch_size": 5}), finished.directory)
+        Campaign.from_config(campaign_config(pool_csv, policy={"batch_size": 5}), finished.directory)
 
 
 def test_a_campaign_keeps_the_model_it_started_with_when_sbin_defaults_change(finished: Campaign, pool_csv: Path):
@@ -150,19 +150,20 @@ def test_a_campaign_keeps_the_model_it_started_with_when_sbin_defaults_change(fi
     finished.store.put_campaign(stored.model_copy(update={"config": {**stored.config, "model": old_model}}))
     finished.store.close()
 
-    resumed = Campaign(campaign_config(pool_csv), finished.directory)
+    resumed = Campaign.from_config(campaign_config(pool_csv), finished.directory)
     assert (resumed.config.model.likelihood, resumed.config.model.validation_metric) == ("gaussian", "mse")
     assert resumed.store.campaign_doc().config["model"]["likelihood"] == "gaussian"
     resumed.store.close()
     explicit = campaign_config(pool_csv, model={**FAST_MODEL, "likelihood": "laplace"})
     with pytest.raises(ConfigError, match=r"model\.likelihood"):
-        Campaign(explicit, finished.directory)
+        Campaign.from_config(explicit, finished.directory)
 
 
 def test_failed_and_nan_jobs_are_recorded_not_ingested(tmp_path: Path, pool_csv: Path):
     config = campaign_config(pool_csv, budget={"initial": 6, "rounds": 0})
-    campaign = Campaign(config, tmp_path / "f")
-    first = Campaign(config, tmp_path / "probe")._propose(0)  # the seeded initial picks, in a scratch directory
+    campaign = Campaign.from_config(config, tmp_path / "f")
+    # the seeded initial picks, in a scratch directory
+    first = Campaign.from_config(config, tmp_path / "probe")._propose(0)
     bad, nan = first.selected[0].candidate_id, first.selected[1].candidate_id
     campaign.stages[0] = replace(campaign.stages[0], oracle=FailingOracle(campaign.stages[0].oracle, fail=bad, nan=nan))
     campaign.run()
@@ -200,7 +201,7 @@ def test_perovskite_space_campaign_with_filtered_replay(tmp_path: Path):
             "intervals": {"n_draws": 100},
         }
     )
-    campaign = Campaign(config, tmp_path / "abo3")
+    campaign = Campaign.from_config(config, tmp_path / "abo3")
     assert "SrTiO3" in campaign.pool.rows_of({"SrTiO3"})
     assert "perovskite tolerance_factor" in campaign.pool.feature_names
     campaign.run()

@@ -233,7 +233,7 @@ def test_every_figure_drawn_for_a_finished_campaign(view: CampaignView) -> None:
 
 
 def test_new_campaign_has_empty_frames_and_no_figures(tmp_path: Path, pool_csv: Path) -> None:
-    Campaign(campaign_config(pool_csv), tmp_path / "new")
+    Campaign.from_config(campaign_config(pool_csv), tmp_path / "new")
     view = open_view(tmp_path / "new")
     assert view.rounds == [] and view.results == []
     for frame in (view.rounds_frame(), view.evaluations(), view.selections(), view.predictions(), view.training()):

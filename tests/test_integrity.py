@@ -126,7 +126,7 @@ def test_status_and_report_refuse_truncated_results_on_the_command_line(
 def test_an_intact_copy_passes_every_check(finished_campaign: Path, tmp_path: Path):
     directory = _copy(finished_campaign, tmp_path)
     assert campaign_status(directory)["state"] == "finished"
-    assert Campaign(campaign_config(finished_campaign.parent / "pool.csv"), directory).next_round() is None
+    assert Campaign.from_config(campaign_config(finished_campaign.parent / "pool.csv"), directory).next_round() is None
 
 
 def test_another_config_cannot_take_over_a_directory_without_campaign_json(finished_campaign: Path, tmp_path: Path):
@@ -134,7 +134,7 @@ def test_another_config_cannot_take_over_a_directory_without_campaign_json(finis
     (directory / "campaign.json").unlink()
     before = snapshot(directory)
     with pytest.raises(CampaignIntegrityError, match=r"campaign.json is missing.*'test'"):
-        Campaign(campaign_config(finished_campaign.parent / "pool.csv", name="other"), directory)
+        Campaign.from_config(campaign_config(finished_campaign.parent / "pool.csv", name="other"), directory)
     assert snapshot(directory) == before
 
 
@@ -151,7 +151,7 @@ def test_a_stored_checkpoint_is_never_overwritten(finished_campaign: Path, tmp_p
     finally:
         store.close()
     before = snapshot(directory / "checkpoints")
-    campaign = Campaign(campaign_config(finished_campaign.parent / "pool.csv"), directory)
+    campaign = Campaign.from_config(campaign_config(finished_campaign.parent / "pool.csv"), directory)
     with pytest.raises(CampaignIntegrityError, match="checkpoints/round_0002 exists"):
         campaign.run()
     assert snapshot(directory / "checkpoints") == before
@@ -166,7 +166,7 @@ def test_a_checkpoint_saved_before_a_kill_is_completed_by_the_same_retraining(fi
         store.close()
     (directory / "checkpoints" / "round_0002" / "metadata.json").unlink()  # killed between the two files
     before = snapshot(directory / "checkpoints")
-    Campaign(campaign_config(finished_campaign.parent / "pool.csv"), directory).run()
+    Campaign.from_config(campaign_config(finished_campaign.parent / "pool.csv"), directory).run()
     after = snapshot(directory / "checkpoints")
     assert {path: after[path] for path in before} == before
     assert "round_0002/metadata.json" in after
@@ -180,10 +180,10 @@ def test_a_pool_left_by_a_failed_first_start_is_rebuilt_for_a_corrected_space(tm
     directory = tmp_path / "campaign"
     missing = {"kind": "dataset", "source": str(tmp_path / "missing.csv"), "poll_seconds": 0.01}
     with pytest.raises(Exception, match=r"missing\.csv"):
-        Campaign(campaign_config(first, oracle=missing), directory)
+        Campaign.from_config(campaign_config(first, oracle=missing), directory)
     assert (directory / "pool" / "pool.json").is_file() and not (directory / "campaign.json").exists()
 
-    campaign = Campaign(campaign_config(second, budget={"initial": 6, "rounds": 1}), directory)
+    campaign = Campaign.from_config(campaign_config(second, budget={"initial": 6, "rounds": 1}), directory)
     expected = set(pd.read_csv(second)["formula"])
     assert set(campaign.pool.take(range(len(campaign.pool))).formulas) <= expected
     campaign.run()
@@ -197,7 +197,7 @@ def test_a_pool_from_another_space_is_refused_once_rounds_are_stored(finished_ca
     (directory / "pool" / "pool.json").write_text(json.dumps({**meta, "fingerprint": "0123456789abcdef"}))
     before = snapshot(directory)
     with pytest.raises(CampaignIntegrityError, match=r"pool/pool\.json was built from another space config"):
-        Campaign(campaign_config(finished_campaign.parent / "pool.csv"), directory)
+        Campaign.from_config(campaign_config(finished_campaign.parent / "pool.csv"), directory)
     assert snapshot(directory) == before
 
 
@@ -268,9 +268,10 @@ def test_credentials_never_reach_the_store_the_log_or_the_report_and_do_not_bloc
     pool = write_pool(tmp_path, supercon)
     directory = tmp_path / "campaign"
     first = {"uri": f"mongodb://alice:{SECRET}@db1.example:27017/sbin"}
-    Campaign(campaign_config(pool, store=first, budget={"initial": 6, "rounds": 1}), directory).run(max_rounds=1)
+    budget = {"initial": 6, "rounds": 1}
+    Campaign.from_config(campaign_config(pool, store=first, budget=budget), directory).run(max_rounds=1)
     moved = {"uri": "mongodb://alice:new-pw@db2.example:27017/sbin", "server_selection_timeout_ms": 2000}
-    Campaign(campaign_config(pool, store=moved, budget={"initial": 6, "rounds": 1}), directory).run()
+    Campaign.from_config(campaign_config(pool, store=moved, budget={"initial": 6, "rounds": 1}), directory).run()
 
     monkeypatch.setenv("SBIN_STORE_URI", "mongodb://alice:new-pw@db2.example:27017/sbin")
     assert campaign_status(directory)["state"] == "finished"
@@ -320,7 +321,7 @@ def test_unusable_measured_values_become_failed_jobs_and_the_campaign_finishes(
     config = campaign_config(
         pool, objectives=[{"name": "Tc_K", "unit": "K", **objective}], budget={"initial": 6, "rounds": 1}
     )
-    campaign = Campaign(config, tmp_path / "campaign")
+    campaign = Campaign.from_config(config, tmp_path / "campaign")
     campaign.run()
     failed = [job for job in campaign.store.jobs() if job.state == "failed"]
     assert [job.formula for job in failed] == [rows.loc[3, "formula"]]
@@ -339,7 +340,7 @@ def test_a_stored_value_the_model_cannot_use_does_not_stop_a_resume(finished_cam
         store._backends["sbin_results"].update(huge, key=["campaign", "job_id"])
     finally:
         store.close()
-    campaign = Campaign(
+    campaign = Campaign.from_config(
         campaign_config(finished_campaign.parent / "pool.csv", budget={"initial": 6, "rounds": 3}), directory
     )
     assert len(campaign.run()) == 1

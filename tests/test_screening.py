@@ -73,14 +73,15 @@ def large_pool(tmp_path_factory: pytest.TempPathFactory, supercon: pd.DataFrame)
 def test_screened_batch_equals_the_exact_batch(kind: str, large_pool: Path, tmp_path: Path):
     policy = {"kind": kind, "batch_size": 5, "mc_samples": 32, "shortlist": 300}
     config = campaign_config(large_pool, policy=policy, budget={"initial": 20, "rounds": 1})
-    campaign = Campaign(config, tmp_path / kind)
+    campaign = Campaign.from_config(config, tmp_path / kind)
     campaign.run_round(0)
     screened = campaign._propose(1)
     available = campaign._available()
     assert all(entry.details["screened"] == available.sum() > 2900 for entry in screened.selected)
     assert all(entry.details["shortlist"] < 3 * 300 for entry in screened.selected)
     rows = np.flatnonzero(available)
-    scores = campaign._scorer(campaign._load_model(0), 1)(rows, campaign.pool.take(rows).features)
+    scorer = campaign.engine.scorer(campaign._load_model(0), 1, campaign.store.results())
+    scores = scorer(rows, campaign.pool.take(rows).features)
     rng = np.random.default_rng(derive_seed(config.seed, 1, _SELECT))
     exact = campaign.policy.select(scores, rows.size, rng)
     values = [entry.acquisition_value for entry in screened.selected]

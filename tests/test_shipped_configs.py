@@ -88,7 +88,7 @@ def test_shipped_config_stores_values_inside_the_support(
         directory = request.getfixturevalue("mission_campaign")
     else:
         directory = tmp_path / "campaign"
-        Campaign(config, directory, CONFIGS).run()
+        Campaign.from_config(config, directory, CONFIGS).run()
     view = open_view(directory)
     stored = view.intervals()
     assert not stored.empty, "no interval was stored"

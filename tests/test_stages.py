@@ -163,7 +163,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, supercon: pd.DataFrame) -> 
 def reference(inputs: tuple[Path, Path, Path]) -> Campaign:
     """A finished 3-round campaign: every pick replayed, then the top 2 of each round replayed from the lab table."""
     pool_csv, lab_csv, base = inputs
-    campaign = Campaign(_staged(pool_csv, _replay_stage(lab_csv)), base / "reference")
+    campaign = Campaign.from_config(_staged(pool_csv, _replay_stage(lab_csv)), base / "reference")
     campaign.run()
     return campaign
 
@@ -204,7 +204,7 @@ def test_two_stage_campaign_runs_and_promotes_the_top_k_by_measured_value(refere
 
 
 def test_the_later_stage_value_is_the_one_trained_on(reference: Campaign):
-    rows, targets, _ = reference._training_data()
+    rows, targets = reference.engine.inputs.training_data(reference.store.results())
     assert len(rows) == len(set(rows.tolist())) == 14  # one row per candidate, not per result
     assert reference.store.rounds()[-1].training["n_train"] == 14
     first = {r.candidate_id: r.values["Tc_K"] for r in reference.store.results() if r.stage == 0}
@@ -226,7 +226,8 @@ def test_promotion_ranks_measured_then_predicted_values_and_skips_failures(
 ):
     pool_csv, lab_csv, _ = inputs
     objectives = [{"name": "Tc_K", "goal": goal, "unit": "K"}]
-    campaign = Campaign(_staged(pool_csv, _replay_stage(lab_csv, top_k=10), objectives=objectives), tmp_path / "c")
+    staged = _staged(pool_csv, _replay_stage(lab_csv, top_k=10), objectives=objectives)
+    campaign = Campaign.from_config(staged, tmp_path / "c")
     # candidate: (predicted mean stored with the pick, first-stage job state, value the first stage measured)
     picks = {
         "A": (1.0, "completed", 60.0),
@@ -266,7 +267,7 @@ def test_promotion_ranks_measured_then_predicted_values_and_skips_failures(
                     oracle="o",
                 )
             )
-    order = [entry.candidate_id for entry in campaign._promoted(doc, 1)]
+    order = [entry.candidate_id for entry in campaign.runner.promoted(doc, 1)]
     ranked = ["A", "B", "C", "F"]  # 60 measured, 50 and 30 predicted, 10 measured (F's prediction of 90 is ignored)
     assert order == (ranked if goal == "maximize" else ranked[::-1]) + ["E"]  # no value: last; D failed: never
 
@@ -276,7 +277,7 @@ def test_second_stage_failures_are_retried_then_recorded_without_breaking_the_ro
 ):
     pool_csv, lab_csv, _ = inputs
     always, once = [job.candidate_id for job in reference.store.jobs(0) if job.stage == 1]
-    campaign = Campaign(_staged(pool_csv, _replay_stage(lab_csv)), tmp_path / "flaky")
+    campaign = Campaign.from_config(_staged(pool_csv, _replay_stage(lab_csv)), tmp_path / "flaky")
     campaign.stages[1] = replace(campaign.stages[1], oracle=Flaky(campaign.stages[1].oracle, always, once))
     campaign.run(max_rounds=2)
     jobs = {(job.stage, job.candidate_id): job for job in campaign.store.jobs()}
@@ -287,7 +288,7 @@ def test_second_stage_failures_are_retried_then_recorded_without_breaking_the_ro
     assert [(doc.state, doc.n_failed) for doc in campaign.store.rounds()] == [("complete", 1), ("complete", 1)]
     results = {(result.stage, result.candidate_id): result for result in campaign.store.results()}
     assert (1, always) not in results and (1, once) in results
-    rows, targets, _ = campaign._training_data()
+    rows, targets = campaign.engine.inputs.training_data(campaign.store.results())
     trained = dict(zip(campaign.pool.take(rows).ids.tolist(), targets[:, 0], strict=True))
     assert trained[always] == results[(0, always)].values["Tc_K"]  # the first stage's value still trains
     assert trained[once] == results[(1, once)].values["Tc_K"]
@@ -300,7 +301,7 @@ def test_crash_in_the_second_stage_loses_and_duplicates_nothing(
 ):
     pool_csv, lab_csv, _ = inputs
     config = _staged(pool_csv, _replay_stage(lab_csv))
-    crashing = Campaign(config, tmp_path / "c")
+    crashing = Campaign.from_config(config, tmp_path / "c")
     crashing.stages[1] = replace(crashing.stages[1], oracle=CrashOnce(crashing.stages[1].oracle, when, crash_round=1))
     with pytest.raises(Crash):
         crashing.run()
@@ -310,7 +311,7 @@ def test_crash_in_the_second_stage_loses_and_duplicates_nothing(
     assert len(second) == 2 and {job.state for job in second} == {"submitted" if when == "poll" else "pending"}
     crashing.store.close()
 
-    resumed = Campaign(config, tmp_path / "c")  # what a restarted process does
+    resumed = Campaign.from_config(config, tmp_path / "c")  # what a restarted process does
     assert resumed.next_round() == 1
     resumed.run()
     assert _stored(resumed) == _stored(reference)
@@ -322,14 +323,15 @@ def test_crash_in_the_second_stage_loses_and_duplicates_nothing(
 def test_crash_while_a_simulated_lab_works_resubmits_its_lost_requests(inputs: tuple[Path, Path, Path], tmp_path: Path):
     pool_csv, lab_csv, _ = inputs
     config = _staged(pool_csv, _lab_stage(lab_csv), budget={"initial": 6, "rounds": 1})
-    uninterrupted = Campaign(config, tmp_path / "u")
+    uninterrupted = Campaign.from_config(config, tmp_path / "u")
     uninterrupted.run()
-    crashing = Campaign(config, tmp_path / "c")
+    crashing = Campaign.from_config(config, tmp_path / "c")
     crashing.stages[1] = replace(crashing.stages[1], oracle=CrashOnce(crashing.stages[1].oracle, "poll", crash_round=1))
     with pytest.raises(Crash):
         crashing.run()
     crashing.store.close()
-    resumed = Campaign(config, tmp_path / "c")  # the lab's memory died with the process: the attempts are sent again
+    # the lab's memory died with the process: the attempts are sent again
+    resumed = Campaign.from_config(config, tmp_path / "c")
     resumed.run()
     assert _stored(resumed) == _stored(uninterrupted)
     assert {oracle for _, oracle, _, _ in _stored(resumed)[0].values()} == {"dataset", "synthesis"}
@@ -343,7 +345,7 @@ def test_crash_while_a_file_queue_lab_works_sends_each_request_once_and_loses_no
     pool_csv, lab_csv, _ = inputs
     stage = {"kind": "synthesis", "select": {"top_k": 2}, "backend": {"kind": "file_queue"}}
     config = _staged(pool_csv, stage)
-    crashing = Campaign(config, tmp_path / "c")
+    crashing = Campaign.from_config(config, tmp_path / "c")
     crashing.stages[1] = replace(crashing.stages[1], oracle=CrashOnce(crashing.stages[1].oracle, when, crash_round=1))
     lab = FileLab(tmp_path / "c", lab_csv)
     lab.start()
@@ -351,7 +353,8 @@ def test_crash_while_a_file_queue_lab_works_sends_each_request_once_and_loses_no
         with pytest.raises(Crash):
             crashing.run()
         crashing.store.close()
-        resumed = Campaign(config, tmp_path / "c")  # a new process: the queue's state is read back from its files
+        # a new process: the queue's state is read back from its files
+        resumed = Campaign.from_config(config, tmp_path / "c")
         resumed.run()
     finally:
         lab.halt.set()

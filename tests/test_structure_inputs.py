@@ -80,7 +80,7 @@ def structured_campaign(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
     pool = base / "pool.csv"
     pd.DataFrame({"formula": PEROVSKITES, "Tc_K": [10 * lattice[f] - 30 for f in PEROVSKITES]}).to_csv(pool)
     config = campaign_config(pool, budget={"initial": 6, "rounds": 1})
-    campaign = Campaign(config, base / "campaign")
+    campaign = Campaign.from_config(config, base / "campaign")
     campaign.stages[0] = replace(campaign.stages[0], oracle=WithRelaxedCell(campaign.stages[0].oracle, lattice))
     campaign.run()
     return base / "campaign", [doc.state for doc in campaign.store.rounds()]

@@ -1,22 +1,28 @@
 """Oracles: where the values of picked candidates come from.
 
+Each oracle kind has a factory, found by name: sbin's own in ``ORACLE_FACTORIES``, any other kind among the
+``sbin.oracles`` entry points of installed packages (``sbin_loop.plugins``).
+
 ``build_oracles`` makes every configured oracle as an ``OracleStage``: the oracle with the selection of a round's picks
 it evaluates and its retry, polling and timeout settings. The campaign loop runs the stages of a round in order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from sbin_loop import plugins
 from sbin_loop.config import (
     CampaignConfig,
     ConfigError,
     DatasetOracleConfig,
     ForceFieldOracleConfig,
-    OracleConfig,
+    ManualOracleConfig,
     OracleSelection,
     SynthesisOracleConfig,
     VaspOracleConfig,
@@ -30,6 +36,8 @@ __all__ = [
     "DatasetReplayOracle",
     "JobRequest",
     "Oracle",
+    "OracleContext",
+    "OracleFactory",
     "OracleOutcome",
     "OracleOutput",
     "OracleStage",
@@ -37,6 +45,7 @@ __all__ = [
     "checked_outcome",
     "dataset_table",
     "declared_outputs",
+    "oracle_factory",
     "rename_values",
     "replayed_columns",
 ]
@@ -126,38 +135,68 @@ def dataset_table(
     )
 
 
-def _make(
-    settings: OracleConfig,
-    config: CampaignConfig,
-    base_dir: Path,
-    work_dir: Path,
-    table: FormulaTable | None = None,
-    position: int = 0,
-) -> Oracle:
-    if isinstance(settings, DatasetOracleConfig):
-        return DatasetReplayOracle(
-            table if table is not None else dataset_table(settings, config, base_dir, position),
-            replayed_columns(settings, config, base_dir, position),
-            ledger=work_dir / "oracle" / "dataset_ledger.jsonl",
-            latency_seconds=settings.latency_seconds,
-            noise_std=settings.noise_std,
-            seed=config.seed,
-        )
-    if isinstance(settings, ForceFieldOracleConfig):
-        from sbin_loop.oracles.forcefield import forcefield_oracle
+@dataclass(frozen=True)
+class OracleContext:
+    """What an oracle factory gets besides its own settings.
 
-        return forcefield_oracle(settings, work_dir / "forcefield")
-    if isinstance(settings, VaspOracleConfig):
-        from sbin_loop.oracles.vasp import VaspDefectOracle
+    Attributes:
+        config: The campaign config.
+        base_dir: Directory relative paths in the config are resolved against.
+        work_dir: Campaign directory; an oracle keeps its job directories, queues and ledgers under it.
+        position: Index of the oracle's stage in ``config.oracles``.
+        table: For a primary dataset oracle, its table if the caller has already read it.
+    """
 
-        return VaspDefectOracle(settings, work_dir / "vasp" / "submitted.jsonl")
-    assert isinstance(settings, SynthesisOracleConfig)
+    config: CampaignConfig
+    base_dir: Path
+    work_dir: Path
+    position: int = 0
+    table: FormulaTable | None = None
+
+
+OracleFactory = Callable[[Any, OracleContext], Oracle]
+"""Makes an oracle from its config section and the context; plugins register one under their kind."""
+
+
+def _dataset(settings: DatasetOracleConfig, context: OracleContext) -> Oracle:
+    config = context.config
+    return DatasetReplayOracle(
+        context.table
+        if context.table is not None
+        else dataset_table(settings, config, context.base_dir, context.position),
+        replayed_columns(settings, config, context.base_dir, context.position),
+        ledger=context.work_dir / "oracle" / "dataset_ledger.jsonl",
+        latency_seconds=settings.latency_seconds,
+        noise_std=settings.noise_std,
+        seed=config.seed,
+    )
+
+
+def _manual(settings: ManualOracleConfig, context: OracleContext) -> Oracle:
+    from sbin_loop.oracles.manual import ManualOracle
+
+    return ManualOracle()
+
+
+def _forcefield(settings: ForceFieldOracleConfig, context: OracleContext) -> Oracle:
+    from sbin_loop.oracles.forcefield import forcefield_oracle
+
+    return forcefield_oracle(settings, context.work_dir / "forcefield")
+
+
+def _vasp(settings: VaspOracleConfig, context: OracleContext) -> Oracle:
+    from sbin_loop.oracles.vasp import VaspDefectOracle
+
+    return VaspDefectOracle(settings, context.work_dir / "vasp" / "submitted.jsonl")
+
+
+def _synthesis(settings: SynthesisOracleConfig, context: OracleContext) -> Oracle:
     from sbin_loop.oracles.file_queue import campaign_file_queue
     from sbin_loop.oracles.synthesis import SimulatedLab, SynthesisOracle
 
-    backend = settings.backend
+    config, backend = context.config, settings.backend
     if backend.kind == "file_queue":
-        lab = campaign_file_queue(work_dir, backend, f"oracles.{position}.backend")
+        lab = campaign_file_queue(context.work_dir, backend, f"oracles.{context.position}.backend")
     else:
         measured = {name: name for name in settings.values.values()} or _objective_columns(config)
         measured.pop("phase_purity", None)
@@ -168,10 +207,25 @@ def _make(
             source,
             backend.formula_column,
             value_columns=tuple(measured.values()),
-            base_dir=base_dir,
+            base_dir=context.base_dir,
         )
         lab = SimulatedLab(table, measured, backend)
     return SynthesisOracle(lab, settings.conditions, settings.values)
+
+
+ORACLE_FACTORIES: dict[str, OracleFactory] = {
+    "dataset": _dataset,
+    "forcefield": _forcefield,
+    "vasp": _vasp,
+    "synthesis": _synthesis,
+    "manual": _manual,
+}
+"""sbin's own oracles by kind; other kinds are looked up among the ``sbin.oracles`` entry points."""
+
+
+def oracle_factory(kind: str) -> OracleFactory:
+    """The factory of an oracle kind: sbin's own, else the plugin registered under it (``sbin_loop.plugins``)."""
+    return ORACLE_FACTORIES.get(kind) or plugins.load(plugins.ORACLES, kind)
 
 
 def build_oracles(
@@ -190,7 +244,9 @@ def build_oracles(
     """
     return [
         OracleStage(
-            _make(settings, config, base_dir, work_dir, table if position == 0 else None, position),
+            oracle_factory(settings.kind)(
+                settings, OracleContext(config, base_dir, work_dir, position, table if position == 0 else None)
+            ),
             settings.select,
             settings.max_attempts,
             settings.poll_seconds,

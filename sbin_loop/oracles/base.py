@@ -76,6 +76,10 @@ class Oracle(Protocol):
         """Outcomes, by job id, of the finished attempts among ``requests``; running ones are absent."""
         ...
 
+    def close(self) -> None:
+        """Release what the oracle holds (worker processes, connections) once the campaign is finished."""
+        ...
+
 
 def checked_outcome(outcome: OracleOutcome, expected: tuple[str, ...]) -> OracleOutcome:
     """Turn a completed outcome with missing or non-finite expected values into a failure naming them.

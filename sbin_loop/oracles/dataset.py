@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from pathlib import Path
-
-import numpy as np
 
 from sbin_loop.oracles.base import JobRequest, OracleOutcome
 from sbin_loop.oracles.ledger import append_lines, read_json_objects
+from sbin_loop.seeds import derived_rng
 from sbin_loop.space import FormulaTable
 from sbin_loop.space.pool import composition_key_of
 
@@ -92,7 +90,7 @@ class DatasetReplayOracle:
     def _noisy(self, request: JobRequest, values: dict[str, float]) -> dict[str, float]:
         if self._noise == 0:
             return values
-        rng = np.random.default_rng([self._seed, zlib.crc32(request.key.encode())])
+        rng = derived_rng(self._seed, request.key)
         return {name: value + float(rng.normal(0.0, self._noise)) for name, value in values.items()}
 
     def poll(self, requests: list[JobRequest]) -> dict[str, OracleOutcome]:
@@ -121,3 +119,6 @@ class DatasetReplayOracle:
                     wall_seconds=now - submitted,
                 )
         return outcomes
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -175,14 +175,14 @@ def declared_outputs(
 
     A dataset replay measures the objectives whose column its table has (every objective when ``columns``, the
     table's columns, is not given); a synthesis lab measures the objectives its ``values`` map, or every objective
-    when it maps none; the defect workflows produce ``defect_workflow_outputs``.
+    when it maps none; the defect workflows produce ``defect_workflow_outputs``; a manual lab (``sbin tell``) and a
+    plugin oracle are taken to measure every objective.
     """
     if isinstance(settings, ForceFieldOracleConfig | VaspOracleConfig):
         return defect_workflow_outputs(settings, objectives)
     if isinstance(settings, SynthesisOracleConfig):
         measured = set(settings.values) or {objective.name for objective in objectives}
         return _objective_outputs(objectives, measured)
-    assert isinstance(settings, DatasetOracleConfig)
-    if columns is None:
-        return _objective_outputs(objectives, None)
-    return _objective_outputs(objectives, {o.name for o in objectives if o.data_column in columns})
+    if isinstance(settings, DatasetOracleConfig) and columns is not None:
+        return _objective_outputs(objectives, {o.name for o in objectives if o.data_column in columns})
+    return _objective_outputs(objectives, None)  # a replay of every column, a manual lab, a plugin

@@ -17,7 +17,6 @@ the lost requests again, and being seeded per request they get the same answers.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -32,6 +31,7 @@ from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.safe_files import printable
+from sbin_loop.seeds import derived_rng
 from sbin_loop.space import FormulaTable
 from sbin_loop.space.pool import composition_key_of
 from sbin_loop.stores.documents import elapsed_seconds, utc_now
@@ -173,8 +173,7 @@ class SimulatedLab:
         return {request_id: result for request_id, (due, result) in self._due.items() if due <= now}
 
     def _rng(self, request: SynthesisRequest) -> np.random.Generator:
-        digest = hashlib.sha256(f"{self._settings.seed}:{request.request_id}".encode()).digest()
-        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        return derived_rng(self._settings.seed, request.request_id)
 
     def _delay(self, request: SynthesisRequest) -> float:
         low, high = self._settings.delay_seconds
@@ -297,3 +296,6 @@ class SynthesisOracle:
             provenance=provenance,
             wall_seconds=wall,
         )
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -155,3 +155,6 @@ class VaspDefectOracle:
                     provenance={**provenance, "code_versions": doc.code_versions},
                 )
         return outcomes
+
+    def close(self) -> None:
+        """Nothing to release."""

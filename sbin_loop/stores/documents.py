@@ -36,13 +36,22 @@ class _Document(BaseModel):
 
 
 class CampaignDoc(_Document):
-    """The campaign itself: its validated config, where it came from, and why it stopped (if it did)."""
+    """The campaign itself: its validated config, where it came from, and why it stopped (if it did).
+
+    ``initial_told`` records that the measurements of ``budget.initial: {from: FILE}`` are stored.
+    """
 
     config: dict
     created_at: str = Field(default_factory=utc_now)
     sbin_version: str
     stop_reason: str | None = None
+    initial_told: bool = False
 
+
+TOLD = "told"
+"""``oracle`` of the jobs and results of measurements told to a campaign (``Campaign.tell``, ``budget.initial: {from:
+FILE}``) for candidates that were not a pending pick. Such jobs belong to the round that was open when they were told,
+or to the next round (not stored yet) when none was."""
 
 JobState = Literal["pending", "submitted", "completed", "failed"]
 
@@ -129,6 +138,7 @@ class SelectionEntry(BaseModel):
         prediction: Interval predicted for the policy's objective before the result existed.
         predicted_means: Predicted mean of every objective at pick time (empty for random picks in round 0); later
             oracle stages rank picks by it where no earlier stage measured the value.
+        predictions: Interval predicted for every objective at pick time (empty for random picks).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -142,6 +152,7 @@ class SelectionEntry(BaseModel):
     details: dict[str, float] = Field(default_factory=dict)
     prediction: Interval | None = None
     predicted_means: dict[str, float] = Field(default_factory=dict)
+    predictions: dict[str, Interval] = Field(default_factory=dict)
 
 
 RoundState = Literal["proposed", "launched", "ingested", "trained", "complete"]

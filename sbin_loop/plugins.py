@@ -1,0 +1,60 @@
+"""Oracles and policies found by name: sbin's own, and those third-party packages register through entry points.
+
+A package adds an oracle kind by declaring an entry point in the group ``sbin.oracles`` (a policy: ``sbin.policies``)
+whose name is the ``kind`` a config gives and whose object is a factory:
+
+```toml
+[project.entry-points."sbin.oracles"]
+my_lab = "my_package.oracle:make_oracle"      # make_oracle(settings, context) -> Oracle
+[project.entry-points."sbin.policies"]
+my_rule = "my_package.policy:make_policy"     # make_policy(policy_config) -> Policy
+```
+
+The config then says ``oracle: {kind: my_lab, options: {...}}`` or ``policy: {kind: my_rule, options: {...}}``;
+``options`` is passed through untouched (``settings.options``). Names of sbin's own kinds cannot be taken over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import EntryPoint, entry_points
+
+ORACLES = "sbin.oracles"
+POLICIES = "sbin.policies"
+
+
+class PluginError(ValueError):
+    """A plugin kind that is not installed or cannot be loaded; the message names it and what is installed."""
+
+
+def installed(group: str) -> dict[str, EntryPoint]:
+    """The entry points of ``group`` by name (read afresh: packages may be installed while sbin runs)."""
+    return {entry.name: entry for entry in entry_points(group=group)}
+
+
+def check_installed(group: str, name: str, builtin: tuple[str, ...]) -> str:
+    """``name`` if a plugin of ``group`` has it; else a ``PluginError`` listing sbin's own kinds and the plugins."""
+    plugins = installed(group)
+    if name in plugins:
+        return name
+    names = ", ".join(builtin)
+    extra = f"; installed plugins: {', '.join(sorted(plugins))}" if plugins else f"; no {group} plugin is installed"
+    raise PluginError(f"unknown kind {name!r} (sbin's own: {names}{extra})")
+
+
+def load(group: str, name: str) -> Callable:
+    """The factory a plugin registers under ``name`` in ``group``.
+
+    Raises:
+        PluginError: If no installed package registers ``name``, or its entry point cannot be imported.
+    """
+    entry = installed(group).get(name)
+    if entry is None:
+        raise PluginError(f"{group}: no installed package registers {name!r}")
+    try:
+        factory = entry.load()
+    except Exception as error:
+        raise PluginError(f"{group}: {name!r} ({entry.value}) cannot be loaded: {error}") from None
+    if not callable(factory):
+        raise PluginError(f"{group}: {name!r} ({entry.value}) is not callable")
+    return factory
