@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from sbin_loop.atomic import write_atomic
 from sbin_loop.features import descriptor_names, featurize_compositions, featurize_fractions
 from sbin_loop.integrity import RECOVERY, CampaignIntegrityError
 from sbin_loop.space import parse_formula
@@ -150,17 +150,6 @@ def _chunk_path(directory: Path, index: int) -> Path:
     return directory / "chunks" / f"{index:06d}.npz"
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        write(temporary)
-    except OSError as error:  # numpy and plain writes name no file when the disk or a file-size limit is full
-        if error.filename is not None:
-            raise
-        raise OSError(error.errno, f"cannot write ({error.strerror or error})", str(path)) from error
-    os.replace(temporary, path)
-
-
 def _save_chunk(chunk: CandidateChunk, path: Path) -> None:
     with path.open("wb") as handle:
         np.savez(
@@ -211,7 +200,7 @@ class CandidatePool:
         sizes = []
         for chunk in chunks:
             if len(chunk):
-                _write_atomic(_chunk_path(directory, len(sizes)), partial(_save_chunk, chunk))
+                write_atomic(_chunk_path(directory, len(sizes)), partial(_save_chunk, chunk))
                 sizes.append(len(chunk))
         return sizes
 
@@ -225,7 +214,7 @@ class CandidatePool:
             "feature_names": feature_names,
             "fingerprint": fingerprint,
         }
-        _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
+        write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
 
     def save(self, directory: Path, fingerprint: str | None = None) -> None:
         """Write an in-memory ``table`` pool into ``directory``, recording the fingerprint of its space config."""
@@ -234,20 +223,20 @@ class CandidatePool:
             raise TypeError("only an in-memory table pool is saved; chunk pools are written as they are enumerated")
         directory.mkdir(parents=True, exist_ok=True)
         frame = pd.DataFrame({"candidate_id": table.ids, "formula": table.formulas})
-        _write_atomic(directory / "candidates.csv.gz", lambda path: frame.to_csv(path, index=False, compression="gzip"))
+        write_atomic(directory / "candidates.csv.gz", lambda path: frame.to_csv(path, index=False, compression="gzip"))
 
         def write_features(path: Path) -> None:
             with path.open("wb") as handle:
                 np.save(handle, table.features, allow_pickle=False)
 
-        _write_atomic(directory / "features.npy", write_features)
+        write_atomic(directory / "features.npy", write_features)
         meta = {
             "layout": "table",
             "n_candidates": len(self),
             "feature_names": self.feature_names,
             "fingerprint": fingerprint,
         }
-        _write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
+        write_atomic(directory / "pool.json", lambda path: path.write_text(json.dumps(meta)))
 
     @staticmethod
     def fingerprint(directory: Path) -> str | None:

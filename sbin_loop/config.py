@@ -1144,7 +1144,10 @@ class CampaignConfig(_Section):
             (``kind: perovskite``).
         objectives: Quantities learned by the model (at least one).
         features: Model inputs beyond the composition descriptors (structural descriptors of relaxed cells).
-        model: Surrogate model settings.
+        surrogate: The model the campaign learns with: ``bnn`` (the variational BNN of ``model``, the default),
+            ``forest`` (a random forest with conformal intervals) or ``gp`` (an exact ARD GP); see
+            ``sbin_loop.surrogates``. The peers ignore ``model``.
+        model: BNN settings.
         policy: Acquisition policy.
         oracles: Sources of results, run as stages of each round in this order. The first oracle must evaluate every
             pick; each later one evaluates the picks its previous stage completed, or only the best few of them
@@ -1160,6 +1163,7 @@ class CampaignConfig(_Section):
     space: SpaceConfig = PoolSpaceConfig()
     objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
     features: FeaturesConfig = FeaturesConfig()
+    surrogate: Literal["bnn", "forest", "gp"] = "bnn"
     model: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
     oracles: tuple[OracleConfig, ...] = (DatasetOracleConfig(),)

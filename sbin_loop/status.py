@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from sbin_loop.atomic import write_atomic
 from sbin_loop.config import StoreConfig
 from sbin_loop.integrity import check_campaign, oracle_kinds
 from sbin_loop.locking import lock_holder
@@ -28,9 +29,7 @@ def write_marker(directory: Path, name: str, store: StoreConfig) -> None:
     marker = {"campaign": name, "backend": "mongodb" if store.uri else "embedded", "database": store.database}
     path = directory / MARKER
     if not path.is_file():
-        temporary = directory / f".{MARKER}.tmp"
-        temporary.write_text(json.dumps(marker, indent=2))
-        os.replace(temporary, path)
+        write_atomic(path, json.dumps(marker, indent=2))
 
 
 def read_marker(directory: Path) -> dict | None:

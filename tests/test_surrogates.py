@@ -113,3 +113,37 @@ def test_peer_picks_through_the_product_policy(index: int) -> None:
     assert len(set(selection.indices)) == 5
     picked_truth = y[40:][selection.indices, 0]
     assert picked_truth.mean() > np.median(y[40:, 0])  # EI on a learnable target picks better than a coin
+
+
+@pytest.mark.parametrize("kind", ["forest", "gp"])
+def test_a_campaign_learns_with_a_peer_and_resumes_with_the_same_model(kind: str, tmp_path, pool_csv) -> None:
+    """``surrogate: forest|gp`` runs a campaign through the engine; a restart reloads the stored peer, same picks."""
+    from conftest import campaign_config
+
+    from sbin_loop.loop import Campaign
+    from sbin_loop.surrogates.registry import load_model
+
+    objectives = [{"name": "Tc_K", "unit": "K", "bounds": [0, None]}]
+    config = campaign_config(pool_csv, surrogate=kind, objectives=objectives, budget={"initial": 6, "rounds": 2})
+    first = Campaign.from_config(config, tmp_path / "a")
+    first.run()
+    rounds = first.store.rounds()
+    assert [doc.state for doc in rounds] == ["complete"] * 3
+    assert all((doc.training or {}).get("kind") == kind for doc in rounds)
+    stored = load_model(tmp_path / "a" / rounds[-1].checkpoint)
+    assert type(stored).__name__ == {"forest": "ForestSurrogate", "gp": "GPSurrogate"}[kind]
+    intervals = [c.interval for doc in rounds for group in doc.intervals.values() for c in group]
+    assert intervals and all(i.lower >= 0 and i.lower <= i.median <= i.upper for i in intervals)
+    first.store.close()
+
+    # The same campaign, stopped after round 1 and resumed: round 2 picks with round 1's reloaded model.
+    partial = Campaign.from_config(
+        campaign_config(pool_csv, surrogate=kind, objectives=objectives, budget={"initial": 6, "rounds": 1}),
+        tmp_path / "b",
+    )
+    partial.run()
+    partial.store.close()
+    resumed = Campaign.from_config(config, tmp_path / "b")
+    resumed.run()
+    picks = [[e.candidate_id for e in doc.selected] for doc in resumed.store.rounds()]
+    assert picks == [[e.candidate_id for e in doc.selected] for doc in rounds]

@@ -36,7 +36,6 @@ from sbin_loop.candidates import CandidatePool
 from sbin_loop.config import CampaignConfig, DatasetOracleConfig
 from sbin_loop.engine import CampaignError, Engine, SurrogateFactory
 from sbin_loop.integrity import check_campaign, check_directory, check_pool_candidates, save_checkpoint_once
-from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import OracleStage, build_oracles, dataset_table
 from sbin_loop.policies import Policy
@@ -44,6 +43,7 @@ from sbin_loop.seeds import TELL_TRAIN, TRAIN, derive_seed
 from sbin_loop.status import read_marker, write_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore, ResultDoc, RoundDoc
 from sbin_loop.stores.documents import merged_values
+from sbin_loop.surrogates.registry import load_model, save_model
 
 logger = logging.getLogger(__name__)
 
@@ -336,7 +336,7 @@ class RoundMachine:
         doc = next((doc for doc in self.store.rounds() if doc.round == index), None)
         if doc is None or doc.checkpoint is None:
             raise CampaignError(f"round {index} has no model checkpoint; the campaign store is incomplete")
-        return load_surrogate(self.directory / doc.checkpoint)
+        return load_model(self.directory / doc.checkpoint)
 
     def _warm_start(self, index: int, surrogate: BNNSurrogate) -> BNNSurrogate | None:
         """Round ``index - 1``'s model for round ``index``'s fit to continue from (``model.warm_start_steps``), if any.
@@ -346,7 +346,7 @@ class RoundMachine:
         (structural descriptors appeared since, or the model section changed).
         """
         model = self.config.model
-        if not model.warm_start_steps:
+        if not model.warm_start_steps or self.config.surrogate != "bnn":
             return None
         earlier = [doc for doc in self.store.rounds() if doc.round < index]
         doc = earlier[-1] if earlier and earlier[-1].round == index - 1 and earlier[-1].checkpoint else None
@@ -355,7 +355,7 @@ class RoundMachine:
             len(recent) == model.warm_start_rounds and all((d.training or {}).get("warm_started") for d in recent)
         ):
             return None
-        previous = load_surrogate(self.directory / doc.checkpoint)
+        previous = load_model(self.directory / doc.checkpoint)
         if not surrogate.continues(previous):
             logger.info("round %d: trains from scratch, round %d's model has other inputs or layers", index, index - 1)
             return None
@@ -374,7 +374,7 @@ class RoundMachine:
         )
         checkpoint = Path("checkpoints") / f"round_{doc.round:04d}"
         save_checkpoint_once(
-            self.directory / checkpoint, lambda path: save_surrogate(fit.surrogate, path, fit.feature_names)
+            self.directory / checkpoint, lambda path: save_model(fit.surrogate, path, fit.feature_names)
         )
         return self.store.update_round(
             doc,

@@ -13,18 +13,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from botorch.models.ensemble import EnsembleModel
 
 from sbin_loop.candidates import CandidatePool
 from sbin_loop.config import CampaignConfig
 from sbin_loop.engine.errors import CampaignError
 from sbin_loop.engine.training import TrainingInputs
-from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError, TrainingReport
 from sbin_loop.policies import Policy, PoolScores, RandomPolicy, Selection, build_policy, draw_pool_scores
 from sbin_loop.policies.screening import RunningTop, chunk_size, screen
 from sbin_loop.seeds import DRAWS, INTERVALS, SCREEN, SELECT, derive_seed, derived_rng
 from sbin_loop.stores import CandidateInterval, ResultDoc, SelectionEntry
+from sbin_loop.surrogates.registry import make_surrogate, posterior_model
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class Engine:
         config: The campaign config (objectives, model, policy, intervals, features and the master seed).
         pool: The candidate pool.
         policy: The acquisition policy (``build_policy(config.policy)`` by default).
-        surrogate_factory: Makes the untrained surrogate of a fit (a ``BNNSurrogate`` of ``config.model`` by default).
+        surrogate_factory: Makes the untrained surrogate of a fit (the one ``config.surrogate`` names by default: a
+            ``BNNSurrogate`` of ``config.model``, or a peer of ``sbin_loop.surrogates``).
     """
 
     def __init__(
@@ -72,14 +74,7 @@ class Engine:
         self._signs = tuple(1.0 if objective.goal == "maximize" else -1.0 for objective in config.objectives)
 
     def _default_surrogate(self, n_features: int) -> BNNSurrogate:
-        objectives = self.config.objectives
-        return BNNSurrogate(
-            n_features,
-            self.objective_names,
-            tuple(objective.transform for objective in objectives),
-            self.config.model,
-            tuple(objective.bounds for objective in objectives),
-        )
+        return make_surrogate(self.config, n_features)
 
     # Fitting ----------------------------------------------------------------------------------------------------
     def fit(
@@ -115,9 +110,9 @@ class Engine:
         return Fit(surrogate, report, feature_names)
 
     # Proposing --------------------------------------------------------------------------------------------------
-    def posterior(self, surrogate: BNNSurrogate, index: int) -> BNNModel:
+    def posterior(self, surrogate: BNNSurrogate, index: int) -> EnsembleModel:
         """Round ``index``'s ``S`` posterior functions: every scoring pass of the round evaluates these."""
-        return BNNModel(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, DRAWS))
+        return posterior_model(surrogate, self.config.policy.mc_samples, derive_seed(self.config.seed, index, DRAWS))
 
     def scorer(self, surrogate: BNNSurrogate, index: int, results: list[ResultDoc]) -> Scorer:
         """Draws of the round's posterior functions at any candidates (pool rows, descriptors), measured ones too.

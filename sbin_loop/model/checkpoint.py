@@ -12,7 +12,6 @@ any model is allocated, so a checkpoint can neither exhaust memory nor fail with
 from __future__ import annotations
 
 import json
-import os
 import reprlib
 from pathlib import Path
 from typing import Literal
@@ -22,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from sbin_loop.atomic import write_atomic
 from sbin_loop.config import ModelConfig, stored_model_config
 from sbin_loop.files import FileLimitError, read_small_file
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
@@ -107,12 +107,14 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
     tensors = {name: tensor.detach().contiguous() for name, tensor in surrogate.state_dict().items()}
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / f".{WEIGHTS_FILE}.tmp"
-    try:
-        save_file(tensors, str(weights))
-    except SafetensorError as error:  # an I/O failure (full disk, file-size limit), reported as one
-        raise OSError(None, f"cannot write ({error})", str(directory / WEIGHTS_FILE)) from None
-    os.replace(weights, directory / WEIGHTS_FILE)
+
+    def write_weights(path: Path) -> None:
+        try:
+            save_file(tensors, str(path))
+        except SafetensorError as error:  # an I/O failure (full disk, file-size limit), reported as one
+            raise OSError(None, f"cannot write ({error})", str(directory / WEIGHTS_FILE)) from None
+
+    write_atomic(directory / WEIGHTS_FILE, write_weights)
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -123,9 +125,7 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
         "feature_names": feature_names,
         "training_rows": surrogate.n_train_rows,
     }
-    temporary = directory / f".{METADATA_FILE}.tmp"
-    temporary.write_text(json.dumps(metadata, indent=2))
-    os.replace(temporary, directory / METADATA_FILE)
+    write_atomic(directory / METADATA_FILE, json.dumps(metadata, indent=2))
     return directory
 
 

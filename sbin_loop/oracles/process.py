@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sbin_loop.atomic import write_atomic
 from sbin_loop.oracles.base import JobRequest, OracleOutcome
 
 Task = Callable[[JobRequest, Path], OracleOutcome]
@@ -44,9 +45,7 @@ def _run_task(task: Task, request: JobRequest, job_dir: Path) -> None:
             outcome = OracleOutcome(job_id=request.job_id, status="failed", error=f"{type(error).__name__}: {error}")
         if not outcome.wall_seconds:
             outcome = outcome.model_copy(update={"wall_seconds": time.perf_counter() - start})
-        partial = job_dir / f"{_OUTCOME}.partial"
-        partial.write_text(outcome.model_dump_json())
-        partial.replace(job_dir / _OUTCOME)
+        write_atomic(job_dir / _OUTCOME, outcome.model_dump_json())
 
 
 @dataclass

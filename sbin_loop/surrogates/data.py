@@ -85,10 +85,12 @@ class PeerSurrogate:
         self.target_names = tuple(target_names)
         self.bounds = tuple(bounds) if bounds is not None else (None,) * len(self.target_names)
         self.rows: TrainingRows | None = None
+        self.seed: int | None = None
 
-    def _check_rows(self, features: np.ndarray, targets: np.ndarray) -> TrainingRows:
-        """Validate and keep the rows of a fit."""
+    def _check_rows(self, features: np.ndarray, targets: np.ndarray, seed: int) -> TrainingRows:
+        """Validate and keep the rows and the seed of a fit."""
         self.rows = TrainingRows.checked(features, targets, self.n_features, self.target_names, self.bounds)
+        self.seed = seed
         return self.rows
 
     def _fitted_rows(self) -> TrainingRows:
@@ -97,6 +99,7 @@ class PeerSurrogate:
         return self.rows
 
     def _save(self, directory: str | Path, settings: dict) -> Path:
+        settings = {**settings, "fit_seed": self.seed}
         return save_rows(directory, self.kind, self._fitted_rows(), settings, self.target_names, self.bounds)
 
 

@@ -95,7 +95,7 @@ class ForestSurrogate(PeerSurrogate):
             groups: Unused (the calibration folds are random); accepted so every surrogate fits alike.
             warm_start: Unused: a forest is refitted from scratch, which is cheap.
         """
-        x = self._check_rows(features, targets).imputed(self.rows.features)
+        x = self._check_rows(features, targets, seed).imputed(self.rows.features)
         self.forests, self.factors = [], []
         for j in range(len(self.target_names)):
             measured = np.flatnonzero(~np.isnan(self.rows.targets[:, j]))
@@ -158,9 +158,11 @@ class ForestSurrogate(PeerSurrogate):
         return self._save(directory, asdict(self.settings))
 
     @classmethod
-    def load(cls, directory: str | Path, seed: int) -> ForestSurrogate:
-        """Refit a saved forest from its stored rows (deterministic for the same ``seed``)."""
+    def load(cls, directory: str | Path, seed: int | None = None) -> ForestSurrogate:
+        """Refit a saved forest from its stored rows (with the seed of the saved fit unless ``seed`` is given)."""
         rows, settings, names, bounds = load_rows(directory, cls.kind)
+        stored_seed = settings.pop("fit_seed", None) or 0
+        seed = stored_seed if seed is None else seed
         surrogate = cls(rows.features.shape[1], names, bounds, ForestSettings(**settings))
         surrogate.fit(rows.features, rows.targets, seed)
         return surrogate

@@ -89,7 +89,7 @@ class GPSurrogate(PeerSurrogate):
         from botorch.models.transforms import Standardize
         from gpytorch.mlls import ExactMarginalLogLikelihood
 
-        x = self._check_rows(features, targets).imputed(self.rows.features)
+        x = self._check_rows(features, targets, seed).imputed(self.rows.features)
         mean, std = x.mean(axis=0), x.std(axis=0)
         self._scale = (mean, np.where(std > 1e-12, std, 1.0))
         self.models, self._paths = [], {}
@@ -184,9 +184,11 @@ class GPSurrogate(PeerSurrogate):
         return self._save(directory, {**asdict(self.settings), "transforms": list(self.transforms)})
 
     @classmethod
-    def load(cls, directory: str | Path, seed: int) -> GPSurrogate:
-        """Refit a saved GP from its stored rows."""
+    def load(cls, directory: str | Path, seed: int | None = None) -> GPSurrogate:
+        """Refit a saved GP from its stored rows (with the seed of the saved fit unless ``seed`` is given)."""
         rows, settings, names, bounds = load_rows(directory, cls.kind)
+        stored_seed = settings.pop("fit_seed", None) or 0
+        seed = stored_seed if seed is None else seed
         transforms = tuple(settings.pop("transforms"))
         surrogate = cls(rows.features.shape[1], names, transforms, bounds, GPSettings(**settings))
         surrogate.fit(rows.features, rows.targets, seed)
