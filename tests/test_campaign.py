@@ -108,8 +108,9 @@ def test_warm_started_rounds_continue_from_the_last_checkpoint_and_repeat_with_t
     trainings = [doc.training for doc in first.store.rounds()]
     # round 0 has no model to continue; round 2 follows warm_start_rounds = 1 continued round, so it starts fresh
     assert [training["warm_started"] for training in trainings] == [False, True, False]
-    assert trainings[1]["steps"] == 40 * 3  # three ensemble members
-    assert trainings[2]["steps"] > 40 * 3
+    members = config.model.ensemble_size
+    assert trainings[1]["steps"] == 40 * members  # every ensemble member continues for 40 steps
+    assert trainings[2]["steps"] > 40 * members
     assert _selections(again) == _selections(first)
 
 
