@@ -10,6 +10,7 @@ import math
 import re
 import reprlib
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, get_args
 
@@ -30,6 +31,7 @@ from pydantic import (
 )
 
 from sbin_loop import limits, plugins
+from sbin_loop.workflows.defect_settings import setting_default
 from sbin_loop.yaml_safe import YamlLimitError, load_yaml
 
 
@@ -646,18 +648,8 @@ class DatasetOracleConfig(_OracleBase):
 
 
 def _maker_default(name: str) -> Callable[[], Any]:
-    """Default factory of a ``DefectWorkflowMaker`` field's default, where the defect defaults are defined.
-
-    The workflow module is imported when a default is first needed, so that configurations without a defect oracle
-    do not import jobflow.
-    """
-
-    def factory() -> Any:
-        from sbin_loop.workflows.defects import maker_default
-
-        return maker_default(name)
-
-    return factory
+    """Default factory of a defect setting: the value ``DefectWorkflowMaker`` uses (``workflows/defect_settings``)."""
+    return partial(setting_default, name)
 
 
 class SupercellConfig(_Section):

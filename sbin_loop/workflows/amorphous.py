@@ -23,8 +23,7 @@ from jobflow import job
 from pydantic import BaseModel, ConfigDict
 from pymatgen.core import Structure
 
-MAX_LONG_RANGE_ORDER = 0.25
-"""Largest long-range order (fraction of the crystal's Bragg intensity above noise) of a cell taken as amorphous."""
+from sbin_loop.workflows.defect_settings import MAX_LONG_RANGE_ORDER
 
 _PEAK = 0.5
 _SHORTEST_SPACING = 1.8

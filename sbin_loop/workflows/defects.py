@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from jobflow import Flow, Job, Maker, OutputReference, job
 from pymatgen.analysis.defects.generators import VacancyGenerator
 from pymatgen.core import Composition, Structure
 
-from sbin_loop.workflows.amorphous import MAX_LONG_RANGE_ORDER, check_amorphous, random_packing
+from sbin_loop.workflows.amorphous import check_amorphous, random_packing
 from sbin_loop.workflows.assemble import analyse_defects, code_versions
 from sbin_loop.workflows.chempots import (
     DIATOMIC_BOND_LENGTHS,
@@ -41,6 +41,7 @@ from sbin_loop.workflows.chempots import (
     competing_phase_structures,
     reference_structures,
 )
+from sbin_loop.workflows.defect_settings import DEFECT_DEFAULTS, setting_default
 from sbin_loop.workflows.voids import find_voids
 
 __all__ = ["DefectWorkflowMaker", "analyse_defects", "code_versions"]
@@ -167,32 +168,17 @@ def insert_site(structure: Structure, element: str, frac_coords: list[float]) ->
     return interstitial
 
 
-DEFECT_SETTINGS = (
-    "vacancies",
-    "sites_per_species",
-    "antisites",
-    "antisite_pairs",
-    "interstitials",
-    "temperature_K",
-    "oxygen_partial_pressure_atm",
-    "formation_energy_bounds",
-    "chemical_potentials",
-    "competing_phases",
-)
-"""The Maker fields that oracle configurations set (``DefectConfig``), and take their defaults from."""
-
-
 def maker_default(name: str) -> Any:
     """The default value of the ``DefectWorkflowMaker`` field ``name`` (a fresh copy for a mutable one)."""
-    spec = {f.name: f for f in fields(DefectWorkflowMaker)}[name]
-    return spec.default_factory() if spec.default is MISSING else spec.default
+    return setting_default(name)
 
 
 @dataclass
 class DefectWorkflowMaker(Maker):
     """Defect workflow on a (disordered or amorphous) supercell: vacancies, optionally antisites and interstitials.
 
-    The defaults of the defect settings (``DEFECT_SETTINGS``) are defined here only; oracle configurations read them.
+    The defaults of the defect settings come from ``defect_settings.DEFECT_DEFAULTS``, the one place they are defined,
+    which oracle configurations read too.
 
     Attributes:
         bulk_relax_maker: Relaxes the bulk supercell (cell and positions).
@@ -226,17 +212,17 @@ class DefectWorkflowMaker(Maker):
     molecule_reference_maker: Maker
     amorphous_maker: Maker | None = None
     name: str = "sbin defects"
-    vacancies: tuple[str, ...] = ("O",)
-    sites_per_species: int = 4
-    antisites: int = 0
-    antisite_pairs: tuple[tuple[str, str], ...] = ()
-    interstitials: tuple[str, ...] = ()
-    temperature_K: float = 1000.0
-    oxygen_partial_pressure_atm: float = 0.21
-    formation_energy_bounds: tuple[float, float] = (-3.0, 15.0)
-    chemical_potentials: dict[str, float] = field(default_factory=dict)
-    competing_phases: bool = True
-    max_long_range_order: float = MAX_LONG_RANGE_ORDER
+    vacancies: tuple[str, ...] = DEFECT_DEFAULTS.vacancies
+    sites_per_species: int = DEFECT_DEFAULTS.sites_per_species
+    antisites: int = DEFECT_DEFAULTS.antisites
+    antisite_pairs: tuple[tuple[str, str], ...] = DEFECT_DEFAULTS.antisite_pairs
+    interstitials: tuple[str, ...] = DEFECT_DEFAULTS.interstitials
+    temperature_K: float = DEFECT_DEFAULTS.temperature_K
+    oxygen_partial_pressure_atm: float = DEFECT_DEFAULTS.oxygen_partial_pressure_atm
+    formation_energy_bounds: tuple[float, float] = DEFECT_DEFAULTS.formation_energy_bounds
+    chemical_potentials: dict[str, float] = field(default_factory=lambda: setting_default("chemical_potentials"))
+    competing_phases: bool = DEFECT_DEFAULTS.competing_phases
+    max_long_range_order: float = DEFECT_DEFAULTS.max_long_range_order
     seed: int = 0
     energy_model: str = ""
     packages: tuple[str, ...] = ("atomate2", "jobflow", "pymatgen")
