@@ -15,7 +15,7 @@ from sbin_loop.loop import Campaign
 
 torch.set_num_threads(1)
 
-FAST_MODEL = {"hidden": [32, 32], "epochs": 20, "min_steps": 150, "max_steps": 400}
+FAST_MODEL = {"hidden": [32, 32], "epochs": 20, "min_steps": 150, "max_steps": 400, "ensemble_size": 2}
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
