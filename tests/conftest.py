@@ -34,6 +34,7 @@ def shrunk_mission() -> dict:
     forcefield = data["oracles"][0]
     forcefield.update({"fmax": 0.2, "max_steps": 40, "workers": 2, "threads_per_worker": 1})
     forcefield["supercell"].update({"min_atoms": 10, "sqs_steps": 100})
+    forcefield["defects"]["competing_phases"] = False  # tests/test_defect_physics.py covers the phase diagram
     return data
 
 
