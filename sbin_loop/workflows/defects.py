@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -169,8 +169,12 @@ def insert_site(structure: Structure, element: str, frac_coords: list[float]) ->
 
 
 def maker_default(name: str) -> Any:
-    """The default value of the ``DefectWorkflowMaker`` field ``name`` (a fresh copy for a mutable one)."""
-    return setting_default(name)
+    """The default value of the ``DefectWorkflowMaker`` field ``name`` (a fresh copy for a mutable one).
+
+    Read from the Maker's own fields, so a check against the campaign config compares the two, not one source twice.
+    """
+    spec = {f.name: f for f in fields(DefectWorkflowMaker)}[name]
+    return spec.default_factory() if spec.default is MISSING else spec.default
 
 
 @dataclass
