@@ -21,39 +21,35 @@ from sbin_loop.loop import Campaign
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def _with_defects(name: str, **defects: object) -> dict:
-    """The shipped config's oracle section with these ``defects`` settings changed."""
+def _small_defect_campaign(name: str, min_atoms: int, sites: int) -> dict:
+    """Two picks then one, on small randomly decorated cells with short relaxations and no competing phases.
+
+    The shipped config's oracle section is kept, with these settings changed; the phase diagram is left to
+    tests/test_defect_physics.py (about 5 relaxations per new element).
+    """
     oracle = yaml.safe_load((CONFIGS / name).read_text())["oracle"]
-    return {**oracle, "defects": {**oracle.get("defects", {}), **defects}}
+    defects = {**oracle.get("defects", {}), "sites_per_species": sites, "competing_phases": False}
+    return {
+        "budget": {"initial": 2, "rounds": 1},
+        "policy": {"batch_size": 1},
+        "oracle": {
+            **oracle,
+            "defects": defects,
+            "max_steps": 100,
+            "supercell": {"min_atoms": min_atoms, "decoration": "random"},
+        },
+    }
 
 
 SHRINK = {
     "quickstart.yaml": {"space": {"sample": 300}, "budget": {"initial": 12, "rounds": 1}},
     "staged_demo.yaml": {"budget": {"initial": 8, "rounds": 1}},
     "perovskite_vacancy.yaml": {"budget": {"initial": 8, "rounds": 1}},
-    # Competing phases (about 5 relaxations per new element) are left to tests/test_defect_physics.py.
-    # Smaller cells, one site and shorter relaxations than the shipped 40-atom cells: the same workflow at a third of
-    # the cost.
-    "forcefield_demo.yaml": {
-        "budget": {"initial": 2, "rounds": 1},
-        "policy": {"batch_size": 1},
-        "oracle": {
-            **_with_defects("forcefield_demo.yaml", sites_per_species=1, competing_phases=False),
-            "max_steps": 100,
-            "supercell": {"min_atoms": 20, "decoration": "random"},
-        },
-    },
+    # 20-atom cells and one site instead of the shipped 40-atom cells: the same workflow at a third of the cost.
+    "forcefield_demo.yaml": _small_defect_campaign("forcefield_demo.yaml", min_atoms=20, sites=1),
     # The melt-quench of this config costs about a minute per evaluation here: the shrink runs its campaign on
-    # crystalline 10-atom cells; tests/test_defect_physics.py runs the amorphous path and the competing phases.
-    "amorphous_defects.yaml": {
-        "budget": {"initial": 2, "rounds": 1},
-        "policy": {"batch_size": 1},
-        "oracle": {
-            **_with_defects("amorphous_defects.yaml", sites_per_species=2, competing_phases=False),
-            "max_steps": 100,
-            "supercell": {"min_atoms": 10, "decoration": "random"},
-        },
-    },
+    # crystalline 10-atom cells; tests/test_defect_physics.py runs the amorphous path.
+    "amorphous_defects.yaml": _small_defect_campaign("amorphous_defects.yaml", min_atoms=10, sites=2),
     "perovskite_tc_defects.yaml": None,
 }
 """Per shipped config, the sections shrunk for the test (merged into the file's own), or None for the mission
