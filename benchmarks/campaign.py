@@ -174,7 +174,8 @@ def run_seed(job: Job) -> dict:
 def fresh_run(job: Job) -> dict:
     """Run one method's campaign on one seed, from its random round 0 to the budget, through the engine.
 
-    Round ``r`` picks with the model fitted after round ``r - 1``'s results, seeded as the campaign seeds it.
+    Round ``r`` picks with the model fitted after round ``r - 1``'s results, seeded as the campaign seeds it, on the
+    results in the order the campaign store returns them (round, then job id), as the fit's folds follow row order.
     """
     torch.set_num_threads(1)
     protocol, started = job.protocol, time.perf_counter()
@@ -205,6 +206,7 @@ def fresh_run(job: Job) -> dict:
                     {"round": index, "row": row, "value": value, "mean": interval.mean}
                     | {"lower": interval.lower, "upper": interval.upper}
                 )
+        results.sort(key=lambda result: (result.round, result.job_id))  # the store's order: folds follow it
         timing = {"round": index, "n_train": len(evaluated), "propose": propose_seconds, "fit": 0.0}
         if len(evaluated) < protocol.budget:
             start = time.perf_counter()
@@ -226,7 +228,7 @@ def fresh_run(job: Job) -> dict:
 def _result(campaign: str, index: int, candidate: str, formula: str, target: str, value: float) -> ResultDoc:
     return ResultDoc(
         campaign=campaign,
-        job_id=f"{candidate}-replay",
+        job_id=f"{campaign}:r{index:04d}:{candidate}",  # the campaign's job id of stage 0
         round=index,
         candidate_id=candidate,
         formula=formula,
