@@ -21,6 +21,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 ORACLES = "sbin.oracles"
 POLICIES = "sbin.policies"
+SURROGATES = "sbin.surrogates"
 
 
 class PluginError(ValueError):

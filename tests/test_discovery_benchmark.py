@@ -16,7 +16,8 @@ from botorch.models import SingleTaskGP
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import campaign as benchmark
 
-from sbin_loop.config import ModelConfig, PolicyConfig
+from sbin_loop.model.config import ModelConfig
+from sbin_loop.policies.config import PolicyConfig
 
 
 def test_gp_screen_is_botorchs_log_expected_improvement() -> None:

@@ -33,11 +33,12 @@ from sbin_loop import __version__
 from sbin_loop.campaign.resume import PoolLoader, check_directory_belongs_to, resumed_config
 from sbin_loop.campaign.stages import StageRunner
 from sbin_loop.candidates import CandidatePool
-from sbin_loop.config import CampaignConfig, DatasetOracleConfig
+from sbin_loop.config import CampaignConfig
 from sbin_loop.engine import CampaignError, Engine, SurrogateFactory
 from sbin_loop.integrity import check_campaign, check_directory, check_pool_candidates, save_checkpoint_once
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import OracleStage, build_oracles, dataset_table
+from sbin_loop.oracles.config import DatasetOracleConfig
 from sbin_loop.policies import Policy
 from sbin_loop.seeds import TELL_TRAIN, TRAIN, derive_seed
 from sbin_loop.status import read_marker, write_marker

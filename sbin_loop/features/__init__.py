@@ -1,26 +1,20 @@
 """Descriptors: vectorised Magpie composition descriptors and structural descriptors of structures."""
 
-from sbin_loop.features.composition import (
-    STATISTICS,
-    STOICHIOMETRY_NORMS,
-    descriptor_names,
-    element_fractions,
-    featurize_compositions,
-    featurize_formulas,
-    featurize_fractions,
-)
-from sbin_loop.features.elements import ElementPropertyTable, element_property_table
-from sbin_loop.features.structure import StructureFeaturizer
+from sbin_loop.lazy import lazy_exports
 
-__all__ = [
-    "STATISTICS",
-    "STOICHIOMETRY_NORMS",
-    "ElementPropertyTable",
-    "StructureFeaturizer",
-    "descriptor_names",
-    "element_fractions",
-    "element_property_table",
-    "featurize_compositions",
-    "featurize_formulas",
-    "featurize_fractions",
-]
+_HOMES = {
+    "ElementPropertyTable": "elements",
+    "STATISTICS": "composition",
+    "STOICHIOMETRY_NORMS": "composition",
+    "StructureFeaturizer": "structure",
+    "descriptor_names": "composition",
+    "element_fractions": "composition",
+    "element_property_table": "elements",
+    "featurize_compositions": "composition",
+    "featurize_formulas": "composition",
+    "featurize_fractions": "composition",
+}
+"""Public names, by the module they are defined in (imported on first use)."""
+
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

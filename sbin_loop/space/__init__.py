@@ -1,42 +1,30 @@
 """Candidate spaces: dataset pools of formulas and enumerated perovskite spaces, streamed in chunks."""
 
-from sbin_loop.space.chunks import CandidateChunk, rechunk
-from sbin_loop.space.formula import canonical_formulas, formula_fractions
-from sbin_loop.space.perovskite import PerovskiteSpace
-from sbin_loop.space.pool import (
-    MAX_FORMULA_LENGTH,
-    DataSourceError,
-    FormulaTable,
-    InvalidFormulaError,
-    RejectedRow,
-    candidate_id,
-    parse_formula,
-    read_formula_table,
-    resolve_source,
-    sample_rows,
-)
-from sbin_loop.space.spaces import CandidateSpace, PoolSpace, open_space
-from sbin_loop.space.summary import SpaceSummary, summarize_space
+from sbin_loop.lazy import lazy_exports
 
-__all__ = [
-    "MAX_FORMULA_LENGTH",
-    "CandidateChunk",
-    "CandidateSpace",
-    "DataSourceError",
-    "FormulaTable",
-    "InvalidFormulaError",
-    "PerovskiteSpace",
-    "PoolSpace",
-    "RejectedRow",
-    "SpaceSummary",
-    "candidate_id",
-    "canonical_formulas",
-    "formula_fractions",
-    "open_space",
-    "parse_formula",
-    "read_formula_table",
-    "rechunk",
-    "resolve_source",
-    "sample_rows",
-    "summarize_space",
-]
+_HOMES = {
+    "CandidateChunk": "chunks",
+    "CandidateSpace": "spaces",
+    "DataSourceError": "pool",
+    "FormulaTable": "pool",
+    "InvalidFormulaError": "pool",
+    "MAX_FORMULA_LENGTH": "pool",
+    "PerovskiteSpace": "perovskite",
+    "PoolSpace": "spaces",
+    "RejectedRow": "pool",
+    "SpaceSummary": "summary",
+    "candidate_id": "pool",
+    "canonical_formulas": "formula",
+    "formula_fractions": "formula",
+    "open_space": "spaces",
+    "parse_formula": "pool",
+    "read_formula_table": "pool",
+    "rechunk": "chunks",
+    "resolve_source": "pool",
+    "sample_rows": "pool",
+    "summarize_space": "summary",
+}
+"""Public names, by the module they are defined in (imported on first use)."""
+
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

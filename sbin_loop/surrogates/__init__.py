@@ -11,13 +11,18 @@ benchmark and selectable in a campaign. All give draws in the objectives' own un
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-from torch import Tensor
+from sbin_loop.lazy import lazy_exports
 
-from sbin_loop.surrogates.forest import ForestSettings, ForestSurrogate
-from sbin_loop.surrogates.gp import GPSettings, GPSurrogate
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import Tensor
+
+_HOMES = {"ForestSettings": "forest", "ForestSurrogate": "forest", "GPSettings": "gp", "GPSurrogate": "gp"}
+"""Public names, by the module they are defined in (imported on first use: the peers load torch and scikit-learn)."""
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
 
 
 @runtime_checkable
@@ -37,4 +42,4 @@ class Surrogate(Protocol):
         """``S x n x m`` posterior predictive draws in target units."""
 
 
-__all__ = ["ForestSettings", "ForestSurrogate", "GPSettings", "GPSurrogate", "Surrogate"]
+__all__ = ["Surrogate", *sorted(_HOMES)]
