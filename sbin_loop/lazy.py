@@ -2,7 +2,7 @@
 
 A package whose ``__init__`` imported its modules eagerly would load pandas, torch or maggma for anyone importing one
 light submodule of it, such as its ``config``: Python runs a package's ``__init__`` before any of its submodules.
-Those packages list their public names with the module each comes from, and ``lazy_exports`` imports the module when
+Those packages list their public names by the module that defines them, and ``lazy_exports`` imports the module when
 the name is first read (``from sbin_loop.space import PoolSpace`` works as before).
 """
 
@@ -13,13 +13,17 @@ import sys
 from collections.abc import Callable
 
 
-def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """The module ``__getattr__`` and ``__dir__`` of ``package``, resolving each name of ``homes`` from its module.
+def lazy_exports(
+    package: str, names_by_module: dict[str, str]
+) -> tuple[Callable[[str], object], Callable[[], list[str]], list[str]]:
+    """The module ``__getattr__``, ``__dir__`` and ``__all__`` of ``package``, its names read from their modules.
 
     Args:
         package: The package's ``__name__``.
-        homes: Public name -> submodule it is defined in, relative to the package (``"pool"`` for ``.pool``).
+        names_by_module: Submodule (relative to the package: ``"pool"`` for ``.pool``) -> the public names it
+            defines, separated by spaces.
     """
+    homes = {name: module for module, names in names_by_module.items() for name in names.split()}
 
     def __getattr__(name: str) -> object:
         home = homes.get(name)
@@ -32,4 +36,4 @@ def lazy_exports(package: str, homes: dict[str, str]) -> tuple[Callable[[str], o
     def __dir__() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(homes))
 
-    return __getattr__, __dir__
+    return __getattr__, __dir__, sorted(homes)

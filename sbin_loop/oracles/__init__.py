@@ -7,24 +7,14 @@ a round (``sbin_loop.oracles.factories``).
 
 from sbin_loop.lazy import lazy_exports
 
-_HOMES = {
-    "DatasetReplayOracle": "dataset",
-    "JobRequest": "base",
-    "Oracle": "base",
-    "OracleContext": "factories",
-    "OracleFactory": "factories",
-    "OracleOutcome": "base",
-    "OracleOutput": "outputs",
-    "OracleStage": "factories",
-    "build_oracles": "factories",
-    "checked_outcome": "base",
-    "dataset_table": "factories",
-    "declared_outputs": "outputs",
-    "oracle_factory": "factories",
-    "rename_values": "base",
-    "replayed_columns": "factories",
-}
-"""Public names, by the module they are defined in (imported on first use: the oracles load pandas)."""
-
-__all__ = sorted(_HOMES)
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "base": "JobRequest Oracle OracleOutcome checked_outcome rename_values",
+        "dataset": "DatasetReplayOracle",
+        "factories": (
+            "OracleContext OracleFactory OracleStage build_oracles dataset_table oracle_factory replayed_columns"
+        ),
+        "outputs": "OracleOutput declared_outputs",
+    },
+)

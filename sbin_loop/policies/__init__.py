@@ -16,18 +16,16 @@ if TYPE_CHECKING:
     from sbin_loop.policies.base import Policy
     from sbin_loop.policies.config import PolicyConfig
 
-_HOMES = {
-    "BatchPolicy": "batch",
-    "Policy": "base",
-    "PoolScores": "base",
-    "RandomPolicy": "random_policy",
-    "Selection": "base",
-    "draw_pool_scores": "scoring",
-}
-"""Public names, by the module they are defined in (imported on first use: the policies load torch)."""
-
-__all__ = ["build_policy", *sorted(_HOMES)]
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__getattr__, __dir__, _LAZY = lazy_exports(
+    __name__,
+    {
+        "base": "Policy PoolScores Selection",
+        "batch": "BatchPolicy",
+        "random_policy": "RandomPolicy",
+        "scoring": "draw_pool_scores",
+    },
+)
+__all__ = ["build_policy", *_LAZY]
 
 
 def build_policy(config: PolicyConfig) -> Policy:

@@ -2,20 +2,12 @@
 
 from sbin_loop.lazy import lazy_exports
 
-_HOMES = {
-    "CampaignDoc": "documents",
-    "CampaignStore": "campaign_store",
-    "CandidateInterval": "documents",
-    "JobDoc": "documents",
-    "ResultDoc": "documents",
-    "RoundDoc": "documents",
-    "SCHEMA_VERSION": "documents",
-    "SelectionEntry": "documents",
-    "StoreError": "campaign_store",
-    "merged_values": "documents",
-    "open_backend": "campaign_store",
-}
-"""Public names, by the module they are defined in (imported on first use)."""
-
-__all__ = sorted(_HOMES)
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "campaign_store": "CampaignStore StoreError open_backend",
+        "documents": (
+            "CampaignDoc CandidateInterval JobDoc ResultDoc RoundDoc SCHEMA_VERSION SelectionEntry merged_values"
+        ),
+    },
+)

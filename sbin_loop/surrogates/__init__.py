@@ -19,10 +19,9 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import Tensor
 
-_HOMES = {"ForestSettings": "forest", "ForestSurrogate": "forest", "GPSettings": "gp", "GPSurrogate": "gp"}
-"""Public names, by the module they are defined in (imported on first use: the peers load torch and scikit-learn)."""
-
-__getattr__, __dir__ = lazy_exports(__name__, _HOMES)
+__getattr__, __dir__, _LAZY = lazy_exports(
+    __name__, {"forest": "ForestSettings ForestSurrogate", "gp": "GPSettings GPSurrogate"}
+)
 
 
 @runtime_checkable
@@ -42,4 +41,4 @@ class Surrogate(Protocol):
         """``S x n x m`` posterior predictive draws in target units."""
 
 
-__all__ = ["Surrogate", *sorted(_HOMES)]
+__all__ = ["Surrogate", *_LAZY]
