@@ -2,7 +2,8 @@
 
 The variational BNN (``sbin_loop.model.BNNSurrogate``) is the default; a random forest with conformal intervals
 (``ForestSurrogate``) and an exact GP with pathwise draws (``GPSurrogate``) are its peers, used by the discovery
-benchmark and selectable in a campaign. All give draws in the objectives' own units, clamped to their supports:
+benchmark and selectable in a campaign; other packages add surrogates by name (``sbin_loop.surrogates.registry``).
+All give draws in the objectives' own units, clamped to their supports:
 
 - ``function_draws(features, S, seed)``: ``S x n x m`` draws of the noise-free function; the same seed gives the same
   ``S`` functions on any rows, so a pool can be scored in chunks. Acquisition rules score these.
