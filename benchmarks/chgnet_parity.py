@@ -23,8 +23,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from benchmarks.oracle_cost import dft_compounds
-from sbin_loop.config import ForceFieldOracleConfig
 from sbin_loop.oracles import JobRequest
+from sbin_loop.oracles.config import ForceFieldOracleConfig
 from sbin_loop.oracles.forcefield import ForceFieldTask, forcefield_workflow_maker
 
 

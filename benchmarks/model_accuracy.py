@@ -38,10 +38,10 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sbin_loop.config import ModelConfig
 from sbin_loop.data import bundled_path
 from sbin_loop.extra_descriptors import element_fraction_vector, site_descriptors
 from sbin_loop.features import featurize_compositions
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import parse_formula, read_formula_table
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sbin_loop.config import ForceFieldOracleConfig
 from sbin_loop.data import bundled_path
+from sbin_loop.oracles.config import ForceFieldOracleConfig
 from sbin_loop.oracles.forcefield import forcefield_workflow_maker
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
 from sbin_loop.workflows.perovskite import build_supercell, site_occupancies

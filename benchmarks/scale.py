@@ -44,14 +44,16 @@ import torch
 from pymatgen.core import Composition
 
 from sbin_loop.candidates import CandidatePool, chunk_features, pool_feature_names
-from sbin_loop.config import ModelConfig, PerovskiteSpaceConfig, PolicyConfig
 from sbin_loop.features import descriptor_names, featurize_formulas, featurize_fractions
 from sbin_loop.model.botorch_model import BNNModel
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.policies import BatchPolicy, draw_pool_scores
+from sbin_loop.policies.config import PolicyConfig
 from sbin_loop.policies.screening import chunk_size, screen
 from sbin_loop.space import PerovskiteSpace, formula_fractions, read_formula_table
 from sbin_loop.space.chunks import CandidateChunk
+from sbin_loop.space.config import PerovskiteSpaceConfig
 from sbin_loop.space.pool import composition_key_of
 
 SPACE = PerovskiteSpaceConfig(

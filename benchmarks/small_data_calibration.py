@@ -25,7 +25,7 @@ import torch
 from conformal_references import conformal_draws, forest, gaussian_process
 from model_accuracy import LEVELS, draws_prediction, metrics, supercon_task
 
-from sbin_loop.config import ModelConfig
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 
 SETTINGS = ("raw", "recalibrated")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from sbin_loop.config import CampaignConfig, ConfigError, ForceFieldOracleConfig, VaspOracleConfig
+from sbin_loop.config import CampaignConfig, ConfigError
+from sbin_loop.oracles.config import ForceFieldOracleConfig, VaspOracleConfig
 
 FORCEFIELD_EXTRA = "pip install -e '.[forcefield]'"
 """How to install the packages the defect workflows need (from a checkout of sbin)."""

@@ -1,17 +1,20 @@
-"""Oracles and policies found by name: sbin's own, and those third-party packages register through entry points.
+"""Oracles, policies and surrogates found by name: sbin's own, and those other packages register as entry points.
 
-A package adds an oracle kind by declaring an entry point in the group ``sbin.oracles`` (a policy: ``sbin.policies``)
-whose name is the ``kind`` a config gives and whose object is a factory:
+A package adds an oracle kind by declaring an entry point in the group ``sbin.oracles`` (a policy: ``sbin.policies``;
+a surrogate: ``sbin.surrogates``) whose name is the ``kind`` a config gives and whose object makes it:
 
 ```toml
 [project.entry-points."sbin.oracles"]
 my_lab = "my_package.oracle:make_oracle"      # make_oracle(settings, context) -> Oracle
 [project.entry-points."sbin.policies"]
 my_rule = "my_package.policy:make_policy"     # make_policy(policy_config) -> Policy
+[project.entry-points."sbin.surrogates"]
+my_model = "my_package.model:MyModel"         # MyModel.from_config(config, n_features), MyModel.load(directory)
 ```
 
-The config then says ``oracle: {kind: my_lab, options: {...}}`` or ``policy: {kind: my_rule, options: {...}}``;
-``options`` is passed through untouched (``settings.options``). Names of sbin's own kinds cannot be taken over.
+The config then says ``oracle: {kind: my_lab, options: {...}}``, ``policy: {kind: my_rule, options: {...}}`` or
+``surrogate: my_model``; ``options`` is passed through untouched (``settings.options``). Names of sbin's own kinds
+cannot be taken over. How a surrogate is made, saved and reloaded: ``sbin_loop.surrogates.registry``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 ORACLES = "sbin.oracles"
 POLICIES = "sbin.policies"
+SURROGATES = "sbin.surrogates"
 
 
 class PluginError(ValueError):

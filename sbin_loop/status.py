@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 from sbin_loop.atomic import write_atomic
-from sbin_loop.config import StoreConfig
 from sbin_loop.integrity import check_campaign, oracle_kinds
 from sbin_loop.locking import lock_holder
 from sbin_loop.stores import CampaignDoc, CampaignStore, CandidateInterval
+from sbin_loop.stores.config import StoreConfig
 
 MARKER = "campaign.json"
 STORE_URI_VARIABLE = "SBIN_STORE_URI"

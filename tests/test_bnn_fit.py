@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.nn.functional import softplus
 
-from sbin_loop.config import ModelConfig
 from sbin_loop.model.bnn import StackedMembers, VariationalMLP
 from sbin_loop.model.botorch_model import BNNModel
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.surrogate import BNNSurrogate
 

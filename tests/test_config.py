@@ -33,6 +33,13 @@ def test_bad_values_name_the_field(change, field):
     assert f"  {field}:" in str(error.value)
 
 
+def test_an_unknown_surrogate_lists_the_known_names():
+    message = r"  surrogate: unknown kind 'svm' \(sbin's own: bnn, forest, gp; no sbin.surrogates plugin is installed\)"
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**_base(), "surrogate": "svm"})
+    assert parse_config({**_base(), "surrogate": "forest"}).surrogate == "forest"
+
+
 def test_policy_objective_must_exist():
     with pytest.raises(ConfigError, match=r"policy\.objective"):
         parse_config({**_base(), "policy": {"objective": "Ef_vac"}})

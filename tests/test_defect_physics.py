@@ -11,11 +11,12 @@ import pytest
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition, Structure
 
-from sbin_loop.config import DefectConfig, ForceFieldOracleConfig, SupercellConfig
 from sbin_loop.oracles import JobRequest
+from sbin_loop.oracles.config import ForceFieldOracleConfig
 from sbin_loop.oracles.forcefield import ForceFieldTask, forcefield_workflow_maker
 from sbin_loop.workflows.amorphous import NotAmorphousError, amorphous_check, check_amorphous, random_packing
 from sbin_loop.workflows.chempots import CompetingPhase, oxygen_delta_mu, oxygen_limits, phase_diagram
+from sbin_loop.workflows.config import DefectConfig, SupercellConfig
 from sbin_loop.workflows.defects import analyse_defects, maker_default, vacancy_candidates
 from sbin_loop.workflows.perovskite import build_supercell
 from sbin_loop.workflows.phase_cache import PhaseCache

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Structure
 
-from sbin_loop.config import ForceFieldOracleConfig
+from sbin_loop.oracles.config import ForceFieldOracleConfig
 from sbin_loop.oracles.forcefield import forcefield_workflow_maker
 from sbin_loop.workflows.analysis import DefectWorkflowDoc, defect_density, formation_energies
 from sbin_loop.workflows.defects import analyse_defects, insert_site, sample_antisite_pairs, swap_sites

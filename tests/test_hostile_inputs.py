@@ -23,8 +23,8 @@ from conftest import FAST_MODEL
 from hostile import Sandbox, check_refused, run_sbin
 
 import sbin_loop
-from sbin_loop.config import ModelConfig
 from sbin_loop.model.checkpoint import CheckpointError, save_surrogate
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 
 REPOSITORY = Path(__file__).resolve().parents[1]

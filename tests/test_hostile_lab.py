@@ -21,9 +21,10 @@ import pandas as pd
 import pytest
 from hostile import Sandbox, run_sbin, snapshot
 
-from sbin_loop.config import ConfigError, FileQueueConfig, ObjectiveConfig, SynthesisConditions, parse_config
+from sbin_loop.config import ConfigError, ObjectiveConfig, parse_config
 from sbin_loop.measurements import ingestible_outcome
 from sbin_loop.oracles import JobRequest
+from sbin_loop.oracles.config import FileQueueConfig, SynthesisConditions
 from sbin_loop.oracles.file_queue import FileQueueBackend, campaign_file_queue
 from sbin_loop.oracles.synthesis import SynthesisOracle, SynthesisRequest
 

@@ -25,7 +25,6 @@ from conftest import campaign_config, write_pool
 from hostile import Sandbox, check_refused, run_sbin, snapshot
 
 from sbin_loop.cli import _format_status
-from sbin_loop.config import StoreConfig
 from sbin_loop.inspection.frames import open_view
 from sbin_loop.inspection.report import render_html
 from sbin_loop.integrity import CampaignIntegrityError
@@ -33,6 +32,7 @@ from sbin_loop.locking import CampaignLock
 from sbin_loop.loop import Campaign
 from sbin_loop.status import NotACampaignError, campaign_status, open_campaign
 from sbin_loop.stores import RoundDoc, campaign_store
+from sbin_loop.stores.config import StoreConfig
 
 USER_ERROR = 1
 """Exit code of a refused command on this branch (user errors)."""

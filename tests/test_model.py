@@ -6,11 +6,11 @@ import pytest
 import torch
 from botorch.acquisition import qUpperConfidenceBound
 
-from sbin_loop.config import ModelConfig
 from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, HeldOutErrors, finite_sample_coverage
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.likelihood import masked_nll, standard_noise
 from sbin_loop.model.splits import cross_validation_folds, split_draws
 from sbin_loop.model.surrogate import BNNSurrogate

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles import JobRequest, checked_outcome
+from sbin_loop.oracles.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.file_queue import FileQueueBackend
 from sbin_loop.oracles.synthesis import SimulatedLab, SynthesisOracle, SynthesisResult
 from sbin_loop.space import read_formula_table

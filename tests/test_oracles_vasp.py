@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from pymatgen.core import Structure
 
-from sbin_loop.config import VaspOracleConfig
 from sbin_loop.oracles import JobRequest
+from sbin_loop.oracles.config import VaspOracleConfig
 from sbin_loop.oracles.vasp import RemoteUnavailableError, VaspDefectOracle, build_vasp_flow
 from sbin_loop.workflows.vasp import vacancy_doc_from_directories, vasp_workflow_maker
 

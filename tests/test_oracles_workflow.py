@@ -13,8 +13,8 @@ import pytest
 from jobflow import Maker, job
 from pymatgen.core import Composition
 
-from sbin_loop.config import ForceFieldOracleConfig
 from sbin_loop.oracles import JobRequest, checked_outcome
+from sbin_loop.oracles.config import ForceFieldOracleConfig
 from sbin_loop.oracles.forcefield import ForceFieldTask, forcefield_oracle, forcefield_workflow_maker
 from sbin_loop.oracles.process import ProcessOracle
 from sbin_loop.workflows.analysis import ImplausibleResultError, defect_density, formation_energies

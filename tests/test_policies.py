@@ -5,12 +5,14 @@ from botorch.acquisition.logei import qLogExpectedImprovement
 from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 from conftest import campaign_config
 
-from sbin_loop.config import ConfigError, ModelConfig, PolicyConfig
+from sbin_loop.config import ConfigError
 from sbin_loop.model.botorch_model import BNNModel, EnsembleMemberSampler
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.policies import BatchPolicy, PoolScores, RandomPolicy, build_policy
 from sbin_loop.policies import batch as batch_module
 from sbin_loop.policies.acquisitions import LogExpectedImprovement
+from sbin_loop.policies.config import PolicyConfig
 
 
 def scores(samples: torch.Tensor, best: float | None = None, **kwargs) -> PoolScores:

@@ -10,11 +10,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sbin_loop.config import ConfigError, PoolPerovskiteFilter, PoolSpaceConfig, parse_config
+from sbin_loop.config import ConfigError, parse_config
 from sbin_loop.oracles import dataset_table, declared_outputs
 from sbin_loop.oracles.outputs import resolve
 from sbin_loop.space import read_formula_table
 from sbin_loop.space.cli import space_app
+from sbin_loop.space.config import PoolPerovskiteFilter, PoolSpaceConfig
 from sbin_loop.space.pool import DataSourceError
 from sbin_loop.space.pool_perovskites import pool_candidates, screen_formulas
 from sbin_loop.workflows.perovskite import build_supercell, site_occupancies

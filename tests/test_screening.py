@@ -12,11 +12,11 @@ import torch
 from conftest import campaign_config
 
 from sbin_loop.candidates import CandidatePool, chunk_features, pool_feature_names
-from sbin_loop.config import PerovskiteSpaceConfig
 from sbin_loop.loop import _SELECT, Campaign, derive_seed
 from sbin_loop.policies.screening import RunningTop
 from sbin_loop.space import PerovskiteSpace
 from sbin_loop.space.chunks import CandidateChunk
+from sbin_loop.space.config import PerovskiteSpaceConfig
 
 SPACE = PerovskiteSpaceConfig(a_site=("Ca", "Sr", "Ba", "La"), b_site=("Ti", "Zr", "Al", "Ga", "Fe"))
 

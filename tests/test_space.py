@@ -6,7 +6,7 @@ from pydantic import ValidationError
 from pymatgen.core import Composition
 from typer.testing import CliRunner
 
-from sbin_loop.config import CampaignConfig, PerovskiteSpaceConfig, PoolSpaceConfig
+from sbin_loop.config import CampaignConfig
 from sbin_loop.space import (
     CandidateChunk,
     PerovskiteSpace,
@@ -17,6 +17,7 @@ from sbin_loop.space import (
     summarize_space,
 )
 from sbin_loop.space.cli import space_app
+from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.perovskite import shannon_radius, site_configurations
 
 SMALL = PerovskiteSpaceConfig(a_site=("Sr", "La", "Na"), b_site=("Ti", "Mn", "Al"), fraction_denominator=4)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sbin_loop.config import StoreConfig
 from sbin_loop.stores import CampaignDoc, CampaignStore, JobDoc, ResultDoc, StoreError, campaign_store, open_backend
+from sbin_loop.stores.config import StoreConfig
 
 
 def _result(job_id: str = "c:r0000:SrTiO3", value: float = 1.0) -> ResultDoc:

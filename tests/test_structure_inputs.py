@@ -11,7 +11,7 @@ import pytest
 from conftest import OracleWrapper, campaign_config
 from pymatgen.core import Lattice, Structure
 
-from sbin_loop.config import StructureFeaturesConfig
+from sbin_loop.features.config import StructureFeaturesConfig
 from sbin_loop.features.structure_inputs import STRUCTURE_PRESENT, StructureInputs, relaxed_structure, site_groups
 from sbin_loop.loop import Campaign
 from sbin_loop.model.checkpoint import load_surrogate, read_metadata

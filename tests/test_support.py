@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy import stats
 
-from sbin_loop.config import ModelConfig
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.likelihood import log_cdf, masked_nll
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbin_loop.config import ModelConfig
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.surrogates import ForestSettings, ForestSurrogate, GPSurrogate, Surrogate
 from sbin_loop.surrogates.conformal import LEVELS, conformal_factors
@@ -97,8 +97,8 @@ def test_the_bnn_meets_the_same_protocol() -> None:
 @pytest.mark.parametrize("index", [0, 1], ids=["forest", "gp"])
 def test_peer_picks_through_the_product_policy(index: int) -> None:
     """A peer's draws go through the same pool scoring and qLogEI batch selection as the BNN's."""
-    from sbin_loop.config import PolicyConfig
     from sbin_loop.policies import build_policy, draw_pool_scores
+    from sbin_loop.policies.config import PolicyConfig
     from sbin_loop.surrogates.botorch_model import FunctionDrawsModel
 
     x, y = _data(200, 0)

@@ -29,12 +29,14 @@ from sbin_loop.campaign.tell import (
     csv_records,
     read_rows,
 )
-from sbin_loop.config import StoreConfig, parse_config, stored_model_config
+from sbin_loop.config import parse_config
 from sbin_loop.engine import CampaignError
 from sbin_loop.faults import crash_point
+from sbin_loop.model.config import stored_model_config
 from sbin_loop.space.pool import resolve_source
 from sbin_loop.status import STORE_URI_VARIABLE, open_campaign, read_marker
 from sbin_loop.stores import JobDoc, RoundDoc, SelectionEntry
+from sbin_loop.stores.config import StoreConfig
 from sbin_loop.stores.documents import TOLD
 
 logger = logging.getLogger(__name__)

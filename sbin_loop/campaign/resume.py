@@ -15,16 +15,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from sbin_loop.candidates import CandidatePool, pool_feature_names, reuse_pool, space_fingerprint
-from sbin_loop.config import (
-    CampaignConfig,
-    ConfigError,
-    DatasetOracleConfig,
-    PoolSpaceConfig,
-    explicit_fields,
-    stored_model_config,
-)
+from sbin_loop.config import CampaignConfig, ConfigError
+from sbin_loop.config_base import explicit_fields
+from sbin_loop.model.config import stored_model_config
+from sbin_loop.oracles.config import DatasetOracleConfig
 from sbin_loop.seeds import POOL, derive_seed
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
+from sbin_loop.space.config import PoolSpaceConfig
 from sbin_loop.space.pool_perovskites import pool_candidates
 from sbin_loop.space.spaces import PoolSpace, open_space
 from sbin_loop.status import read_marker

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,12 +32,14 @@ import numpy as np
 from sbin_loop import __version__
 from sbin_loop.campaign.resume import PoolLoader, check_directory_belongs_to, resumed_config
 from sbin_loop.campaign.stages import StageRunner
+from sbin_loop.campaign.summary import RoundSummary, round_summary
 from sbin_loop.candidates import CandidatePool
-from sbin_loop.config import CampaignConfig, DatasetOracleConfig
+from sbin_loop.config import CampaignConfig
 from sbin_loop.engine import CampaignError, Engine, SurrogateFactory
 from sbin_loop.integrity import check_campaign, check_directory, check_pool_candidates, save_checkpoint_once
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.oracles import OracleStage, build_oracles, dataset_table
+from sbin_loop.oracles.config import DatasetOracleConfig
 from sbin_loop.policies import Policy
 from sbin_loop.seeds import TELL_TRAIN, TRAIN, derive_seed
 from sbin_loop.status import read_marker, write_marker
@@ -46,28 +48,6 @@ from sbin_loop.stores.documents import merged_values
 from sbin_loop.surrogates.registry import load_model, save_model
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RoundSummary:
-    """The per-round line a user reads: progress, best so far and how certain the model is."""
-
-    round: int
-    n_evaluations: int
-    n_failed: int
-    best_candidate: str | None
-    best_value: float | None
-    mean_interval_width: float | None
-    seconds: float
-
-    def line(self, objective: str, unit: str) -> str:
-        """Human-readable one-liner."""
-        best = "n/a" if self.best_value is None else f"{self.best_value:.2f} {unit} ({self.best_candidate})".strip()
-        width = "n/a" if self.mean_interval_width is None else f"{self.mean_interval_width:.2f} {unit}".strip()
-        return (
-            f"round {self.round:3d} | evaluations {self.n_evaluations:5d} | failed {self.n_failed} | "
-            f"best {objective} {best} | mean 95% interval width {width} | {self.seconds:.1f} s"
-        )
 
 
 class RoundMachine:
@@ -276,18 +256,7 @@ class RoundMachine:
 
     def summarise(self, doc: RoundDoc, seconds: float = 0.0) -> RoundSummary:
         """The summary line data of a stored round."""
-        objective = self.config.policy_objective.name
-        widths = [entry.interval.width for entry in doc.intervals.get("selected", []) if entry.objective == objective]
-        best = doc.best_observed
-        return RoundSummary(
-            round=doc.round,
-            n_evaluations=doc.n_evaluations,
-            n_failed=doc.n_failed,
-            best_candidate=best.candidate_id if best else None,
-            best_value=best.observed if best else None,
-            mean_interval_width=float(np.mean(widths)) if widths else None,
-            seconds=seconds or sum(doc.timings.values()),
-        )
+        return round_summary(doc, self.config.policy_objective.name, seconds)
 
     # Step 1: propose --------------------------------------------------------------------------------------------
     def _propose(self, index: int, n: int | None = None) -> RoundDoc:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from sbin_loop.candidates import CandidatePool
-from sbin_loop.config import ObjectiveConfig, StructureFeaturesConfig
+from sbin_loop.config import ObjectiveConfig
+from sbin_loop.features.config import StructureFeaturesConfig
 from sbin_loop.features.structure_inputs import StructureInputs, relaxed_structure
 from sbin_loop.measurements import usable_values
 from sbin_loop.model.surrogate import BNNSurrogate

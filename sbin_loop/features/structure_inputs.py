@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 from pymatgen.core import Structure
 
-from sbin_loop.config import StructureFeaturesConfig
+from sbin_loop.features.config import StructureFeaturesConfig
 from sbin_loop.features.structure import StructureFeaturizer
 from sbin_loop.workflows.perovskite import NotAPerovskiteError, site_occupancies
 

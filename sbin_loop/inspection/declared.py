@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Structure
 
-from sbin_loop.config import DatasetOracleConfig
 from sbin_loop.oracles import replayed_columns
+from sbin_loop.oracles.config import DatasetOracleConfig
 from sbin_loop.oracles.outputs import OracleOutput, declared_outputs, resolve
 
 if TYPE_CHECKING:

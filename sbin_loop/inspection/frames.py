@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sbin_loop.config import CampaignConfig, ObjectiveConfig, StoreConfig, parse_config
+from sbin_loop.config import CampaignConfig, ObjectiveConfig, parse_config
 from sbin_loop.inspection.declared import defect_frame, output_table, structure_frame
 from sbin_loop.model.intervals import Interval
 from sbin_loop.status import open_campaign
 from sbin_loop.stores import CampaignDoc, CampaignStore, JobDoc, ResultDoc, RoundDoc, merged_values
+from sbin_loop.stores.config import StoreConfig
 
 MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 

@@ -18,10 +18,10 @@ import pandas as pd
 import yaml
 
 from sbin_loop import __version__
-from sbin_loop.config import StoreConfig
 from sbin_loop.inspection.frames import CampaignView
 from sbin_loop.inspection.plots import FIGURES, FigureSpec, campaign_figures
 from sbin_loop.status import ranked_by_mean
+from sbin_loop.stores.config import StoreConfig
 from sbin_loop.stores.documents import utc_now
 
 DPI = 110

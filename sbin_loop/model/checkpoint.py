@@ -22,8 +22,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from sbin_loop.atomic import write_atomic
-from sbin_loop.config import ModelConfig, stored_model_config
 from sbin_loop.files import FileLimitError, read_small_file
+from sbin_loop.model.config import ModelConfig, stored_model_config
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 

@@ -12,11 +12,13 @@ import typer
 from pydantic import ValidationError
 
 from sbin_loop.cli_errors import reports_errors
-from sbin_loop.config import Bounds, ConfigError, ModelConfig, ObjectiveConfig
+from sbin_loop.config import ConfigError, ObjectiveConfig
+from sbin_loop.config_base import Bounds
 from sbin_loop.features import featurize_compositions
 from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.sites import input_names, merged_site_rows, parse_sites, site_inputs, site_problem, site_rows
 from sbin_loop.model.surrogate import BNNSurrogate

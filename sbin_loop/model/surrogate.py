@@ -21,10 +21,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from sbin_loop.config import Bounds, ModelConfig
+from sbin_loop.config_base import Bounds
 from sbin_loop.model import training
 from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.likelihood import standard_noise
 from sbin_loop.model.splits import split_draws
 from sbin_loop.model.training import FitData, TrainingReport

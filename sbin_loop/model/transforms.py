@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from sbin_loop.config import Bounds
+from sbin_loop.config_base import Bounds
 
 TRANSFORMS = ("none", "log1p")
 """Target transforms: the model learns ``log1p(y)`` for ``log1p`` targets and maps draws back with ``expm1``."""

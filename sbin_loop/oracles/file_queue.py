@@ -31,7 +31,8 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from sbin_loop.config import ConfigError, FileQueueConfig, queue_directory_problem
+from sbin_loop.config import ConfigError
+from sbin_loop.oracles.config import FileQueueConfig, queue_directory_problem
 from sbin_loop.oracles.ledger import append_lines, read_lines
 from sbin_loop.oracles.synthesis import SynthesisRequest, SynthesisResult, safe_name
 from sbin_loop.safe_files import (

@@ -22,8 +22,8 @@ from pathlib import Path
 from jobflow import Flow, Maker
 from pymatgen.core import Structure
 
-from sbin_loop.config import ForceFieldOracleConfig, VaspOracleConfig
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
+from sbin_loop.oracles.config import ForceFieldOracleConfig, VaspOracleConfig
 from sbin_loop.oracles.process import ProcessOracle
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
 from sbin_loop.workflows.defects import DefectWorkflowMaker

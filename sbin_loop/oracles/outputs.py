@@ -22,10 +22,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from sbin_loop.config import (
+from sbin_loop.config import ObjectiveConfig
+from sbin_loop.oracles.config import (
     DatasetOracleConfig,
     ForceFieldOracleConfig,
-    ObjectiveConfig,
     OracleConfig,
     SynthesisOracleConfig,
     VaspOracleConfig,

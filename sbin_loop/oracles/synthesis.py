@@ -27,8 +27,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Composition
 
-from sbin_loop.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
+from sbin_loop.oracles.config import SimulatedLabConfig, SynthesisConditions
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.safe_files import printable
 from sbin_loop.seeds import derived_rng

@@ -25,8 +25,8 @@ from typing import Any
 
 from jobflow import Flow
 
-from sbin_loop.config import VaspOracleConfig
 from sbin_loop.oracles.base import JobRequest, OracleOutcome, rename_values
+from sbin_loop.oracles.config import VaspOracleConfig
 from sbin_loop.oracles.forcefield import candidate_supercell
 from sbin_loop.oracles.ledger import append_lines, read_json_objects
 from sbin_loop.workflows.analysis import DefectWorkflowDoc

@@ -7,18 +7,32 @@ once per round; any other kind is a policy a third-party package registers (``sb
 
 from __future__ import annotations
 
-from sbin_loop import plugins
-from sbin_loop.config import PolicyConfig
-from sbin_loop.policies.base import Policy, PoolScores, Selection
-from sbin_loop.policies.batch import BatchPolicy
-from sbin_loop.policies.random_policy import RandomPolicy
-from sbin_loop.policies.scoring import draw_pool_scores
+from typing import TYPE_CHECKING
 
-__all__ = ["BatchPolicy", "Policy", "PoolScores", "RandomPolicy", "Selection", "build_policy", "draw_pool_scores"]
+from sbin_loop import plugins
+from sbin_loop.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sbin_loop.policies.base import Policy
+    from sbin_loop.policies.config import PolicyConfig
+
+__getattr__, __dir__, _LAZY = lazy_exports(
+    __name__,
+    {
+        "base": "Policy PoolScores Selection",
+        "batch": "BatchPolicy",
+        "random_policy": "RandomPolicy",
+        "scoring": "draw_pool_scores",
+    },
+)
+__all__ = ["build_policy", *_LAZY]
 
 
 def build_policy(config: PolicyConfig) -> Policy:
     """The policy described by a campaign's ``policy`` section (a plugin's, for a kind sbin does not provide)."""
+    from sbin_loop.policies.batch import BatchPolicy
+    from sbin_loop.policies.random_policy import RandomPolicy
+
     if config.plugin:
         return plugins.load(plugins.POLICIES, config.kind)(config)
     if not config.needs_model:

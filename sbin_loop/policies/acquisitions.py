@@ -25,9 +25,9 @@ import torch
 from botorch.acquisition.logei import qLogExpectedImprovement
 from torch import Tensor
 
-from sbin_loop.config import AcquisitionConfig
 from sbin_loop.model.botorch_model import EnsembleMemberSampler, PosteriorSampleCache
 from sbin_loop.policies.base import PoolScores
+from sbin_loop.policies.config import AcquisitionConfig
 
 Scale = Literal["log_gain", "gain", "value"]
 """How to read a scorer's values: ``log_gain`` (log of a non-negative expected gain), ``gain`` (a non-negative gain)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sbin_loop.config import AcquisitionConfig, PolicyConfig
 from sbin_loop.policies.acquisitions import DiminishingScorer, Scale, build_scorer, objective_label
 from sbin_loop.policies.base import PoolScores, Selection
+from sbin_loop.policies.config import AcquisitionConfig, PolicyConfig
 
 
 def feasibility(scores: PoolScores, config: PolicyConfig) -> Tensor | None:

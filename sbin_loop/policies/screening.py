@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sbin_loop.config import AcquisitionConfig, PolicyConfig
 from sbin_loop.policies.acquisitions import ThompsonSampling, build_scorer
 from sbin_loop.policies.base import PoolScores
 from sbin_loop.policies.batch import feasibility
+from sbin_loop.policies.config import AcquisitionConfig, PolicyConfig
 
 SCREEN_ELEMENTS = 1 << 23
 """Posterior draws (``S x n x m`` float64 values) evaluated at once while screening: 64 MB."""

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from sbin_loop.config import PerovskiteSpaceConfig
 from sbin_loop.space.chunks import CandidateChunk, rechunk
+from sbin_loop.space.config import PerovskiteSpaceConfig
 from sbin_loop.space.formula import canonical_formulas
 from sbin_loop.space.rules import (
     COORDINATION,

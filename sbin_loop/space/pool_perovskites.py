@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
-from sbin_loop.config import PoolPerovskiteFilter, PoolSpaceConfig
+from sbin_loop.space.config import PoolPerovskiteFilter, PoolSpaceConfig
 from sbin_loop.space.pool import FormulaTable
 from sbin_loop.space.rules import RULES, SiteIons, SiteOccupation, screen, site_ions
 from sbin_loop.workflows.perovskite import NotAPerovskiteError, site_occupancies

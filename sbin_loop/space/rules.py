@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Element
 
-from sbin_loop.config import PerovskiteRulesConfig
+from sbin_loop.space.config import PerovskiteRulesConfig
 
 RULES = (
     "charge",

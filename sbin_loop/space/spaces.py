@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sbin_loop.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.chunks import CandidateChunk
+from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.formula import formula_fractions
 from sbin_loop.space.perovskite import PerovskiteSpace
 from sbin_loop.space.pool import FormulaTable, read_formula_table

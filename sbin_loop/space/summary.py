@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sbin_loop.config import ConfigError, PerovskiteSpaceConfig, PoolSpaceConfig
+from sbin_loop.config import ConfigError
+from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.perovskite import estimated_size
 from sbin_loop.space.spaces import open_space
 

@@ -1,27 +1,13 @@
 """Campaign stores: typed documents on interchangeable maggma backends (MontyStore embedded, MongoDB by URI)."""
 
-from sbin_loop.stores.campaign_store import CampaignStore, StoreError, open_backend
-from sbin_loop.stores.documents import (
-    SCHEMA_VERSION,
-    CampaignDoc,
-    CandidateInterval,
-    JobDoc,
-    ResultDoc,
-    RoundDoc,
-    SelectionEntry,
-    merged_values,
-)
+from sbin_loop.lazy import lazy_exports
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "CampaignDoc",
-    "CampaignStore",
-    "CandidateInterval",
-    "JobDoc",
-    "ResultDoc",
-    "RoundDoc",
-    "SelectionEntry",
-    "StoreError",
-    "merged_values",
-    "open_backend",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "campaign_store": "CampaignStore StoreError open_backend",
+        "documents": (
+            "CampaignDoc CandidateInterval JobDoc ResultDoc RoundDoc SCHEMA_VERSION SelectionEntry merged_values"
+        ),
+    },
+)

@@ -23,7 +23,7 @@ from maggma.stores import MemoryStore, MongoStore, MontyStore
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import PyMongoError
 
-from sbin_loop.config import StoreConfig
+from sbin_loop.stores.config import StoreConfig
 from sbin_loop.stores.documents import SCHEMA_VERSION, CampaignDoc, JobDoc, ResultDoc, RoundDoc, utc_now
 
 DocumentT = TypeVar("DocumentT", bound=BaseModel)

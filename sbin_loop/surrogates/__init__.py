@@ -2,7 +2,8 @@
 
 The variational BNN (``sbin_loop.model.BNNSurrogate``) is the default; a random forest with conformal intervals
 (``ForestSurrogate``) and an exact GP with pathwise draws (``GPSurrogate``) are its peers, used by the discovery
-benchmark and selectable in a campaign. All give draws in the objectives' own units, clamped to their supports:
+benchmark and selectable in a campaign; other packages add surrogates by name (``sbin_loop.surrogates.registry``).
+All give draws in the objectives' own units, clamped to their supports:
 
 - ``function_draws(features, S, seed)``: ``S x n x m`` draws of the noise-free function; the same seed gives the same
   ``S`` functions on any rows, so a pool can be scored in chunks. Acquisition rules score these.
@@ -11,13 +12,17 @@ benchmark and selectable in a campaign. All give draws in the objectives' own un
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-from torch import Tensor
+from sbin_loop.lazy import lazy_exports
 
-from sbin_loop.surrogates.forest import ForestSettings, ForestSurrogate
-from sbin_loop.surrogates.gp import GPSettings, GPSurrogate
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import Tensor
+
+__getattr__, __dir__, _LAZY = lazy_exports(
+    __name__, {"forest": "ForestSettings ForestSurrogate", "gp": "GPSettings GPSurrogate"}
+)
 
 
 @runtime_checkable
@@ -37,4 +42,4 @@ class Surrogate(Protocol):
         """``S x n x m`` posterior predictive draws in target units."""
 
 
-__all__ = ["ForestSettings", "ForestSurrogate", "GPSettings", "GPSurrogate", "Surrogate"]
+__all__ = ["Surrogate", *_LAZY]

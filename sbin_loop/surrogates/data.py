@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from sbin_loop.atomic import write_atomic
-from sbin_loop.config import Bounds
+from sbin_loop.config_base import Bounds
 
 
 @dataclass(frozen=True)

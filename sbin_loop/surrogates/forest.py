@@ -26,7 +26,7 @@ from sklearn.ensemble import RandomForestRegressor
 from sklearn.model_selection import KFold
 from torch import Tensor
 
-from sbin_loop.config import Bounds
+from sbin_loop.config_base import Bounds
 from sbin_loop.surrogates.conformal import LEVELS, conformal_factors, quantile_offsets
 from sbin_loop.surrogates.data import FitSummary, PeerSurrogate, clamp_to_bounds, load_rows
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sbin_loop.config import Bounds
+from sbin_loop.config_base import Bounds
 from sbin_loop.surrogates.data import FitSummary, PeerSurrogate, clamp_to_bounds, load_rows
 
 

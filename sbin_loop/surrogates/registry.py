@@ -1,17 +1,26 @@
-"""The surrogate a campaign config names: made, saved, loaded and wrapped for BoTorch by one set of functions.
+"""Surrogates found by name: made for a campaign, saved, loaded and wrapped for BoTorch by one set of functions.
 
-The BNN keeps its safetensors checkpoint (``sbin_loop.model.checkpoint``); a peer's checkpoint holds its training
-rows and the seed of its fit (``surrogate.json``), and loading refits it, so a resumed campaign picks with the same
-model. No pickle is read either way.
+sbin's own kinds are ``bnn``, ``forest`` and ``gp``; any other name a config's ``surrogate`` gives is looked up among
+the ``sbin.surrogates`` entry points of installed packages (``sbin_loop.plugins``). Such an entry point names a class
+with ``from_config(config, n_features)`` (the untrained surrogate for a campaign's objectives) and ``load(directory)``
+(the fitted surrogate its ``save`` wrote there).
+
+The BNN keeps its safetensors checkpoint (``sbin_loop.model.checkpoint``); every other surrogate's checkpoint holds a
+``surrogate.json`` naming its kind, by which ``load_model`` finds the class that reads it back (sbin's peers store
+their training rows and the seed of their fit there, and refit on loading, so a resumed campaign picks with the same
+model). No pickle is read either way.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from botorch.models.ensemble import EnsembleModel
 
+from sbin_loop import plugins
 from sbin_loop.config import CampaignConfig
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
@@ -20,38 +29,110 @@ from sbin_loop.surrogates.botorch_model import FunctionDrawsModel
 from sbin_loop.surrogates.forest import ForestSurrogate
 from sbin_loop.surrogates.gp import GPSurrogate
 
-PEERS = {"forest": ForestSurrogate, "gp": GPSurrogate}
-"""Peer surrogates by the name a config gives them."""
+KIND_FILE = "surrogate.json"
+"""The file of a checkpoint other than the BNN's that names its surrogate kind (``{"kind": NAME, ...}``)."""
+
+
+@dataclass(frozen=True)
+class SurrogateKind:
+    """How one kind of surrogate is made for a campaign and read back from its checkpoint.
+
+    Attributes:
+        make: ``make(config, n_features)``: the untrained surrogate for the campaign's objectives.
+        load: ``load(directory)``: the fitted surrogate whose checkpoint is in ``directory``.
+    """
+
+    make: Callable[[CampaignConfig, int], object]
+    load: Callable[[Path], object]
+
+
+def _bnn(config: CampaignConfig, n_features: int) -> BNNSurrogate:
+    objectives = config.objectives
+    return BNNSurrogate(
+        n_features,
+        tuple(o.name for o in objectives),
+        tuple(o.transform for o in objectives),
+        config.model,
+        tuple(o.bounds for o in objectives),
+    )
+
+
+def _forest(config: CampaignConfig, n_features: int) -> ForestSurrogate:
+    objectives = config.objectives
+    return ForestSurrogate(n_features, tuple(o.name for o in objectives), tuple(o.bounds for o in objectives))
+
+
+def _gp(config: CampaignConfig, n_features: int) -> GPSurrogate:
+    objectives = config.objectives
+    transforms = tuple(o.transform if o.transform == "log1p" else "none" for o in objectives)
+    return GPSurrogate(n_features, tuple(o.name for o in objectives), transforms, tuple(o.bounds for o in objectives))
+
+
+SURROGATES: dict[str, SurrogateKind] = {
+    "bnn": SurrogateKind(_bnn, load_surrogate),
+    "forest": SurrogateKind(_forest, ForestSurrogate.load),
+    "gp": SurrogateKind(_gp, GPSurrogate.load),
+}
+"""sbin's own surrogates by the name a config gives them (``BUILTIN_SURROGATES``)."""
+
+
+def surrogate_by_name(name: str) -> SurrogateKind:
+    """The surrogate ``name``: sbin's own, else the class a package registers under it in ``sbin.surrogates``.
+
+    Raises:
+        PluginError: If no installed package registers ``name``, or its class lacks ``from_config`` or ``load``.
+    """
+    if name in SURROGATES:
+        return SURROGATES[name]
+    registered = plugins.load(plugins.SURROGATES, name)
+    missing = [method for method in ("from_config", "load") if not callable(getattr(registered, method, None))]
+    if missing:
+        raise plugins.PluginError(f"{plugins.SURROGATES}: {name!r} has no {' or '.join(missing)} method")
+    return SurrogateKind(registered.from_config, registered.load)
 
 
 def make_surrogate(config: CampaignConfig, n_features: int) -> object:
     """The untrained surrogate ``config.surrogate`` names, for ``n_features`` inputs and the config's objectives."""
-    names = tuple(objective.name for objective in config.objectives)
-    transforms = tuple(objective.transform for objective in config.objectives)
-    bounds = tuple(objective.bounds for objective in config.objectives)
-    if config.surrogate == "forest":
-        return ForestSurrogate(n_features, names, bounds)
-    if config.surrogate == "gp":
-        return GPSurrogate(n_features, names, tuple(t if t == "log1p" else "none" for t in transforms), bounds)
-    return BNNSurrogate(n_features, names, transforms, config.model, bounds)
+    return surrogate_by_name(config.surrogate).make(config, n_features)
+
+
+def _stored_kind(directory: Path) -> object:
+    try:
+        return json.loads((directory / KIND_FILE).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def save_model(surrogate: object, directory: Path, feature_names: list[str]) -> Path:
-    """Write a fitted surrogate's checkpoint into ``directory``."""
+    """Write a fitted surrogate's checkpoint into ``directory``.
+
+    Raises:
+        ValueError: If a surrogate other than the BNN wrote no ``surrogate.json`` naming its kind: it could not be
+            loaded back.
+    """
     if isinstance(surrogate, BNNSurrogate):
         return save_surrogate(surrogate, directory, feature_names)
-    return surrogate.save(directory)
+    path = surrogate.save(directory)
+    if not isinstance(_stored_kind(Path(directory)), str):
+        raise ValueError(f"{type(surrogate).__name__}.save wrote no {KIND_FILE} naming its kind into {directory}")
+    return path
 
 
 def load_model(directory: Path) -> object:
-    """Read the checkpoint ``save_model`` wrote (a peer is refitted from its stored rows and seed)."""
-    meta = directory / "surrogate.json"
-    if not meta.is_file():
+    """Read the checkpoint ``save_model`` wrote, with the class of the kind it names (the BNN's has no kind file).
+
+    Raises:
+        ValueError: If the checkpoint names a surrogate kind that is neither sbin's nor an installed plugin's.
+    """
+    directory = Path(directory)
+    if not (directory / KIND_FILE).is_file():
         return load_surrogate(directory)
-    kind = json.loads(meta.read_text()).get("kind")
-    if kind not in PEERS:
-        raise ValueError(f"{directory}: unknown surrogate kind {kind!r}")
-    return PEERS[kind].load(directory)
+    kind = _stored_kind(directory)
+    try:
+        found = surrogate_by_name(kind if isinstance(kind, str) else "")
+    except plugins.PluginError as error:
+        raise ValueError(f"{directory}: unknown surrogate kind {kind!r} ({error})") from None
+    return found.load(directory)
 
 
 def posterior_model(surrogate: object, n_draws: int, seed: int) -> EnsembleModel:

@@ -16,7 +16,7 @@ import numpy as np
 from pymatgen.core import Structure
 from pymatgen.io.vasp import Kpoints, Vasprun
 
-from sbin_loop.config import VaspOracleConfig
+from sbin_loop.oracles.config import VaspOracleConfig
 from sbin_loop.workflows.analysis import DefectWorkflowDoc
 from sbin_loop.workflows.defects import DefectWorkflowMaker, analyse_defects, maker_default
 

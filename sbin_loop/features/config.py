@@ -1,0 +1,41 @@
+"""Settings of the model inputs beyond the composition descriptors every candidate has."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sbin_loop import limits
+from sbin_loop.config_base import Section
+
+
+class StructureFeaturesConfig(Section):
+    """Structural descriptors of relaxed cells as model inputs (``sbin_loop.features.structure_inputs``).
+
+    When an oracle returns a relaxed structure for a candidate (the force-field and VASP defect workflows do), the
+    model is trained on its partial RDFs, coordination statistics, bond angles and density beside the composition
+    descriptors. Candidates without a structure have these inputs missing: imputed with the training mean and marked
+    by a ``structure present`` input of 0, never filled with zeros.
+
+    Attributes:
+        enabled: Use structural descriptors once at least one result carries a structure.
+        r_max: Largest distance of the partial radial distribution functions (Angstrom).
+        n_bins: Bins of each partial RDF.
+        angle_bins: Bins of each bond-angle histogram on 0-180 degrees.
+        bond_tolerance: Neighbours within ``(1 + bond_tolerance)`` x a site group's bond length are bonded.
+    """
+
+    enabled: bool = True
+    r_max: float = Field(default=6.0, gt=0, le=30)
+    n_bins: int = Field(default=20, gt=0, le=limits.MAX_BINS)
+    angle_bins: int = Field(default=9, gt=0, le=limits.MAX_BINS)
+    bond_tolerance: float = Field(default=0.2, gt=0)
+
+
+class FeaturesConfig(Section):
+    """Model inputs beyond the composition descriptors every candidate has.
+
+    Attributes:
+        structure: Structural descriptors of relaxed cells returned by oracles.
+    """
+
+    structure: StructureFeaturesConfig = StructureFeaturesConfig()

@@ -1,0 +1,157 @@
+"""Settings of the variational BNN and of the Monte Carlo intervals, and how a stored model config reads back."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from sbin_loop import limits
+from sbin_loop.config_base import Section
+
+
+class ModelConfig(Section):
+    """Mean-field variational BNN (Bayes-by-backprop) settings.
+
+    The seed's settings were 64-128-64 ReLU, Adam 1e-3, batch 32, a unit prior on every weight and the plain ELBO;
+    those underfit (see ``benchmarks/model_accuracy.py``). The defaults here are what that benchmark measured to be
+    accurate and calibrated; each departure from the seed is a field that can be set back.
+
+    Attributes:
+        hidden: Widths of the hidden layers (ReLU).
+        prior_std: Standard deviation of the zero-mean Gaussian prior on every weight and bias (divided by
+            ``sqrt(fan_in)`` of the layer when ``fan_in_scaling`` is set).
+        posterior_std_init: Initial standard deviation of the variational posterior of each weight (scaled like the
+            prior).
+        fan_in_scaling: Scale prior and initial posterior standard deviations by ``1 / sqrt(fan_in)`` per layer.
+        kl_weight: Weight of the KL term in the ELBO (1 is the proper ELBO; below 1 tempers the posterior). On 30-120
+            SuperCon rows (tuning rows, not the benchmark's), 0.1 gave a lower MAE and CRPS than 0.01 with the
+            cross-fitted ensemble; 1 costs 2-4 K of MAE.
+        learning_rate: Adam learning rate (the starting one under a schedule).
+        learning_rate_schedule: ``constant``, or ``cosine``: annealed to 1% of ``learning_rate`` over the step
+            budget (on SuperCon Tc, fold 0, one member: 7.26 K MAE constant, 6.17 K cosine with ``mse`` selection).
+        batch_size: Minibatch size.
+        epochs: Passes over the training data.
+        min_steps: Lower bound on optimiser steps, so tiny training sets are still fitted.
+        max_steps: Upper bound on optimiser steps per ensemble member, so large training sets stay within a time
+            budget.
+        noise: ``homoscedastic``: one learned noise level per output; ``heteroscedastic``: the network predicts a
+            noise level per input and output.
+        likelihood: Observation noise model of the training likelihood and of predictive draws: ``laplace`` (heavy
+            tails; the mean head learns the conditional median, which absolute errors reward, and is not pulled by
+            outliers such as one composition reported with very different values) or ``gaussian``. Inner validation
+            (``validation_metric`` ``mae`` with it): SuperCon Tc 6.02 -> 5.63 K and 6.09 -> 5.87 K on two folds,
+            O-vacancy energies 0.73 -> 0.59 eV and 0.74 -> 0.61 eV, coverage unchanged.
+        nll_beta: Exponent of the beta-NLL weighting of the training likelihood (0: plain NLL; 0.5 helps a
+            heteroscedastic model fit the mean where it predicts large noise).
+        ensemble_size: Variational networks; the posterior is their equal-weight mixture. From 2 members on they are
+            cross-fitted: the rows are dealt into ``ensemble_size`` folds (whole groups when the fit has groups) and
+            each member trains on all folds but its own, so every row trains the ensemble and is predicted by a
+            member that did not see it. Those out-of-fold predictions choose the stopping point, the noise level and
+            the recalibration (``sbin_loop.model.training``); nothing is held out of the final model. With 1 member
+            the network trains on every row for the full step budget and keeps its own spread.
+        input_clip: Standardised descriptors of candidates are clipped to ``±input_clip`` training standard deviations.
+            A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic
+            compounds) would otherwise put a magnetic candidate 10^5 deviations out, where a ReLU network's linear
+            extrapolation means nothing and overflows.
+        validation_interval: Optimiser steps between two checks of the members' pooled out-of-fold loss.
+        patience: Checks without improvement before training stops; every member keeps its weights of the best check.
+        validation_metric: What "best" means on the out-of-fold rows: ``nll`` (NLL of the mean network under
+            ``likelihood``), ``mse`` (squared error of its mean, standardised units) or ``mae`` (absolute error of its
+            mean, the natural match of the ``laplace`` likelihood). The NLL of a heteroscedastic network is best
+            early, before the mean has converged: selecting on it cost 1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
+        recalibrate: Fit, per output on the out-of-fold predictions, factors that scale the predictive spread (one
+            per central level for the tails, and an offset that evens out the widths) so that central intervals
+            have their nominal coverage. They widen predictive draws (intervals) only; acquisition keeps the
+            ensemble's own function spread.
+        train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more, and on a
+            busy 2-core machine two threads made training 5x slower (18.7 s vs 103 s for 4,500 steps); one thread
+            also makes trained weights independent of the machine's thread setting.
+        warm_start_steps: Optimiser steps per member when a fit is given the previous round's model to continue from
+            (``BNNSurrogate.fit(warm_start=...)``; the campaign loop does so when this is above 0 and the previous
+            checkpoint has the same inputs and architecture): training starts from its weights instead of a fresh
+            initialisation and runs this many steps under the same learning-rate schedule. A round adds a few results
+            to hundreds, so a short continuation fits them (but explores less, below); 0 (the default) trains every
+            round from scratch.
+            Out-of-fold calibration models always start fresh (a previous model has seen their held-out fold).
+            Measured on SuperCon discovery (``benchmarks/campaign.py``, qLogEI, 64-64 network, seeds 0-5 to 500
+            evaluations, paired with fresh training, per-layer trainer): a round's fit took 1.1 s instead of 4.1-4.8 s
+            at 250 steps, and found more of the top 1% early (0.35 vs 0.27 at 200 evaluations) but less late (0.50 vs
+            0.73 at 500); a fresh round after every four continued ones (``warm_start_rounds``) did not close the late
+            gap (0.55 at 250 steps on seeds 0-4, 0.59 at 100). Worth it where training is slow and the budget short.
+        warm_start_rounds: Consecutive rounds that may continue from the previous model; the round after them trains
+            from scratch.
+        warm_start_keep: Share of the previous model kept when continuing: weight means start at ``keep * previous +
+            (1 - keep) * fresh initialisation`` and posterior spreads at their initial value (shrink and perturb,
+            Ash & Adams, NeurIPS 2020); 1 continues from the previous model unchanged, as in the measurements above.
+            At 0.5 (250 steps, no fresh rounds) it was level with fresh training on tuning seeds 100-104 (0.735 vs
+            0.747 of the top 1% at 500, ahead at 150-300) but not on the reported seeds 0-8 (0.46 vs 0.75 at 500,
+            behind on all 9), so it does not cure the late loss either.
+    """
+
+    hidden: tuple[int, ...] = (64, 128, 64)
+    prior_std: float = Field(default=1.0, gt=0)
+    posterior_std_init: float = Field(default=1e-2, gt=0)
+    fan_in_scaling: bool = True
+    kl_weight: float = Field(default=0.1, ge=0, le=1e6)
+    learning_rate: float = Field(default=3e-3, gt=0, le=10)
+    learning_rate_schedule: Literal["constant", "cosine"] = "cosine"
+    batch_size: int = Field(default=128, gt=0, le=limits.MAX_COUNT)
+    epochs: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
+    min_steps: int = Field(default=1500, ge=0, le=limits.MAX_STEPS)
+    max_steps: int = Field(default=20000, gt=0, le=limits.MAX_STEPS)
+    noise: Literal["homoscedastic", "heteroscedastic"] = "heteroscedastic"
+    likelihood: Literal["gaussian", "laplace"] = "laplace"
+    nll_beta: float = Field(default=0.5, ge=0, le=1)
+    ensemble_size: int = Field(default=5, gt=0, le=limits.MAX_MEMBERS)
+    input_clip: float = Field(default=10.0, gt=0)
+    validation_interval: int = Field(default=200, gt=0, le=limits.MAX_STEPS)
+    patience: int = Field(default=10, gt=0, le=limits.MAX_STEPS)
+    validation_metric: Literal["nll", "mse", "mae"] = "mae"
+    recalibrate: bool = True
+    train_threads: int = Field(default=1, gt=0, le=limits.MAX_THREADS)
+    warm_start_steps: int = Field(default=0, ge=0, le=limits.MAX_STEPS)
+    warm_start_rounds: int = Field(default=4, gt=0, le=limits.MAX_ROUNDS)
+    warm_start_keep: float = Field(default=1.0, gt=0, le=1)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
+        if not hidden or len(hidden) > limits.MAX_LAYERS or any(not 0 < width <= limits.MAX_WIDTH for width in hidden):
+            raise ValueError(
+                f"hidden layer widths must be a list of 1 to {limits.MAX_LAYERS} integers from 1 to {limits.MAX_WIDTH}"
+            )
+        return hidden
+
+
+LEGACY_MODEL_DEFAULTS: dict[str, Any] = {"likelihood": "gaussian"}
+"""What a model setting added to sbin with a new behaviour as its default meant before it existed. A config stored
+before then (a campaign's start, a checkpoint) lacks the field and is read with these values, so it keeps its model."""
+
+
+REMOVED_MODEL_FIELDS = ("validation_fraction", "min_validation_rows", "calibration_folds")
+"""Model settings of earlier sbin versions that no longer exist (a held-out validation share, out-of-fold
+calibration models): the members are cross-fitted instead. A stored config that has them still loads."""
+
+
+def stored_model_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A model config as stored when it was written, read by this sbin.
+
+    Fields it lacks get their ``LEGACY_MODEL_DEFAULTS``; ``REMOVED_MODEL_FIELDS`` are dropped.
+    """
+    kept = {key: value for key, value in stored.items() if key not in REMOVED_MODEL_FIELDS}
+    return {**LEGACY_MODEL_DEFAULTS, **kept}
+
+
+class IntervalConfig(Section):
+    """Monte Carlo intervals recomputed after each retraining.
+
+    Attributes:
+        n_draws: Posterior predictive draws per candidate.
+        level: Central probability of the interval.
+        top_k: How many of the best candidates get intervals stored with the round.
+    """
+
+    n_draws: int = Field(default=1000, gt=1, le=limits.MAX_DRAWS)
+    level: float = Field(default=0.95, gt=0, lt=1)
+    top_k: int = Field(default=5, gt=0, le=limits.MAX_COUNT)
