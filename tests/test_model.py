@@ -11,7 +11,7 @@ from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, HeldOutErrors, finite_sample_coverage
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.likelihood import masked_nll, standard_noise
+from sbin_loop.model.likelihood import masked_nll, predictive_noise, standard_noise
 from sbin_loop.model.splits import cross_validation_folds, split_draws
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.model.training import cross_fit_folds, recalibrate
@@ -102,7 +102,9 @@ def test_laplace_noise_of_log1p_outputs_is_gaussian_with_the_laplace_spread():
     """Laplace noise mapped back by expm1 has no mean once its scale reaches 1 in log units; log1p outputs of a Laplace
     model draw Gaussian noise of the same standard deviation instead."""
     surrogate = BNNSurrogate(4, ("tc", "energy"), ("log1p", "none"), ModelConfig(likelihood="laplace"))
-    noise = surrogate.unit_noise(torch.Size([100_000, 1, 2]), torch.Generator().manual_seed(0))
+    noise = predictive_noise(
+        torch.Size([100_000, 1, 2]), surrogate.config.likelihood, surrogate.transforms, torch.Generator().manual_seed(0)
+    )
     for j, kurtosis in ((0, 3.0), (1, 6.0)):  # Gaussian, Laplace
         column = noise[:, 0, j].double()
         assert abs(float(column.std()) - math.sqrt(2)) < 0.03

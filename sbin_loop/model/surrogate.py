@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,8 +23,9 @@ from sbin_loop.config_base import Bounds
 from sbin_loop.model import training
 from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
+from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.likelihood import standard_noise
+from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
 from sbin_loop.model.training import FitData, TrainingReport
 from sbin_loop.model.transforms import (
@@ -43,17 +42,6 @@ DRAW_CHUNK_ELEMENTS = 16384
 
 NOISE_FLOOR = 1e-3
 """Smallest observation noise standard deviation, in standardised transformed units."""
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run a block with ``count`` intra-op threads, restoring the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class ModelOutputError(ValueError):
@@ -156,22 +144,6 @@ class BNNSurrogate(nn.Module):
             return functional.softplus(raw_outputs[..., m:] + member_noise) + NOISE_FLOOR
         return (functional.softplus(member_noise) + NOISE_FLOOR).expand(*raw_outputs.shape[:-1], m)
 
-    def unit_noise(self, shape: torch.Size, generator: torch.Generator) -> Tensor:
-        """Seeded unit-scale observation noise for ``S x n x m`` draws, to be multiplied by the noise scales.
-
-        The likelihood's own shape, except for ``log1p`` outputs of a Laplace model: there the draws are Gaussian with
-        the Laplace's standard deviation (``b sqrt 2``). Mapped back by ``expm1``, Laplace noise has no mean once its
-        scale reaches 1 in log units (intervals widened for a small campaign get there), and one draw made the
-        predictive mean of a 81 K cuprate 2,433 K. The per-level tail factors, fitted on held-out errors with this
-        same noise, then set the tails' shape.
-        """
-        noise = standard_noise(shape, self.config.likelihood, generator)
-        if self.config.likelihood == "laplace":
-            for j, kind in enumerate(self.transforms):
-                if kind == "log1p":
-                    noise[..., j] = math.sqrt(2) * torch.randn(shape[:-1], generator=generator)
-        return noise
-
     def _standardise_targets(self, targets: Tensor, fit_rows: Tensor) -> Tensor:
         """``n x m`` raw targets (NaN = missing) -> standardised transformed targets; scaler from ``fit_rows``."""
         transformed = self._transformed(targets)
@@ -236,7 +208,7 @@ class BNNSurrogate(nn.Module):
         start = time.perf_counter()
         x = torch.as_tensor(np.asarray(features, dtype=np.float32))
         y_raw = torch.as_tensor(np.asarray(targets, dtype=np.float32))
-        self._check_training_rows(x, y_raw)
+        check_training_rows(x, y_raw, self.n_features, self.target_names, self.transforms, self.support)
         censored = (y_raw >= self.support[:, 1]).to(torch.int8) - (y_raw <= self.support[:, 0]).to(torch.int8)
         cfg = self.config
         if not cfg.warm_start_steps:
@@ -263,7 +235,7 @@ class BNNSurrogate(nn.Module):
         if warm_start is None:
             held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
         generator = torch.Generator().manual_seed(seed)
-        with torch_threads(cfg.train_threads):
+        with training.torch_threads(cfg.train_threads):
             steps, nll, kl, best = training.fit_members(self, data, held, generator, warm_start)
         self.eval()
         self.check_finite()
@@ -286,30 +258,6 @@ class BNNSurrogate(nn.Module):
             n_calibration=n_calibration,
             warm_started=warm_start is not None,
         )
-
-    def _check_training_rows(self, x: Tensor, y_raw: Tensor) -> None:
-        """Refuse training rows of the wrong shape, infinite values, or targets outside their transform or bounds.
-
-        Raises:
-            ValueError: Naming the problem (and the target, where one is at fault).
-        """
-        if x.ndim != 2 or y_raw.ndim != 2 or x.shape[0] != y_raw.shape[0] or x.shape[1] != self.n_features:
-            raise ValueError(f"expected n x {self.n_features} features and n x m targets, got {x.shape}, {y_raw.shape}")
-        if y_raw.shape[1] != self.n_outputs:
-            raise ValueError(f"expected {self.n_outputs} target columns, got {y_raw.shape[1]}")
-        if torch.isinf(x).any():
-            raise ValueError("features contain infinite values")
-        if torch.isinf(y_raw).any():
-            raise ValueError("targets contain infinite values (or values too large for float32)")
-        for j, kind in enumerate(self.transforms):
-            if kind == "log1p" and (y_raw[:, j] < 0).any():
-                raise ValueError(f"target {self.target_names[j]!r} has negative values; log1p needs y >= 0")
-        outside = (y_raw < self.support[:, 0]) | (y_raw > self.support[:, 1])  # NaN compares False
-        for j in torch.nonzero(outside.any(dim=0)).flatten().tolist():
-            raise ValueError(
-                f"target {self.target_names[j]!r} has {int(outside[:, j].sum())} value(s) outside its bounds "
-                f"{self.bounds[j]}"
-            )
 
     def check_finite(self) -> None:
         """Refuse a model with a non-finite weight, scaler or factor (the support's open ends aside).
@@ -432,7 +380,7 @@ class BNNSurrogate(nn.Module):
         mean, noise = self._raw_draws(self._standardise_features(features), self.draw_weight_sets(n_draws, seed))
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
-            unit_noise = self.unit_noise(mean.shape, generator)
+            unit_noise = predictive_noise(mean.shape, self.config.likelihood, self.transforms, generator)
             draws = self._calibrated(mean) + self.calibration_scale * noise * unit_noise
             draws = tail_calibrated(draws, self.tail_factor, self.spread_offset)
         return self.to_target_units(draws)

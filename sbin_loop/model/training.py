@@ -21,6 +21,8 @@ and the spread is the network's own.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,7 +38,7 @@ from sbin_loop.model.calibration import (
     HeldOutErrors,
     fit_output,
 )
-from sbin_loop.model.likelihood import masked_nll
+from sbin_loop.model.likelihood import masked_nll, predictive_noise
 from sbin_loop.model.splits import cross_validation_folds
 
 if TYPE_CHECKING:
@@ -45,6 +47,17 @@ if TYPE_CHECKING:
 NOISE_SHIFTS = tuple(float(v) for v in np.linspace(-4.0, 8.0, 241))
 """Candidate shifts of an output's noise offset (added before the softplus; about ``log`` of the factor on a small
 noise, about the added standard deviation on a large one), searched for the best out-of-fold likelihood."""
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with ``count`` intra-op threads, restoring the previous setting afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @dataclass(frozen=True)
@@ -310,7 +323,8 @@ def member_predictive_draws(surrogate: BNNSurrogate, member: int, x: Tensor, n_d
         raw = VariationalMLP.evaluate_weight_sets(x, weight_sets)
         noise = surrogate.noise_scale(raw, surrogate.raw_noise.detach()[member])
         mean = raw[..., : surrogate.n_outputs]
-        return mean + noise * surrogate.unit_noise(mean.shape, generator)
+        cfg = surrogate.config
+        return mean + noise * predictive_noise(mean.shape, cfg.likelihood, surrogate.transforms, generator)
 
 
 def held_out_errors(surrogate: BNNSurrogate, draws: Tensor, y: Tensor, mask: Tensor) -> list[HeldOutErrors]:
