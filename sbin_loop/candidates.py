@@ -180,15 +180,21 @@ class CandidatePool:
         return int(self._starts[-1])
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> CandidatePool:
-        """An in-memory ``table`` pool of a frame with ``candidate_id`` and ``formula`` columns (formulas valid)."""
+    def from_frame(cls, frame: pd.DataFrame, extra_names: tuple[str, ...] = ()) -> CandidatePool:
+        """An in-memory ``table`` pool of a frame with ``candidate_id`` and ``formula`` columns (formulas valid).
+
+        Args:
+            frame: The candidates.
+            extra_names: Columns of ``frame`` holding the space's own descriptors, appended to the composition ones.
+        """
         compositions = [parse_formula(formula) for formula in frame["formula"]]
+        extra = frame[list(extra_names)].to_numpy(dtype=np.float32).reshape(len(frame), -1)
         part = _TablePart(
             np.array(frame["candidate_id"].tolist(), dtype=str),
             np.array(frame["formula"].tolist(), dtype=str),
-            featurize_compositions(compositions),
+            np.concatenate([featurize_compositions(compositions), extra], axis=1).astype(np.float32),
         )
-        return cls(descriptor_names(), [len(frame)], lambda _: part)
+        return cls(pool_feature_names(extra_names), [len(frame)], lambda _: part)
 
     @staticmethod
     def write_chunks(chunks: Iterable[CandidateChunk], directory: Path) -> list[int]:

@@ -17,7 +17,10 @@ from pymatgen.core import Structure
 from typer.testing import CliRunner
 
 from sbin_loop.cli import app
+from sbin_loop.features import descriptor_names
 from sbin_loop.inspection import CampaignView, open_view
+from sbin_loop.model.checkpoint import load_surrogate, read_metadata
+from sbin_loop.space.rules import DESCRIPTOR_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,19 @@ def test_tc_intervals_stay_in_its_support(mission: Path) -> None:
     assert np.isfinite(tc).all() and tc.min() >= 0.0
     predicted = view.selections().query("round == 1")[["pred_mean", "pred_lower", "pred_upper"]].to_numpy(float)
     assert np.isfinite(predicted).all() and predicted.min() >= 0.0
+
+
+def test_model_trains_on_the_a_and_b_site_descriptors_of_the_filtered_pool(mission: Path) -> None:
+    checkpoints = sorted((mission / "checkpoints").glob("round_*"))
+    assert checkpoints
+    for checkpoint in checkpoints:
+        names = read_metadata(checkpoint)["feature_names"]
+        assert names[: len(descriptor_names()) + len(DESCRIPTOR_NAMES)] == [*descriptor_names(), *DESCRIPTOR_NAMES]
+    surrogate = load_surrogate(checkpoints[-1])
+    assert surrogate.n_features == len(names)
+    radius_a, radius_b = (names.index(f"perovskite radius_{site}") for site in "AB")
+    # The training rows' means: A-site cations (Ba, K, Sr, La, ...) are larger than B-site ones (Bi, Ti, Ni, ...).
+    assert 1.1 < surrogate.x_mean[radius_a].item() < 1.8 and 0.5 < surrogate.x_mean[radius_b].item() < 1.0
 
 
 def _defect_and_structure_checks(view: CampaignView) -> None:

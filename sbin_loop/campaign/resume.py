@@ -2,7 +2,8 @@
 
 A directory belongs to one campaign (its ``campaign.json``). A campaign resumes only under the config it started
 with, but for its budget and how its store is reached. The pool is built once and cached in ``pool/``; a cache built
-from another space is rebuilt while no round exists, and refused after (``sbin_loop.candidates.reuse_pool``).
+from another space, or with other descriptors than this sbin computes for the space, is rebuilt while no round exists,
+and refused after (``sbin_loop.candidates.reuse_pool``, ``CandidatePool.load``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from sbin_loop.candidates import CandidatePool, pool_feature_names, reuse_pool, space_fingerprint
+from sbin_loop.candidates import CandidatePool, PoolCacheError, pool_feature_names, reuse_pool, space_fingerprint
 from sbin_loop.config import CampaignConfig, ConfigError
 from sbin_loop.config_base import explicit_fields
 from sbin_loop.model.config import stored_model_config
@@ -22,8 +23,8 @@ from sbin_loop.oracles.config import DatasetOracleConfig
 from sbin_loop.seeds import POOL, derive_seed
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
 from sbin_loop.space.config import PoolSpaceConfig
-from sbin_loop.space.pool_perovskites import pool_candidates
-from sbin_loop.space.spaces import PoolSpace, open_space
+from sbin_loop.space.pool_perovskites import pool_candidates, pool_extra_names
+from sbin_loop.space.spaces import open_space
 from sbin_loop.status import read_marker
 from sbin_loop.stores import CampaignDoc, CampaignStore
 
@@ -140,11 +141,22 @@ class PoolLoader:
         return space_fingerprint(self.config.space.model_dump(mode="json"), self.config.seed, columns)
 
     def load(self, has_rounds: bool) -> CandidatePool:
-        """The cached pool if it was built from this config's space, else a pool built (and cached) now."""
+        """The cached pool if it was built from this config's space, else a pool built (and cached) now.
+
+        Raises:
+            CampaignIntegrityError: If the campaign has rounds and its pool was built from another space.
+            PoolCacheError: If the campaign has rounds and its pool cannot be read or holds other descriptors than
+                this sbin computes for the space (an older sbin's pool).
+        """
         pool_dir = self.directory / "pool"
         if (pool_dir / "pool.json").is_file():
             if reuse_pool(self.directory, CandidatePool.fingerprint(pool_dir), self.fingerprint, has_rounds):
-                return CandidatePool.load(pool_dir, pool_feature_names(self._extra_names()))
+                try:
+                    return CandidatePool.load(pool_dir, pool_feature_names(self._extra_names()))
+                except PoolCacheError as error:
+                    if has_rounds:
+                        raise
+                    logger.info("%s: rebuilding it", error)
             shutil.rmtree(pool_dir)
         if isinstance(self.config.space, PoolSpaceConfig):
             table = self._table()
@@ -152,7 +164,7 @@ class PoolLoader:
             candidates = pool_candidates(table, self.config.space)
             frame = sample_rows(candidates, self.config.space.sample, derive_seed(self.config.seed, POOL))
             self._require_initial(len(frame), f"{len(table.rejected)} rows rejected")
-            pool = CandidatePool.from_frame(frame)
+            pool = CandidatePool.from_frame(frame, pool_extra_names(self.config.space))
             pool.save(pool_dir, self.fingerprint)
         else:
             space = open_space(self.config.space, self.base_dir)
@@ -167,9 +179,9 @@ class PoolLoader:
         return pool
 
     def _extra_names(self) -> tuple[str, ...]:
-        """Space-specific descriptor names (a pool of formulas has none; its table is not read for them)."""
+        """Space-specific descriptor names (a pool's follow from its config; its table is not read for them)."""
         if isinstance(self.config.space, PoolSpaceConfig):
-            return PoolSpace.extra_names
+            return pool_extra_names(self.config.space)
         return open_space(self.config.space, self.base_dir).extra_names
 
     def _table(self) -> FormulaTable:

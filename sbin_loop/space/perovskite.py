@@ -23,6 +23,7 @@ from sbin_loop.space.config import PerovskiteSpaceConfig
 from sbin_loop.space.formula import canonical_formulas
 from sbin_loop.space.rules import (
     COORDINATION,
+    DESCRIPTOR_NAMES,
     DESCRIPTORS,
     RULES,
     SiteIons,
@@ -107,7 +108,7 @@ class PerovskiteSpace:
 
     """
 
-    extra_names = tuple(f"perovskite {name}" for name in DESCRIPTORS)
+    extra_names = DESCRIPTOR_NAMES
     """Names of the ``CandidateChunk.extra`` columns."""
 
     def __init__(self, config: PerovskiteSpaceConfig) -> None:

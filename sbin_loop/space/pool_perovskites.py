@@ -12,6 +12,11 @@ electronegativity rules of ``PerovskiteSpace``. A composition is counted under t
 - ``ions``: an element with no oxidation state of its site's sign, or no Shannon radius for one, on the site the
   assignment puts it on;
 - then the rules of ``sbin_loop.space.rules.RULES``.
+
+The kept compositions carry the perovskite descriptors the rules computed for them under that placement
+(``sbin_loop.space.rules.DESCRIPTORS``: tolerance and octahedral factors, A- and B-site radii, oxidation states,
+electronegativity gaps and size mismatches), the very columns an enumerated perovskite space gives its candidates.
+They let a model tell A-site from B-site chemistry, which composition statistics average away.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pymatgen.core import Composition
 
 from sbin_loop.space.config import PoolPerovskiteFilter, PoolSpaceConfig
 from sbin_loop.space.pool import FormulaTable
-from sbin_loop.space.rules import RULES, SiteIons, SiteOccupation, screen, site_ions
+from sbin_loop.space.rules import DESCRIPTOR_NAMES, DESCRIPTORS, RULES, SiteIons, SiteOccupation, screen, site_ions
 from sbin_loop.workflows.perovskite import NotAPerovskiteError, site_occupancies
 
 logger = logging.getLogger(__name__)
@@ -44,14 +49,23 @@ class PoolScreen:
     Attributes:
         reasons: Per formula, ``""`` if it is kept, else the first reason it failed (``PRE_RULES`` or ``RULES``).
         occupancies: Per formula, its site occupancies (``None`` where it could not be placed on the sublattices).
-        tolerance_factor: Goldschmidt tolerance factor of each formula that reached the rules (NaN otherwise).
-        octahedral_factor: Octahedral factor of each formula that reached the rules (NaN otherwise).
+        descriptors: ``n x len(DESCRIPTORS)`` float32 perovskite descriptors of each formula that reached the rules
+            (NaN rows for the others).
     """
 
     reasons: list[str]
     occupancies: list[dict[str, dict[str, float]] | None]
-    tolerance_factor: np.ndarray
-    octahedral_factor: np.ndarray
+    descriptors: np.ndarray
+
+    @property
+    def tolerance_factor(self) -> np.ndarray:
+        """Goldschmidt tolerance factor of each formula (NaN where the rules were not reached)."""
+        return self.descriptors[:, DESCRIPTORS.index("tolerance_factor")]
+
+    @property
+    def octahedral_factor(self) -> np.ndarray:
+        """Octahedral factor of each formula (NaN where the rules were not reached)."""
+        return self.descriptors[:, DESCRIPTORS.index("octahedral_factor")]
 
     @property
     def kept(self) -> np.ndarray:
@@ -125,22 +139,32 @@ def screen_formulas(formulas: list[str], rules: PoolPerovskiteFilter) -> PoolScr
         if not reason and not usable:
             reasons[row] = "ions"
     rows = [row for row, reason in enumerate(reasons) if not reason]
-    tolerance, octahedral = np.full(len(formulas), np.nan), np.full(len(formulas), np.nan)
+    descriptors = np.full((len(formulas), len(DESCRIPTORS)), np.nan, dtype=np.float32)
     if rows:
         anions = np.array([placed[row][1] for row in rows])
         fillings = {"A": np.ones(len(rows)), "B": np.ones(len(rows)), "X": anions}
         sites = tuple(
             _occupation(ions[site], [occupancies[row][site] for row in rows], fillings[site]) for site in _SITES
         )
-        codes, descriptors = screen(sites, rules, np.zeros(len(rows)), 3.0 - anions)
+        codes, descriptors[rows] = screen(sites, rules, np.zeros(len(rows)), 3.0 - anions)
         for row, code in zip(rows, codes, strict=True):
             reasons[row] = RULES[code - 1] if code else ""
-        tolerance[rows], octahedral[rows] = descriptors[:, 0], descriptors[:, 1]
-    return PoolScreen(reasons, occupancies, tolerance, octahedral)
+    return PoolScreen(reasons, occupancies, descriptors)
+
+
+def pool_extra_names(config: PoolSpaceConfig) -> tuple[str, ...]:
+    """Names of a pool's own descriptors: the perovskite descriptors with a ``perovskite_filter``, else none.
+
+    They follow from the config alone, so a cached pool is checked against them without reading its table.
+    """
+    return DESCRIPTOR_NAMES if config.perovskite_filter is not None else ()
 
 
 def pool_candidates(table: FormulaTable, config: PoolSpaceConfig, rejected: Counter | None = None) -> pd.DataFrame:
     """The unique compositions of a pool's table that are candidates: all of them, or its perovskites.
+
+    With a ``perovskite_filter``, the kept rows gain one column per ``pool_extra_names`` holding their perovskite
+    descriptors.
 
     Args:
         table: The pool's table, read by ``read_formula_table``.
@@ -154,5 +178,6 @@ def pool_candidates(table: FormulaTable, config: PoolSpaceConfig, rejected: Coun
     if rejected is not None:
         rejected.update(counts)
     kept = table.frame[result.kept].reset_index(drop=True)
+    kept[list(DESCRIPTOR_NAMES)] = result.descriptors[result.kept]
     logger.info("%s: %d perovskite compositions kept, rejected %s", table.source, len(kept), dict(counts))
     return kept

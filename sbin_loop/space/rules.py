@@ -60,6 +60,10 @@ DESCRIPTORS = (
 """Perovskite descriptors of every candidate (``CandidateChunk.extra`` columns); size mismatch is the
 fraction-weighted standard deviation of the site's ionic radii."""
 
+DESCRIPTOR_NAMES = tuple(f"perovskite {name}" for name in DESCRIPTORS)
+"""The model-input names of ``DESCRIPTORS``, for every space whose candidates carry them (enumerated perovskites and
+pools filtered to their perovskites)."""
+
 COORDINATION = {"A": 12, "B": 6, "X": 6}
 """Coordination numbers whose Shannon radii are used per site."""
 

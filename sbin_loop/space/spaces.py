@@ -13,7 +13,7 @@ from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.formula import formula_fractions
 from sbin_loop.space.perovskite import PerovskiteSpace
 from sbin_loop.space.pool import FormulaTable, read_formula_table
-from sbin_loop.space.pool_perovskites import pool_candidates
+from sbin_loop.space.pool_perovskites import pool_candidates, pool_extra_names
 
 
 class PoolSpace:
@@ -28,11 +28,10 @@ class PoolSpace:
 
     """
 
-    extra_names: tuple[str, ...] = ()
-    """A pool has no space-specific descriptors."""
-
     def __init__(self, config: PoolSpaceConfig, base_dir: Path | None = None) -> None:
         self.config = config
+        self.extra_names = pool_extra_names(config)
+        """The perovskite descriptors when the pool has a ``perovskite_filter``, else none."""
         self.table: FormulaTable = read_formula_table(config.source, config.formula_column, base_dir=base_dir)
         self._screened = Counter()
         self.frame = pool_candidates(self.table, config, self._screened)
@@ -65,7 +64,8 @@ class PoolSpace:
             part = frame.iloc[start : start + chunk_size]
             indices, fractions = formula_fractions(part["formula"].tolist())
             ids = np.array(part["candidate_id"].tolist(), dtype=np.dtypes.StringDType())
-            yield CandidateChunk(ids, indices, fractions, np.zeros((len(part), 0), dtype=np.float32))
+            extra = part[list(self.extra_names)].to_numpy(dtype=np.float32).reshape(len(part), -1)
+            yield CandidateChunk(ids, indices, fractions, extra)
 
 
 CandidateSpace = PoolSpace | PerovskiteSpace

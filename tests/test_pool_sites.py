@@ -1,0 +1,84 @@
+"""A pool filtered to its perovskites gives the model the A/B-site descriptors of the placement the filter found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sbin_loop.campaign.resume import PoolLoader
+from sbin_loop.candidates import CandidatePool, PoolCacheError
+from sbin_loop.config import CampaignConfig, parse_config
+from sbin_loop.features import descriptor_names
+from sbin_loop.space.config import PoolSpaceConfig
+from sbin_loop.space.perovskite import PerovskiteSpace, shannon_radius
+from sbin_loop.space.rules import DESCRIPTOR_NAMES
+from sbin_loop.space.spaces import PoolSpace
+
+FORMULAS = ["SrTiO3", "BaTiO3", "SrZrO3", "YBa2Cu3O7"]
+"""Two A sites on Ti, two B sites under Sr, and a cuprate the filter drops."""
+
+
+def _pool_csv(directory: Path) -> Path:
+    path = directory / "pool.csv"
+    pd.DataFrame({"formula": FORMULAS, "Tc_K": [0.3, 0.0, 0.0, 92.0]}).to_csv(path, index=False)
+    return path
+
+
+def _config(source: Path, filtered: bool = True) -> CampaignConfig:
+    space = {"kind": "pool", "source": str(source), **({"perovskite_filter": {}} if filtered else {})}
+    data = {"name": "sites", "seed": 3, "objectives": [{"name": "Tc_K"}], "space": space}
+    return parse_config({**data, "budget": {"initial": 2, "rounds": 1}})
+
+
+def _descriptors(pool: CandidatePool) -> pd.DataFrame:
+    block = pool.take(np.arange(len(pool)))
+    return pd.DataFrame(block.features, index=block.ids, columns=pool.feature_names)
+
+
+def test_filtered_pool_descriptors_resolve_the_a_and_b_sites(tmp_path: Path) -> None:
+    config = _config(_pool_csv(tmp_path))
+    pool = PoolLoader(config, tmp_path / "campaign", tmp_path).load(has_rounds=False)
+    assert pool.feature_names == [*descriptor_names(), *DESCRIPTOR_NAMES]
+    assert PoolSpace(config.space).extra_names == PerovskiteSpace.extra_names == DESCRIPTOR_NAMES
+    frame = _descriptors(pool)
+    assert list(frame.index) == ["SrTiO3", "BaTiO3", "SrZrO3"]
+    radius = {ion: shannon_radius(ion, state, cn)[0] for ion, state, cn in (("Sr", 2, 12), ("Ba", 2, 12))}
+    radius |= {ion: shannon_radius(ion, 4, 6)[0] for ion in ("Ti", "Zr")}
+    for formula, a_site, b_site in (("SrTiO3", "Sr", "Ti"), ("BaTiO3", "Ba", "Ti"), ("SrZrO3", "Sr", "Zr")):
+        row = frame.loc[formula]
+        assert row["perovskite radius_A"] == pytest.approx(radius[a_site], rel=1e-6)
+        assert row["perovskite radius_B"] == pytest.approx(radius[b_site], rel=1e-6)
+        assert row["perovskite oxidation_state_A"] == pytest.approx(2.0)
+        assert row["perovskite oxidation_state_B"] == pytest.approx(4.0)
+    # Another A-site cation moves the A-site inputs only; another B-site cation the B-site ones.
+    assert frame.loc["BaTiO3", "perovskite radius_B"] == frame.loc["SrTiO3", "perovskite radius_B"]
+    assert frame.loc["SrZrO3", "perovskite radius_A"] == frame.loc["SrTiO3", "perovskite radius_A"]
+    assert frame.loc["SrZrO3", "perovskite octahedral_factor"] > frame.loc["SrTiO3", "perovskite octahedral_factor"]
+
+
+def test_space_stream_and_campaign_pool_hold_the_same_descriptors(tmp_path: Path) -> None:
+    config = _config(_pool_csv(tmp_path))
+    pool = PoolLoader(config, tmp_path / "campaign", tmp_path).load(has_rounds=False)
+    chunk = next(PoolSpace(config.space).chunks())
+    np.testing.assert_array_equal(_descriptors(pool)[list(DESCRIPTOR_NAMES)].to_numpy(), chunk.extra)
+    unfiltered = PoolSpace(PoolSpaceConfig(source=str(tmp_path / "pool.csv")))
+    assert unfiltered.extra_names == () and next(unfiltered.chunks()).extra.shape == (4, 0)
+
+
+def test_pool_cached_without_the_site_descriptors_is_rebuilt_or_refused(tmp_path: Path) -> None:
+    config = _config(_pool_csv(tmp_path))
+    loader = PoolLoader(config, tmp_path / "campaign", tmp_path)
+    pool_dir = tmp_path / "campaign" / "pool"
+    composition_only = PoolSpace(config.space).frame
+    CandidatePool.from_frame(composition_only).save(pool_dir, loader.fingerprint)  # as a pool built before them
+    with pytest.raises(PoolCacheError, match="cached descriptors differ"):
+        loader.load(has_rounds=True)
+    assert loader.load(has_rounds=False).feature_names[-len(DESCRIPTOR_NAMES) :] == list(DESCRIPTOR_NAMES)
+    assert CandidatePool.load(pool_dir, [*descriptor_names(), *DESCRIPTOR_NAMES]).feature_names[-1] == (
+        "perovskite anion_deficiency"
+    )
+    unfiltered = _config(tmp_path / "pool.csv", filtered=False)
+    assert PoolLoader(unfiltered, tmp_path / "other", tmp_path).fingerprint != loader.fingerprint
