@@ -59,34 +59,27 @@ class ModelConfig(Section):
         validation_metric: What "best" means on the out-of-fold rows: ``nll`` (NLL of the mean network under
             ``likelihood``), ``mse`` (squared error of its mean, standardised units) or ``mae`` (absolute error of its
             mean, the natural match of the ``laplace`` likelihood). The NLL of a heteroscedastic network is best
-            early, before the mean has converged: selecting on it cost 1 K MAE on SuperCon Tc (7.16 K vs 6.17 K).
+            early, before the mean has converged, so selecting on it stops too soon.
         recalibrate: Fit, per output on the out-of-fold predictions, factors that scale the predictive spread (one
             per central level for the tails, and an offset that evens out the widths) so that central intervals
             have their nominal coverage. They widen predictive draws (intervals) only; acquisition keeps the
             ensemble's own function spread.
-        train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more, and on a
-            busy 2-core machine two threads made training 5x slower (18.7 s vs 103 s for 4,500 steps); one thread
-            also makes trained weights independent of the machine's thread setting.
+        train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more (on a busy
+            machine more threads make training several times slower); one thread also makes trained weights
+            independent of the machine's thread setting.
         warm_start_steps: Optimiser steps per member when a fit is given the previous round's model to continue from
             (``BNNSurrogate.fit(warm_start=...)``; the campaign loop does so when this is above 0 and the previous
             checkpoint has the same inputs and architecture): training starts from its weights instead of a fresh
             initialisation and runs this many steps under the same learning-rate schedule. A round adds a few results
             to hundreds, so a short continuation fits them (but explores less, below); 0 (the default) trains every
             round from scratch.
-            Out-of-fold calibration models always start fresh (a previous model has seen their held-out fold).
-            Measured on SuperCon discovery (``benchmarks/campaign.py``, qLogEI, 64-64 network, seeds 0-5 to 500
-            evaluations, paired with fresh training, per-layer trainer): a round's fit took 1.1 s instead of 4.1-4.8 s
-            at 250 steps, and found more of the top 1% early (0.35 vs 0.27 at 200 evaluations) but less late (0.50 vs
-            0.73 at 500); a fresh round after every four continued ones (``warm_start_rounds``) did not close the late
-            gap (0.55 at 250 steps on seeds 0-4, 0.59 at 100). Worth it where training is slow and the budget short.
+            Continuing explores less: on the discovery benchmark it found more of the top 1% early and less late,
+            so it is off by default and worth it only where training is slow and the budget short.
         warm_start_rounds: Consecutive rounds that may continue from the previous model; the round after them trains
             from scratch.
         warm_start_keep: Share of the previous model kept when continuing: weight means start at ``keep * previous +
             (1 - keep) * fresh initialisation`` and posterior spreads at their initial value (shrink and perturb,
-            Ash & Adams, NeurIPS 2020); 1 continues from the previous model unchanged, as in the measurements above.
-            At 0.5 (250 steps, no fresh rounds) it was level with fresh training on tuning seeds 100-104 (0.735 vs
-            0.747 of the top 1% at 500, ahead at 150-300) but not on the reported seeds 0-8 (0.46 vs 0.75 at 500,
-            behind on all 9), so it does not cure the late loss either.
+            Ash & Adams, NeurIPS 2020); 1 continues from the previous model unchanged.
     """
 
     hidden: tuple[int, ...] = (64, 128, 64)
