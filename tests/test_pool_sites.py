@@ -21,6 +21,7 @@ from sbin_loop.space.perovskite import PerovskiteSpace, shannon_radius
 from sbin_loop.space.pool_perovskites import pool_extra_names
 from sbin_loop.space.rules import DESCRIPTOR_NAMES
 from sbin_loop.space.spaces import PoolSpace
+from sbin_loop.space.summary import summarize_space
 
 FORMULAS = ["SrTiO3", "BaTiO3", "SrZrO3", "YBa2Cu3O7", "Ba0.6Sr0.4TiO3"]
 """Two A sites on Ti, two B sites under Sr, a cuprate the filter drops and a mixed A site."""
@@ -124,3 +125,11 @@ def test_single_species_sites_give_the_model_the_sites_option_inputs(tmp_path: P
     expected = site_inputs(rows, "formula", ("a", "b"))
     columns = [*descriptor_names(), *site_descriptor_names()]
     np.testing.assert_array_equal(frame.loc[rows["formula"], columns].to_numpy(), expected)
+
+
+def test_space_summary_sample_names_every_site_column_once(tmp_path: Path) -> None:
+    config = _config(_pool_csv(tmp_path)).space
+    sample = summarize_space(config, sample_size=4).sample
+    assert sample.columns.is_unique
+    assert {"tolerance_factor", "A Number", "B Number"} <= set(sample.columns)
+    assert len(sample.columns) == 1 + len(pool_extra_names(config))
