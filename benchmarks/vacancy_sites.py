@@ -13,7 +13,7 @@ On the same folds, sbin's default ``BNNSurrogate`` (and a 300-tree forest) train
 the training compositions the filter keeps, one row per composition as in a campaign, and is scored on the held-out
 kept compositions. For comparison the ``--sites`` model above is scored on that subset too, and a default
 ``BNNSurrogate`` is trained on the ``--sites`` inputs of the same kept rows (the tabulated A and B elements in
-place of the filter's placement).
+place of the filter's placement), and one on the pool's features without the elemental site properties.
 
 Usage: ``PYTHONPATH=. python benchmarks/vacancy_sites.py [--folds 5] [--json benchmarks/results/vacancy_sites.json]``.
 """
@@ -35,6 +35,7 @@ from sklearn.model_selection import GroupKFold
 
 from sbin_loop.candidates import CandidatePool
 from sbin_loop.data import bundled_path
+from sbin_loop.extra_descriptors import site_descriptor_names
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.sites import site_inputs
@@ -89,16 +90,19 @@ def pool_scores(
 ) -> dict:
     """The filtered-pool row: sbin and a forest on the pool's features, sbin on the same rows' ``--sites`` inputs.
 
-    The ``--sites`` inputs hold the tabulated A and B elements of each row in place of the filter's placement.
+    The ``--sites`` inputs hold the tabulated A and B elements of each row in place of the filter's placement; the
+    pool's features without its elemental site properties measure what those add.
     """
     forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=1, random_state=seed, n_jobs=2)
     forest.fit(pool[train], y[train])
+    n_elemental = len(site_descriptor_names())
     return {
         "n_pool_train": len(train),
         "n_pool_test": len(test),
         **{f"pool_sbin_{key}": value for key, value in bnn_scores(pool, y, train, test, seed).items()},
         "pool_forest_mae": float(np.abs(forest.predict(pool[test]) - y[test]).mean()),
         "pool_rows_sites_sbin_mae": bnn_scores(sites, y, train, test, seed)["mae"],
+        "pool_without_site_elements_sbin_mae": bnn_scores(pool[:, :-n_elemental], y, train, test, seed)["mae"],
     }
 
 
