@@ -3,14 +3,16 @@
 - ``element_fraction_vector``: the atomic fraction of every element (ElemNet's input, Jha et al., Sci. Rep. 8, 17593
   (2018)). Appended to the Magpie-like statistics it lets a network tell apart compositions whose averaged properties
   coincide.
-- ``site_descriptors``: the elemental properties of the A and B cations of an ABO3 perovskite, side by side. The two
-  site assignments of one composition (SrTiO3 versus TiSrO3) have identical composition statistics but vacancy
-  energies that differ by more than 10 eV; only site-resolved inputs can separate them.
+- ``weighted_site_descriptors``: the elemental properties of the A-site and B-site species of an ABO3 perovskite, side
+  by side, each the occupancy-weighted mean over its site's species ((Ba0.6K0.4)BiO3: 0.6 Ba + 0.4 K on A, Bi on B).
+  The two site assignments of one composition (SrTiO3 versus TiSrO3) have identical composition statistics but
+  vacancy energies that differ by more than 10 eV; only site-resolved inputs can separate them.
+- ``site_descriptors``: the same for one element per site (occupancy ``{X: 1}``), the inputs of ``--sites``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pymatgen.core import Composition, Element
@@ -29,24 +31,54 @@ def element_fraction_vector(compositions: Sequence[Composition]) -> np.ndarray:
 
 
 def site_descriptor_names() -> list[str]:
-    """Names of the columns of ``site_descriptors``."""
+    """Names of the columns of ``weighted_site_descriptors`` (and ``site_descriptors``): ``A <property>``, then B."""
     names = element_property_table().names
     return [f"{site} {name}" for site in ("A", "B") for name in names]
 
 
+def weighted_site_descriptors(
+    a_sites: Sequence[Mapping[str, float]], b_sites: Sequence[Mapping[str, float]]
+) -> np.ndarray:
+    """Occupancy-weighted mean elemental properties of each row's A-site and B-site species (``n x 2p`` float32).
+
+    Args:
+        a_sites: Per row, the A-site occupancy (element symbol to amount); amounts are normalized to sum to one.
+        b_sites: Per row, the B-site occupancy.
+
+    Raises:
+        ValueError: If the two sequences differ in length, a site is empty or has a non-positive amount, or a symbol
+            is not an element up to ``MAX_Z``.
+    """
+    if len(a_sites) != len(b_sites):
+        raise ValueError(f"{len(a_sites)} A-site rows but {len(b_sites)} B-site rows")
+    table = element_property_table().values
+    blocks = [_site_means(table, site, occupancies) for site, occupancies in (("A", a_sites), ("B", b_sites))]
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def _site_means(table: np.ndarray, site: str, occupancies: Sequence[Mapping[str, float]]) -> np.ndarray:
+    """``n x p`` occupancy-weighted means of ``table``'s element rows over one site's species."""
+    rows, z, weights = [], [], []
+    for row, occupancy in enumerate(occupancies):
+        total = sum(occupancy.values())
+        if not occupancy or min(occupancy.values()) <= 0.0:
+            raise ValueError(f"row {row}: {site}-site occupancy {dict(occupancy)} needs positive amounts")
+        for symbol, amount in occupancy.items():
+            rows.append(row)
+            z.append(Element(symbol).Z)
+            weights.append(amount / total)
+    z_index = np.array(z, dtype=np.int64)
+    if (z_index > MAX_Z).any():
+        raise ValueError(f"elements beyond Z={MAX_Z} are not supported")
+    means = np.zeros((len(occupancies), table.shape[1]), dtype=np.float64)
+    np.add.at(means, np.array(rows, dtype=np.int64), np.array(weights)[:, None] * table[z_index - 1])
+    return means
+
+
 def site_descriptors(a_symbols: Sequence[str], b_symbols: Sequence[str]) -> np.ndarray:
-    """Elemental properties of the A-site and B-site elements (``n x 2p`` float32, see ``site_descriptor_names``).
+    """Elemental properties of one A-site and one B-site element per row (``weighted_site_descriptors`` of ``{X: 1}``).
 
     Raises:
         ValueError: If the two sequences differ in length or a symbol is not an element up to ``MAX_Z``.
     """
-    if len(a_symbols) != len(b_symbols):
-        raise ValueError(f"{len(a_symbols)} A-site symbols but {len(b_symbols)} B-site symbols")
-    table = element_property_table().values
-    columns = []
-    for symbols in (a_symbols, b_symbols):
-        z = np.array([Element(symbol).Z for symbol in symbols], dtype=np.int64)
-        if (z > MAX_Z).any():
-            raise ValueError(f"elements beyond Z={MAX_Z} are not supported")
-        columns.append(table[z - 1])
-    return np.concatenate(columns, axis=1).astype(np.float32)
+    return weighted_site_descriptors([{symbol: 1.0} for symbol in a_symbols], [{symbol: 1.0} for symbol in b_symbols])

@@ -94,5 +94,5 @@ def test_site_descriptors_tell_the_two_site_assignments_apart():
     half = values.shape[1] // 2
     np.testing.assert_array_equal(values[0, :half], values[1, half:])
     assert not np.array_equal(values[0], values[1])
-    with pytest.raises(ValueError, match="2 A-site symbols but 1"):
+    with pytest.raises(ValueError, match="2 A-site rows but 1"):
         site_descriptors(["Sr", "Ba"], ["Ti"])

@@ -17,6 +17,7 @@ from pymatgen.core import Structure
 from typer.testing import CliRunner
 
 from sbin_loop.cli import app
+from sbin_loop.extra_descriptors import site_descriptor_names
 from sbin_loop.features import descriptor_names
 from sbin_loop.inspection import CampaignView, open_view
 from sbin_loop.model.checkpoint import load_surrogate, read_metadata
@@ -65,12 +66,16 @@ def test_model_trains_on_the_a_and_b_site_descriptors_of_the_filtered_pool(missi
     assert checkpoints
     for checkpoint in checkpoints:
         names = read_metadata(checkpoint)["feature_names"]
-        assert names[: len(descriptor_names()) + len(DESCRIPTOR_NAMES)] == [*descriptor_names(), *DESCRIPTOR_NAMES]
+        pool_names = [*descriptor_names(), *DESCRIPTOR_NAMES, *site_descriptor_names()]
+        assert names[: len(pool_names)] == pool_names
     surrogate = load_surrogate(checkpoints[-1])
     assert surrogate.n_features == len(names)
     radius_a, radius_b = (names.index(f"perovskite radius_{site}") for site in "AB")
     # The training rows' means: A-site cations (Ba, K, Sr, La, ...) are larger than B-site ones (Bi, Ti, Ni, ...).
     assert 1.1 < surrogate.x_mean[radius_a].item() < 1.8 and 0.5 < surrogate.x_mean[radius_b].item() < 1.0
+    # The elemental site properties follow the same placement: A-site elements have the larger covalent radii.
+    covalent_a, covalent_b = (names.index(f"{site} CovalentRadius") for site in "AB")
+    assert surrogate.x_mean[covalent_a].item() > surrogate.x_mean[covalent_b].item() + 20.0
 
 
 def _defect_and_structure_checks(view: CampaignView) -> None:

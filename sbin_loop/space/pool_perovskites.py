@@ -15,8 +15,11 @@ electronegativity rules of ``PerovskiteSpace``. A composition is counted under t
 
 The kept compositions carry the perovskite descriptors the rules computed for them under that placement
 (``sbin_loop.space.rules.DESCRIPTORS``: tolerance and octahedral factors, A- and B-site radii, oxidation states,
-electronegativity gaps and size mismatches), the very columns an enumerated perovskite space gives its candidates.
-They let a model tell A-site from B-site chemistry, which composition statistics average away.
+electronegativity gaps and size mismatches), the very columns an enumerated perovskite space gives its candidates,
+followed by the elemental properties of the A-site and B-site species under that placement, each the
+occupancy-weighted mean over the site's species (``sbin_loop.extra_descriptors.weighted_site_descriptors``; a site
+of one element gives exactly the ``sbin model train --sites`` inputs of that element). They let a model tell A-site
+from B-site chemistry, which composition statistics average away.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
+from sbin_loop.extra_descriptors import site_descriptor_names, weighted_site_descriptors
 from sbin_loop.space.config import PoolPerovskiteFilter, PoolSpaceConfig
 from sbin_loop.space.pool import FormulaTable
 from sbin_loop.space.rules import DESCRIPTOR_NAMES, DESCRIPTORS, RULES, SiteIons, SiteOccupation, screen, site_ions
@@ -153,18 +157,22 @@ def screen_formulas(formulas: list[str], rules: PoolPerovskiteFilter) -> PoolScr
 
 
 def pool_extra_names(config: PoolSpaceConfig) -> tuple[str, ...]:
-    """Names of a pool's own descriptors: the perovskite descriptors with a ``perovskite_filter``, else none.
+    """Names of a pool's own descriptors with a ``perovskite_filter`` (none without one).
 
-    They follow from the config alone, so a cached pool is checked against them without reading its table.
+    The perovskite descriptors (``perovskite <name>``), then the A-site and B-site elemental properties
+    (``A <property>``, ``B <property>``, the names ``sbin model train --sites`` gives them). They follow from the
+    config alone, so a cached pool is checked against them without reading its table.
     """
-    return DESCRIPTOR_NAMES if config.perovskite_filter is not None else ()
+    if config.perovskite_filter is None:
+        return ()
+    return (*DESCRIPTOR_NAMES, *site_descriptor_names())
 
 
 def pool_candidates(table: FormulaTable, config: PoolSpaceConfig, rejected: Counter | None = None) -> pd.DataFrame:
     """The unique compositions of a pool's table that are candidates: all of them, or its perovskites.
 
     With a ``perovskite_filter``, the kept rows gain one column per ``pool_extra_names`` holding their perovskite
-    descriptors.
+    descriptors and site properties.
 
     Args:
         table: The pool's table, read by ``read_formula_table``.
@@ -178,6 +186,10 @@ def pool_candidates(table: FormulaTable, config: PoolSpaceConfig, rejected: Coun
     if rejected is not None:
         rejected.update(counts)
     kept = table.frame[result.kept].reset_index(drop=True)
-    kept[list(DESCRIPTOR_NAMES)] = result.descriptors[result.kept]
+    placed = [occupancy for occupancy, keep in zip(result.occupancies, result.kept, strict=True) if keep]
+    sites = weighted_site_descriptors(
+        [occupancy["A"] for occupancy in placed], [occupancy["B"] for occupancy in placed]
+    )
+    kept[list(pool_extra_names(config))] = np.concatenate([result.descriptors[result.kept], sites], axis=1)
     logger.info("%s: %d perovskite compositions kept, rejected %s", table.source, len(kept), dict(counts))
     return kept

@@ -31,7 +31,7 @@ class PoolSpace:
     def __init__(self, config: PoolSpaceConfig, base_dir: Path | None = None) -> None:
         self.config = config
         self.extra_names = pool_extra_names(config)
-        """The perovskite descriptors when the pool has a ``perovskite_filter``, else none."""
+        """The perovskite descriptors and A/B-site properties when the pool has a ``perovskite_filter``, else none."""
         self.table: FormulaTable = read_formula_table(config.source, config.formula_column, base_dir=base_dir)
         self._screened = Counter()
         self.frame = pool_candidates(self.table, config, self._screened)

@@ -92,7 +92,7 @@ def summarize_space(
     for chunk in space.chunks(chunk_size, rejected):
         size += len(chunk)
         # Reservoir by random keys: the sample_size smallest keys over the stream are a uniform sample.
-        frame = pd.DataFrame(chunk.extra, columns=[name.split(" ", 1)[-1] for name in space.extra_names])
+        frame = pd.DataFrame(chunk.extra, columns=[name.removeprefix("perovskite ") for name in space.extra_names])
         frame.insert(0, "candidate_id", chunk.ids.tolist())
         keys = np.concatenate([keys, rng.random(len(chunk))])
         kept = frame if kept is None else pd.concat([kept, frame], ignore_index=True)
