@@ -56,7 +56,7 @@ def fault_setup(tmp_path_factory, supercon):
 def test_repeated_kills_lose_nothing_and_launch_nothing_twice(fault_setup):
     tmp_path, config, reference = fault_setup
     directory = tmp_path / "killed"
-    report = run_with_kills(config, directory, kills=20, seed=0, max_delay=2.5)
+    report = run_with_kills(config, directory, kills=20, seed=0, max_delay=1.5)
     check_invariants(directory, reference, report)
     assert report.kills >= 10  # up to 20; a fast machine may finish the 12 rounds first
     assert report.lost_results == []
