@@ -1,9 +1,11 @@
 """Detached campaigns: ``sbin daemon start/stop/status``.
 
 ``start`` launches ``python -m sbin_loop.daemon CONFIG --dir DIR`` in a new session (it survives the terminal), and
-returns once the child holds the campaign lock. The child logs to ``sbin.log`` (rotated) in the campaign directory;
-on SIGTERM or SIGINT it asks the loop to stop at the next step boundary, so the current step finishes, the round
-stays resumable and nothing is half-written. ``stop`` sends SIGTERM and waits for the lock to be released.
+returns once the child holds the campaign lock and has opened the campaign (config, pool and oracles validated), so
+bad input is reported by ``start`` itself rather than only in the log. The child logs to ``sbin.log`` (rotated) in
+the campaign directory; on SIGTERM or SIGINT it asks the loop to stop at the next step boundary, so the current step
+finishes, the round stays resumable and nothing is half-written. ``stop`` sends SIGTERM and waits for the lock to be
+released.
 """
 
 from __future__ import annotations
@@ -29,16 +31,20 @@ DAEMON_OUTPUT = "daemon.out"
 ERROR_PREFIX = "error: "
 """Start of the one line a detached process writes to its output when it stops on bad input."""
 
+READY_PREFIX = "driving campaign: "
+"""Start of the line a detached process writes to its output once it holds the lock and has opened the campaign."""
+
 
 class DaemonError(RuntimeError):
     """A daemon that could not be started or stopped; the message says why."""
 
 
 def start_daemon(config: Path, directory: Path, wait_seconds: float = 120.0) -> int:
-    """Start a detached campaign process and return its pid once it holds the campaign lock.
+    """Start a detached campaign process and return its pid once it holds the lock and has opened the campaign.
 
     Raises:
-        DaemonError: If a process already drives the campaign, or the child exits before taking the lock.
+        DaemonError: If a process already drives the campaign, or the child exits before it is ready (bad input: the
+            reason is its one error line).
     """
     directory.mkdir(parents=True, exist_ok=True)
     holder = lock_holder(directory)
@@ -55,13 +61,20 @@ def start_daemon(config: Path, directory: Path, wait_seconds: float = 120.0) -> 
         )
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
-        if lock_holder(directory) == child.pid:
-            return child.pid
         if child.poll() is not None:
             reason = _exit_reason(directory / DAEMON_OUTPUT, start)
             raise DaemonError(f"the campaign process exited with code {child.returncode}: {reason}")
+        if lock_holder(directory) == child.pid and _announced_ready(directory / DAEMON_OUTPUT, start):
+            return child.pid
         time.sleep(0.1)
-    raise DaemonError(f"the campaign process {child.pid} did not take the lock within {wait_seconds:g} s")
+    raise DaemonError(f"the campaign process {child.pid} did not open the campaign within {wait_seconds:g} s")
+
+
+def _announced_ready(output: Path, start: int) -> bool:
+    """Whether the child wrote its ready line to ``output`` after byte ``start``."""
+    with output.open("rb") as handle:
+        handle.seek(start)
+        return any(line.startswith(READY_PREFIX.encode()) for line in handle.read().splitlines())
 
 
 def _exit_reason(output: Path, start: int, max_bytes: int = 65536) -> str:
@@ -116,6 +129,7 @@ def run_campaign_process(config_path: Path, directory: Path) -> int:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         logger.info("daemon %d driving campaign %s", os.getpid(), config.name)
+        print(f"{READY_PREFIX}{config.name}", flush=True)
         objective = config.policy_objective
         campaign.run(on_round=lambda summary: logger.info("%s", summary.line(objective.name, objective.unit)))
         logger.info("daemon %d exiting: %s", os.getpid(), campaign.stop_reason() or "stop requested")
