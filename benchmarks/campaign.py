@@ -42,7 +42,7 @@ from sbin_loop.config import CampaignConfig
 from sbin_loop.engine.engine import Engine
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.seeds import TRAIN, derive_seed
-from sbin_loop.space import read_formula_table
+from sbin_loop.space import FormulaTable, read_formula_table
 from sbin_loop.space.pool import composition_key_of
 from sbin_loop.stores import ResultDoc
 
@@ -95,15 +95,21 @@ class Pool:
         return CandidatePool.load(self.directory, list(self.feature_names))
 
 
-def build_pool(protocol: Protocol, directory: Path) -> Pool:
+def build_pool(protocol: Protocol, directory: Path, table: FormulaTable | None = None) -> Pool:
     """Build the campaign's pool once (as ``sbin run`` does) and read each row's measured value from the same table.
+
+    Args:
+        protocol: The benchmark's pool, target and schedule.
+        directory: Where the pool is cached for the worker processes.
+        table: The pool's table with the target column, if already read.
 
     Raises:
         SystemExit: If a composition of the pool has no finite measured value.
     """
     config = campaign_config(protocol, "sbin", 0)
     pool = PoolLoader(config, directory, Path.cwd()).load(False)
-    table = read_formula_table(protocol.pool, protocol.formula_column, (protocol.target,))
+    if table is None:
+        table = read_formula_table(protocol.pool, protocol.formula_column, (protocol.target,))
     by_key = table_values(table, {protocol.target: protocol.target})
     ids = pool.take(np.arange(len(pool))).ids
     values = np.array([by_key.get(composition_key_of(str(i)), {}).get(protocol.target, np.nan) for i in ids])
@@ -285,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.WARNING)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sbin-discovery-") as scratch:
-        values = read_formula_table(args.pool, args.formula_column, (args.target,)).frame[args.target]
+        table = read_formula_table(args.pool, args.formula_column, (args.target,))
+        values = table.frame[args.target]
         protocol = Protocol(
             args.pool,
             args.target,
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
             args.budget,
             bool((values.dropna() >= 0).all()),
         )
-        pool = build_pool(protocol, Path(scratch))
+        pool = build_pool(protocol, Path(scratch), table)
         if args.runs_dir is not None:
             args.runs_dir.mkdir(parents=True, exist_ok=True)
         methods = args.methods.split(",")
