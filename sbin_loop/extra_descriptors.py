@@ -6,7 +6,8 @@
 - ``weighted_site_descriptors``: the elemental properties of the A-site and B-site species of an ABO3 perovskite, side
   by side, each the occupancy-weighted mean over its site's species ((Ba0.6K0.4)BiO3: 0.6 Ba + 0.4 K on A, Bi on B).
   The two site assignments of one composition (SrTiO3 versus TiSrO3) have identical composition statistics but
-  vacancy energies that differ by more than 10 eV; only site-resolved inputs can separate them.
+  vacancy energies that differ by more than 10 eV; only site-resolved inputs can separate them. The means are
+  computed by ``site_property_means``, which enumerated perovskite spaces call directly on their site arrays.
 - ``site_descriptors``: the same for one element per site (occupancy ``{X: 1}``), the inputs of ``--sites``.
 """
 
@@ -36,6 +37,27 @@ def site_descriptor_names() -> list[str]:
     return [f"{site} {name}" for site in ("A", "B") for name in names]
 
 
+def site_property_means(rows: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Occupancy-weighted mean elemental properties of one site of each row (``n x p`` float64).
+
+    The one computation behind every A-site and B-site descriptor: ``weighted_site_descriptors`` calls it for sites
+    given as mappings, and enumerated perovskite spaces call it on the site arrays their chunks already hold, since
+    they stream millions of candidates and build no mapping per candidate. Each row is the ``shares``-weighted sum of
+    the rows of ``element_property_table``, a matrix product of shares and properties done one column at a time.
+
+    Args:
+        rows: ``n x k`` element rows (``Z - 1``) on the site; a padding column may hold any row with share 0.
+        shares: ``n x k`` shares of the site, each row summing to one.
+    """
+    table = element_property_table().values
+    means = np.zeros((len(rows), table.shape[1]), dtype=np.float64)
+    for column in range(rows.shape[1]):
+        part = np.take(table, rows[:, column], axis=0)
+        part *= shares[:, column, None]
+        means += part
+    return means
+
+
 def weighted_site_descriptors(
     a_sites: Sequence[Mapping[str, float]], b_sites: Sequence[Mapping[str, float]]
 ) -> np.ndarray:
@@ -51,28 +73,27 @@ def weighted_site_descriptors(
     """
     if len(a_sites) != len(b_sites):
         raise ValueError(f"{len(a_sites)} A-site rows but {len(b_sites)} B-site rows")
-    table = element_property_table().values
-    blocks = [_site_means(table, site, occupancies) for site, occupancies in (("A", a_sites), ("B", b_sites))]
+    blocks = [
+        site_property_means(*_site_arrays(site, occupancies)) for site, occupancies in (("A", a_sites), ("B", b_sites))
+    ]
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
-def _site_means(table: np.ndarray, site: str, occupancies: Sequence[Mapping[str, float]]) -> np.ndarray:
-    """``n x p`` occupancy-weighted means of ``table``'s element rows over one site's species."""
-    rows, z, weights = [], [], []
+def _site_arrays(site: str, occupancies: Sequence[Mapping[str, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """One site's occupancies as ``site_property_means`` takes them: element rows and normalized shares, padded."""
+    width = max((len(occupancy) for occupancy in occupancies), default=1)
+    rows = np.zeros((len(occupancies), width), dtype=np.int64)
+    shares = np.zeros((len(occupancies), width), dtype=np.float64)
     for row, occupancy in enumerate(occupancies):
-        total = sum(occupancy.values())
         if not occupancy or min(occupancy.values()) <= 0.0:
             raise ValueError(f"row {row}: {site}-site occupancy {dict(occupancy)} needs positive amounts")
-        for symbol, amount in occupancy.items():
-            rows.append(row)
-            z.append(Element(symbol).Z)
-            weights.append(amount / total)
-    z_index = np.array(z, dtype=np.int64)
-    if (z_index > MAX_Z).any():
+        total = sum(occupancy.values())
+        for column, (symbol, amount) in enumerate(occupancy.items()):
+            rows[row, column] = Element(symbol).Z - 1
+            shares[row, column] = amount / total
+    if (rows >= MAX_Z).any():
         raise ValueError(f"elements beyond Z={MAX_Z} are not supported")
-    means = np.zeros((len(occupancies), table.shape[1]), dtype=np.float64)
-    np.add.at(means, np.array(rows, dtype=np.int64), np.array(weights)[:, None] * table[z_index - 1])
-    return means
+    return rows, shares
 
 
 def site_descriptors(a_symbols: Sequence[str], b_symbols: Sequence[str]) -> np.ndarray:

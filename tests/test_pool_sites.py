@@ -16,7 +16,7 @@ from sbin_loop.config import CampaignConfig, parse_config
 from sbin_loop.extra_descriptors import site_descriptor_names, weighted_site_descriptors
 from sbin_loop.features import descriptor_names, element_property_table
 from sbin_loop.model.sites import site_inputs
-from sbin_loop.space.config import PoolSpaceConfig
+from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.perovskite import PerovskiteSpace, shannon_radius
 from sbin_loop.space.pool_perovskites import pool_extra_names
 from sbin_loop.space.rules import DESCRIPTOR_NAMES
@@ -48,7 +48,7 @@ def test_filtered_pool_descriptors_resolve_the_a_and_b_sites(tmp_path: Path) -> 
     config = _config(_pool_csv(tmp_path))
     pool = PoolLoader(config, tmp_path / "campaign", tmp_path).load(has_rounds=False)
     assert pool.feature_names == [*descriptor_names(), *DESCRIPTOR_NAMES, *site_descriptor_names()]
-    assert PoolSpace(config.space).extra_names == (*PerovskiteSpace.extra_names, *site_descriptor_names())
+    assert PoolSpace(config.space).extra_names == PerovskiteSpace(PerovskiteSpaceConfig()).extra_names
     frame = _descriptors(pool)
     assert list(frame.index) == ["SrTiO3", "BaTiO3", "SrZrO3", "Ba0.6Sr0.4TiO3"]
     radius = {ion: shannon_radius(ion, state, cn)[0] for ion, state, cn in (("Sr", 2, 12), ("Ba", 2, 12))}

@@ -7,6 +7,13 @@ candidate; pymatgen is read once per element (oxidation states, Shannon radii, P
 
 The rules every candidate must pass (charge neutrality, Goldschmidt tolerance and octahedral factors, optional
 electronegativity gap) and the ion tables behind them are in ``sbin_loop.space.rules``.
+
+Each kept candidate carries, beside its composition, the descriptors the rules computed (``DESCRIPTORS``) and the
+elemental properties of its A-site and B-site species, each the occupancy-weighted mean over the site
+(``sbin_loop.extra_descriptors.site_property_means`` on the block's site arrays, the computation behind
+``weighted_site_descriptors``): the columns ``perovskite_extra_names`` names, the same a pool filtered to its
+perovskites gives. Composition statistics average the sites together; these let a model tell A-site from B-site
+chemistry.
 """
 
 from __future__ import annotations
@@ -18,17 +25,18 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from sbin_loop.extra_descriptors import site_property_means
 from sbin_loop.space.chunks import CandidateChunk, rechunk
 from sbin_loop.space.config import PerovskiteSpaceConfig
 from sbin_loop.space.formula import canonical_formulas
 from sbin_loop.space.rules import (
     COORDINATION,
-    DESCRIPTOR_NAMES,
     DESCRIPTORS,
     RULES,
     SiteIons,
     SiteOccupation,
     default_oxidation_states,
+    perovskite_extra_names,
     screen,
     shannon_radius,
     site_ions,
@@ -108,9 +116,6 @@ class PerovskiteSpace:
 
     """
 
-    extra_names = DESCRIPTOR_NAMES
-    """Names of the ``CandidateChunk.extra`` columns."""
-
     def __init__(self, config: PerovskiteSpaceConfig) -> None:
         self.config = config
         overrides = dict(config.oxidation_states)
@@ -138,6 +143,11 @@ class PerovskiteSpace:
             x_fractions[x],
             np.asarray(config.anion_deficiency)[d],
         )
+
+    @property
+    def extra_names(self) -> tuple[str, ...]:
+        """Names of the ``CandidateChunk.extra`` columns: ``perovskite_extra_names``."""
+        return perovskite_extra_names()
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -195,7 +205,11 @@ class PerovskiteSpace:
         d_x: np.ndarray,
         rejected: Counter | None,
     ) -> CandidateChunk:
-        """Apply the rules to one block of enumerated candidates and build the survivors' chunk."""
+        """Apply the rules to one block of enumerated candidates and build the survivors' chunk.
+
+        The survivors' ``extra`` holds their rule descriptors, then the A-site and B-site property means, computed
+        for the survivors only.
+        """
         ions = self.sites
         sites = (
             SiteOccupation(ions["A"], a_slots, a_fractions, (1.0 - d_a)[:, None] * a_fractions),
@@ -204,9 +218,11 @@ class PerovskiteSpace:
         )
         reason, extra = screen(sites, self.config, d_a, d_x, rejected)
         keep = reason == 0
-        indices = np.concatenate([site.ions.rows[site.slots[keep]] for site in sites], axis=1)
+        rows = [site.ions.rows[site.slots[keep]] for site in sites]
+        indices = np.concatenate(rows, axis=1)
         amounts = np.concatenate([site.amounts[keep] for site in sites], axis=1)
-        extra = extra[keep]
+        site_means = [site_property_means(rows[i], sites[i].fractions[keep]) for i in (0, 1)]
+        extra = np.concatenate([extra[keep], *site_means], axis=1, dtype=np.float32)
         return CandidateChunk(
             ids=canonical_formulas(indices, amounts),
             indices=indices,

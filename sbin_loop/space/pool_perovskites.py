@@ -15,11 +15,12 @@ electronegativity rules of ``PerovskiteSpace``. A composition is counted under t
 
 The kept compositions carry the perovskite descriptors the rules computed for them under that placement
 (``sbin_loop.space.rules.DESCRIPTORS``: tolerance and octahedral factors, A- and B-site radii, oxidation states,
-electronegativity gaps and size mismatches), the very columns an enumerated perovskite space gives its candidates,
-followed by the elemental properties of the A-site and B-site species under that placement, each the
-occupancy-weighted mean over the site's species (``sbin_loop.extra_descriptors.weighted_site_descriptors``; a site
-of one element gives exactly the ``sbin model train --sites`` inputs of that element). They let a model tell A-site
-from B-site chemistry, which composition statistics average away.
+electronegativity gaps and size mismatches), followed by the elemental properties of the A-site and B-site species
+under that placement, each the occupancy-weighted mean over the site's species
+(``sbin_loop.extra_descriptors.weighted_site_descriptors``; a site of one element gives exactly the
+``sbin model train --sites`` inputs of that element): the very columns an enumerated perovskite space gives its
+candidates (``sbin_loop.space.rules.perovskite_extra_names``). They let a model tell A-site from B-site chemistry,
+which composition statistics average away.
 """
 
 from __future__ import annotations
@@ -32,10 +33,18 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
-from sbin_loop.extra_descriptors import site_descriptor_names, weighted_site_descriptors
+from sbin_loop.extra_descriptors import weighted_site_descriptors
 from sbin_loop.space.config import PoolPerovskiteFilter, PoolSpaceConfig
 from sbin_loop.space.pool import FormulaTable
-from sbin_loop.space.rules import DESCRIPTOR_NAMES, DESCRIPTORS, RULES, SiteIons, SiteOccupation, screen, site_ions
+from sbin_loop.space.rules import (
+    DESCRIPTORS,
+    RULES,
+    SiteIons,
+    SiteOccupation,
+    perovskite_extra_names,
+    screen,
+    site_ions,
+)
 from sbin_loop.workflows.perovskite import NotAPerovskiteError, site_occupancies
 
 logger = logging.getLogger(__name__)
@@ -160,12 +169,13 @@ def pool_extra_names(config: PoolSpaceConfig) -> tuple[str, ...]:
     """Names of a pool's own descriptors with a ``perovskite_filter`` (none without one).
 
     The perovskite descriptors (``perovskite <name>``), then the A-site and B-site elemental properties
-    (``A <property>``, ``B <property>``, the names ``sbin model train --sites`` gives them). They follow from the
-    config alone, so a cached pool is checked against them without reading its table.
+    (``A <property>``, ``B <property>``, the names ``sbin model train --sites`` gives them): the
+    ``perovskite_extra_names`` an enumerated perovskite space gives too. They follow from the config alone, so a
+    cached pool is checked against them without reading its table.
     """
     if config.perovskite_filter is None:
         return ()
-    return (*DESCRIPTOR_NAMES, *site_descriptor_names())
+    return perovskite_extra_names()
 
 
 def pool_candidates(table: FormulaTable, config: PoolSpaceConfig, rejected: Counter | None = None) -> pd.DataFrame:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymatgen.core import Element
 
+from sbin_loop.extra_descriptors import site_descriptor_names
 from sbin_loop.space.config import PerovskiteRulesConfig
 
 RULES = (
@@ -57,12 +58,24 @@ DESCRIPTORS = (
     "a_deficiency",
     "anion_deficiency",
 )
-"""Perovskite descriptors of every candidate (``CandidateChunk.extra`` columns); size mismatch is the
-fraction-weighted standard deviation of the site's ionic radii."""
+"""Perovskite descriptors of every candidate (the first ``CandidateChunk.extra`` columns, before the site properties of
+``perovskite_extra_names``); size mismatch is the fraction-weighted standard deviation of the site's ionic radii."""
 
 DESCRIPTOR_NAMES = tuple(f"perovskite {name}" for name in DESCRIPTORS)
 """The model-input names of ``DESCRIPTORS``, for every space whose candidates carry them (enumerated perovskites and
 pools filtered to their perovskites)."""
+
+
+def perovskite_extra_names() -> tuple[str, ...]:
+    """Model-input names of the descriptors every perovskite candidate carries beside its composition descriptors.
+
+    ``DESCRIPTOR_NAMES``, then the A-site and B-site elemental properties (``A <property>``, ``B <property>``, from
+    ``sbin_loop.extra_descriptors.site_descriptor_names``). Enumerated perovskite spaces and pools filtered to their
+    perovskites both give them, in this order, so a model, checkpoint or cached pool sees one set of names whichever
+    kind of space its candidates came from.
+    """
+    return (*DESCRIPTOR_NAMES, *site_descriptor_names())
+
 
 COORDINATION = {"A": 12, "B": 6, "X": 6}
 """Coordination numbers whose Shannon radii are used per site."""
