@@ -326,8 +326,9 @@ def run_task(task: Task, args: argparse.Namespace) -> dict:
 
 def print_table(task: str, unit: str, results: dict) -> None:
     columns = [
-        "mae", "rmse", "r2", "pearson_r", "coverage_95", "miscalibration_area", "nll_gaussian", "crps", "sharpness",
-        "within_5pct", "within_5pct_tc_gt_10K", "mae_tc_gt_77K", "seconds_all_folds",
+        "mae", "rmse", "r2", "pearson_r", "coverage_95", "interval_width_95", "median_width_95", "winkler_95",
+        "miscalibration_area", "nll_gaussian", "crps", "sharpness", "within_5pct", "within_5pct_tc_gt_10K",
+        "mae_tc_gt_77K", "seconds_all_folds",
     ]  # fmt: skip
     present = [c for c in columns if any(c in r for r in results.values())]
     print(f"\n{task} (errors in {unit}, mean over 5 folds)")

@@ -67,3 +67,18 @@ def test_small_data_calibration_benchmark_runs_end_to_end(
     assert 0.80 <= runs["recalibrated"]["coverage_95"] <= 1.0, runs["recalibrated"]
     for run in runs.values():  # Tc's support [0, inf) holds for sbin and the references alike
         assert run["winkler_95"] >= run["interval_width_95"] > 0 and run["median_width_95"] > 0
+
+
+def test_boosted_tree_baseline_learns_a_nonlinear_target_from_its_training_fold_only() -> None:
+    """The LightGBM baseline picks its trees on the training fold and predicts held-out rows far better than the mean."""
+    pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 2, size=(600, 4))
+    y = np.sin(2 * x[:, 0]) * 10 + x[:, 1] ** 2 * 5 + rng.normal(scale=0.5, size=600)
+    train, test = np.arange(500), np.arange(500, 600)
+    target = y.copy()
+    target[test] = np.nan  # a peek at the test targets would turn into NaN predictions or an error
+    task = benchmark.Task("toy", x, target, [(train, test)], np.ones(600, dtype=bool), None, "")
+    prediction = benchmark.fit_boosting(task, train, test, seed=0, threads=1)
+    mae = np.abs(prediction.point - y[test]).mean()
+    assert mae < 0.35 * np.abs(y[train].mean() - y[test]).mean()
