@@ -61,6 +61,8 @@ def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(tmp
     assert all(pick["lower"] >= 0 and pick["lower"] <= pick["upper"] for pick in sbin["picks"])  # Tc >= 0
     stats = first["methods"]["sbin"]["pick_intervals"]
     assert stats["n"] == 20 and 0 <= stats["inside"] <= 1 and stats["lower_below_zero"] == 0
+    assert stats["inside"] + stats["below"] + stats["above"] == pytest.approx(1.0)
+    assert 0 <= stats["below_measured_zero"] <= min(stats["below"], stats["measured_zero"])
 
     again = benchmark.main(_arguments(small_pool, runs, batch=10))  # nothing is recomputed: the timings are the kept
     assert again["methods"] == first["methods"]
