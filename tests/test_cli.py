@@ -203,3 +203,37 @@ def test_model_sites_make_the_two_site_assignments_of_one_composition_different_
     assert "Ba is not in SrTiO3" in frame.error[2]
     result = runner.invoke(app, predict)  # the model needs its site columns
     assert result.exit_code == 1 and "--sites" in result.output, result.output
+
+
+def test_model_sites_keep_the_site_assignments_of_one_composition_in_one_fold_and_one_side_of_the_test_split(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Cross-fitting folds and the --test-fraction split hold out whole compositions: a composition's other site
+    assignment in training would make the out-of-fold errors (stopping, noise level, recalibration) and the test
+    errors errors on seen compositions."""
+    from sbin_loop.data import bundled_path
+    from sbin_loop.model.surrogate import BNNSurrogate
+    from sbin_loop.space.pool import composition_key_of
+
+    table = pd.read_csv(bundled_path("emery_wolverton"))
+    twins = table.groupby("composition_key").size().loc[lambda size: size == 2].index[:40]
+    both = table[table["composition_key"].isin(twins)]  # 40 compositions with both site assignments
+    train = tmp_path / "ew.csv"
+    both.to_csv(train, index=False)
+    fits = []
+
+    def fit(self, features, targets, seed, groups=None, warm_start=None):
+        fits.append((features, groups))
+        raise ValueError("captured")
+
+    monkeypatch.setattr(BNNSurrogate, "fit", fit)
+    args = ["model", "train", "--data", str(train), "--target", "e_form oxygen", "--out", str(tmp_path / "m")]
+    for extra, n_compositions in (([], 40), (["--test-fraction", "0.25"], 30)):
+        result = runner.invoke(app, [*args, "--sites", "atom a,atom b", *extra])
+        assert result.exit_code == 1 and "captured" in result.output, result.output
+        features, groups = fits.pop()
+        assert groups is not None and len(groups) == len(features) == 2 * n_compositions
+        assert set(groups) <= {composition_key_of(formula) for formula in both["formula"]}
+        assert pd.Series(groups).value_counts().eq(2).all()  # each composition with both its assignments
+    result = runner.invoke(app, args)  # one row per composition: the folds deal rows
+    assert result.exit_code == 1 and fits.pop()[1] is None

@@ -12,7 +12,7 @@ from sbin_loop.model.calibration import CALIBRATION_LEVELS, HeldOutErrors, finit
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.likelihood import masked_nll, predictive_noise, standard_noise
-from sbin_loop.model.splits import cross_validation_folds, split_draws
+from sbin_loop.model.splits import cross_validation_folds, held_out_split, split_draws
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.model.training import cross_fit_folds, recalibrate
 
@@ -243,6 +243,17 @@ def test_cross_validation_folds_partition_rows_and_keep_groups_whole():
     assert sorted(np.concatenate(grouped).tolist()) == list(range(21))
     assert all(len(set(groups[a]) & set(groups[b])) == 0 for i, a in enumerate(grouped) for b in grouped[i + 1 :])
     assert len(cross_validation_folds(9, 5, seed=0, groups=np.repeat(np.arange(3), 3))) == 3
+
+
+def test_held_out_split_is_a_seeded_permutation_or_whole_groups():
+    test, train = held_out_split(20, 0.25, seed=3)
+    order = np.random.default_rng(3).permutation(20)
+    assert (test == order[:5]).all() and (train == order[5:]).all()
+    groups = np.repeat(np.array(["a", "b", "c", "d", "e", "f", "g", "h"]), [1, 2, 2, 3, 2, 2, 1, 2])
+    test, train = held_out_split(len(groups), 0.25, seed=3, groups=groups)
+    assert len(set(groups[test])) == 2 and not set(groups[test]) & set(groups[train])
+    assert sorted([*test, *train]) == list(range(len(groups)))
+    assert len(held_out_split(len(groups), 0.0, seed=3, groups=groups)[0]) == 0
 
 
 def test_small_training_sets_get_honest_intervals_before_and_after_recalibration():

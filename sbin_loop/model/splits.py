@@ -1,4 +1,4 @@
-"""Seeded row splits of a fit: cross-validation folds, and the posterior draws of each member."""
+"""Seeded row splits of a fit: a held-out test share, cross-validation folds, and the posterior draws of each member."""
 
 from __future__ import annotations
 
@@ -25,3 +25,26 @@ def cross_validation_folds(n_rows: int, n_folds: int, seed: int, groups: np.ndar
     fold_of_label[np.random.default_rng(seed).permutation(labels.max() + 1)] = np.arange(labels.max() + 1) % n_folds
     fold = fold_of_label[labels]
     return [np.flatnonzero(fold == k) for k in range(min(n_folds, labels.max() + 1))]
+
+
+def held_out_split(
+    n_rows: int, fraction: float, seed: int, groups: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded test and training row indices: ``fraction`` of the rows (of the groups, with ``groups``) held out.
+
+    Without ``groups`` the first ``round(fraction * n_rows)`` rows of a seeded permutation are the test rows, in that
+    order. With ``groups`` the first ``round(fraction * n_groups)`` groups of a seeded permutation of the groups are
+    held out whole, so no group has rows on both sides.
+
+    Returns:
+        ``(test, train)`` row indices.
+    """
+    if groups is None:
+        order = np.random.default_rng(seed).permutation(n_rows)
+        n_test = round(fraction * n_rows)
+        return order[:n_test], order[n_test:]
+    labels = np.unique(np.asarray(groups), return_inverse=True)[1]
+    n_groups = int(labels.max()) + 1 if n_rows else 0
+    held = np.random.default_rng(seed).permutation(n_groups)[: round(fraction * n_groups)]
+    test = np.isin(labels, held)
+    return np.flatnonzero(test), np.flatnonzero(~test)
