@@ -70,7 +70,7 @@ def test_small_data_calibration_benchmark_runs_end_to_end(
 
 
 def test_boosted_tree_baseline_learns_a_nonlinear_target_from_its_training_fold_only() -> None:
-    """The LightGBM baseline picks its trees on the training fold and predicts held-out rows far better than the mean."""
+    """The LightGBM baseline picks its trees on the training fold and predicts held-out rows much better than a mean."""
     pytest.importorskip("lightgbm")
     rng = np.random.default_rng(3)
     x = rng.uniform(-2, 2, size=(600, 4))
