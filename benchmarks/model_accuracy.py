@@ -45,6 +45,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sbin_loop.data import bundled_path
+from sbin_loop.extra_descriptors import element_fraction_vector
 from sbin_loop.features import featurize_compositions
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.sites import site_inputs
@@ -249,12 +250,19 @@ def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None)
     return result
 
 
-def supercon_task(grouped: bool, seed: int, limit: int | None) -> Task:
+def with_fractions(features: np.ndarray, formulas: pd.Series, fractions: bool) -> np.ndarray:
+    """``features``, followed by the element-fraction inputs (``--element-fractions``) when ``fractions`` is set."""
+    if not fractions:
+        return features
+    return np.hstack([features, element_fraction_vector([parse_formula(str(formula)) for formula in formulas])])
+
+
+def supercon_task(grouped: bool, seed: int, limit: int | None, fractions: bool = False) -> Task:
     frame = read_formula_table("bundled:supercon", value_columns=("Tc_K",)).frame
     if limit is not None:
         frame = frame.sample(n=min(limit, len(frame)), random_state=seed).reset_index(drop=True)
     compositions = [parse_formula(formula) for formula in frame["formula"]]
-    features = featurize_compositions(compositions)
+    features = with_fractions(featurize_compositions(compositions), frame["formula"], fractions)
     groups = np.array(["-".join(sorted(element.symbol for element in c.elements)) for c in compositions])
     if grouped:
         folds = list(GroupKFold(5).split(features, groups=groups))
@@ -272,12 +280,12 @@ def supercon_task(grouped: bool, seed: int, limit: int | None) -> Task:
     )
 
 
-def vacancy_task(seed: int, limit: int | None) -> Task:
+def vacancy_task(seed: int, limit: int | None, fractions: bool = False) -> Task:
     frame = pd.read_csv(bundled_path("emery_wolverton"))
     if limit is not None:
         keys = frame["composition_key"].drop_duplicates().sample(frac=1.0, random_state=seed)[: limit // 2]
         frame = frame[frame["composition_key"].isin(keys)].reset_index(drop=True)
-    features = site_inputs(frame, "formula", ("atom a", "atom b"))
+    features = with_fractions(site_inputs(frame, "formula", ("atom a", "atom b")), frame["formula"], fractions)
     groups = frame["composition_key"].to_numpy()
     folds = list(GroupKFold(5).split(features, groups=groups))
     return Task(
@@ -344,6 +352,10 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="subsample size of each task in --quick mode (default 1500)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more can be slower on a busy machine)")
+    parser.add_argument("--tasks", default="tc_random,tc_grouped,vacancy", help="comma-separated tasks to run")
+    parser.add_argument(
+        "--element-fractions", action="store_true", help="every model also gets the element-fraction inputs"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     limit = (args.rows or 1500) if args.quick else None
@@ -356,17 +368,23 @@ def main() -> None:
     print(f"sbin model: ModelConfig() defaults; changed from the seed's model: {changed}")
     output = {"config": config.model_dump(mode="json"), "changed_from_seed": changed, "quick": args.quick}
     start = time.perf_counter()
-    for task in (
-        supercon_task(False, args.seed, limit),
-        supercon_task(True, args.seed, limit),
-        vacancy_task(args.seed, limit),
-    ):
+    builders = {
+        "tc_random": lambda: supercon_task(False, args.seed, limit, args.element_fractions),
+        "tc_grouped": lambda: supercon_task(True, args.seed, limit, args.element_fractions),
+        "vacancy": lambda: vacancy_task(args.seed, limit, args.element_fractions),
+    }
+    unknown = set(args.tasks.split(",")) - set(builders)
+    if unknown:
+        parser.error(f"--tasks: unknown {sorted(unknown)}; known: {', '.join(builders)}")
+    output["element_fractions"] = args.element_fractions
+    for name in args.tasks.split(","):
+        task = builders[name]()
         results = run_task(task, args)
         print_table(task.name, task.unit, results)
         output[task.name] = results
 
     if not args.quick:
-        full = supercon_task(False, args.seed, None)
+        full = supercon_task(False, args.seed, None, args.element_fractions)
         surrogate = BNNSurrogate(full.features.shape[1], ("Tc_K",), ("none",), config, (full.bounds,))
         report = surrogate.fit(full.features, full.target[:, None], seed=args.seed)
         output["tc_full_train_seconds"] = report.seconds
