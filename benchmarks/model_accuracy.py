@@ -12,6 +12,10 @@ Tasks:
   training row is used (the site inputs tell the two assignments apart); only rows with
   ``is_lowest_ehull_assignment`` are scored.
 
+With ``--element-fractions`` every task's inputs gain the atomic fraction of every element after the composition
+descriptors (before the site columns), built by the product's functions (``sbin_loop.model.sites.formula_inputs`` and
+``site_inputs``, as ``sbin model train --element-fractions``); every model sees them.
+
 Models: sbin (``ModelConfig()`` defaults, as ``sbin run`` and ``sbin model train`` use them: every row of a training
 fold trains the cross-fitted members, whose out-of-fold predictions inside that training fold choose the stopping
 point, noise level and recalibration; the test fold is never seen), random forest (scikit-learn), gradient-boosted
@@ -23,7 +27,7 @@ Point predictions are predictive medians (optimal for absolute error); intervals
 NLL uses a Gaussian with the predictive mean and standard deviation. The random forest, boosted trees and nearest
 neighbours give points only. Every model sees the same inputs.
 
-Usage: ``python benchmarks/model_accuracy.py [--quick] [--json PATH]``.
+Usage: ``python benchmarks/model_accuracy.py [--quick] [--element-fractions] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -45,10 +49,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sbin_loop.data import bundled_path
-from sbin_loop.extra_descriptors import element_fraction_vector
-from sbin_loop.features import featurize_compositions
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.sites import site_inputs
+from sbin_loop.model.sites import formula_inputs, site_inputs
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import parse_formula, read_formula_table
 
@@ -250,19 +252,12 @@ def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None)
     return result
 
 
-def with_fractions(features: np.ndarray, formulas: pd.Series, fractions: bool) -> np.ndarray:
-    """``features``, followed by the element-fraction inputs (``--element-fractions``) when ``fractions`` is set."""
-    if not fractions:
-        return features
-    return np.hstack([features, element_fraction_vector([parse_formula(str(formula)) for formula in formulas])])
-
-
-def supercon_task(grouped: bool, seed: int, limit: int | None, fractions: bool = False) -> Task:
+def supercon_task(grouped: bool, seed: int, limit: int | None, with_fractions: bool = False) -> Task:
     frame = read_formula_table("bundled:supercon", value_columns=("Tc_K",)).frame
     if limit is not None:
         frame = frame.sample(n=min(limit, len(frame)), random_state=seed).reset_index(drop=True)
     compositions = [parse_formula(formula) for formula in frame["formula"]]
-    features = with_fractions(featurize_compositions(compositions), frame["formula"], fractions)
+    features = formula_inputs(frame["formula"], with_fractions)
     groups = np.array(["-".join(sorted(element.symbol for element in c.elements)) for c in compositions])
     if grouped:
         folds = list(GroupKFold(5).split(features, groups=groups))
@@ -280,12 +275,12 @@ def supercon_task(grouped: bool, seed: int, limit: int | None, fractions: bool =
     )
 
 
-def vacancy_task(seed: int, limit: int | None, fractions: bool = False) -> Task:
+def vacancy_task(seed: int, limit: int | None, with_fractions: bool = False) -> Task:
     frame = pd.read_csv(bundled_path("emery_wolverton"))
     if limit is not None:
         keys = frame["composition_key"].drop_duplicates().sample(frac=1.0, random_state=seed)[: limit // 2]
         frame = frame[frame["composition_key"].isin(keys)].reset_index(drop=True)
-    features = with_fractions(site_inputs(frame, "formula", ("atom a", "atom b")), frame["formula"], fractions)
+    features = site_inputs(frame, "formula", ("atom a", "atom b"), with_fractions)
     groups = frame["composition_key"].to_numpy()
     folds = list(GroupKFold(5).split(features, groups=groups))
     return Task(
@@ -351,11 +346,11 @@ def main() -> None:
     parser.add_argument("--json", help="write all results to this JSON file")
     parser.add_argument("--rows", type=int, help="subsample size of each task in --quick mode (default 1500)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--element-fractions", action="store_true", help="add the element fractions to every task's inputs"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more can be slower on a busy machine)")
     parser.add_argument("--tasks", default="tc_random,tc_grouped,vacancy", help="comma-separated tasks to run")
-    parser.add_argument(
-        "--element-fractions", action="store_true", help="every model also gets the element-fraction inputs"
-    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     limit = (args.rows or 1500) if args.quick else None
@@ -366,7 +361,12 @@ def main() -> None:
     config = ModelConfig()
     changed = {k: v for k, v in config.model_dump().items() if v != getattr(SEED_CONFIG, k)}
     print(f"sbin model: ModelConfig() defaults; changed from the seed's model: {changed}")
-    output = {"config": config.model_dump(mode="json"), "changed_from_seed": changed, "quick": args.quick}
+    output = {
+        "config": config.model_dump(mode="json"),
+        "changed_from_seed": changed,
+        "quick": args.quick,
+        "element_fractions": args.element_fractions,
+    }
     start = time.perf_counter()
     builders = {
         "tc_random": lambda: supercon_task(False, args.seed, limit, args.element_fractions),
@@ -376,7 +376,6 @@ def main() -> None:
     unknown = set(args.tasks.split(",")) - set(builders)
     if unknown:
         parser.error(f"--tasks: unknown {sorted(unknown)}; known: {', '.join(builders)}")
-    output["element_fractions"] = args.element_fractions
     for name in args.tasks.split(","):
         task = builders[name]()
         results = run_task(task, args)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from sbin_loop.atomic import write_atomic
-from sbin_loop.features import descriptor_names, featurize_compositions, featurize_fractions
+from sbin_loop.features import composition_input_names, composition_inputs, element_fractions, fraction_names
 from sbin_loop.integrity import RECOVERY, CampaignIntegrityError
 from sbin_loop.space import parse_formula
 from sbin_loop.space.chunks import CandidateChunk
@@ -37,14 +37,21 @@ from sbin_loop.space.chunks import CandidateChunk
 logger = logging.getLogger(__name__)
 
 
-def pool_feature_names(extra_names: tuple[str, ...] = ()) -> list[str]:
-    """Descriptor names of a pool: composition descriptors, then the space's own."""
-    return [*descriptor_names(), *extra_names]
+def pool_feature_names(extra_names: tuple[str, ...] = (), with_fractions: bool = False) -> list[str]:
+    """Descriptor names of a pool: composition descriptors, element fractions if asked for, then the space's own."""
+    return [*composition_input_names(with_fractions), *extra_names]
 
 
-def chunk_features(chunk: CandidateChunk) -> np.ndarray:
-    """``n x d`` float32 descriptors of enumerated candidates: composition descriptors, then the space's own."""
-    return np.concatenate([featurize_fractions(chunk.indices, chunk.fractions), chunk.extra], axis=1).astype(np.float32)
+def has_fractions(feature_names: list[str]) -> bool:
+    """Whether a pool's descriptor names hold the element-fraction columns (``features.element_fractions``)."""
+    start = len(composition_input_names())
+    return feature_names[start : start + len(fraction_names())] == fraction_names()
+
+
+def chunk_features(chunk: CandidateChunk, with_fractions: bool = False) -> np.ndarray:
+    """``n x d`` float32 descriptors of enumerated candidates: as ``pool_feature_names(extra, with_fractions)``."""
+    inputs = composition_inputs(chunk.indices, chunk.fractions, with_fractions)
+    return np.concatenate([inputs, chunk.extra], axis=1).astype(np.float32)
 
 
 def space_fingerprint(space: dict, seed: int, columns: list[str]) -> str:
@@ -125,9 +132,13 @@ class _TablePart:
 
 @dataclass(frozen=True)
 class _ChunkPart:
-    """A stored chunk of an enumerated space, read from its file when asked (the ids alone when only they are)."""
+    """A stored chunk of an enumerated space, read from its file when asked (the ids alone when only they are).
+
+    ``with_fractions``: its descriptors include the element fractions (as the pool's ``pool.json`` names them).
+    """
 
     path: Path
+    with_fractions: bool = False
 
     def _read(self, key: str) -> np.ndarray:
         try:
@@ -143,7 +154,7 @@ class _ChunkPart:
     def block(self, positions: np.ndarray, rows: np.ndarray) -> PoolBlock:
         chunk = CandidateChunk(self.ids, self._read("indices"), self._read("fractions"), self._read("extra"))
         taken = chunk.take(positions)
-        return PoolBlock(rows, taken.ids, taken.ids, chunk_features(taken))
+        return PoolBlock(rows, taken.ids, taken.ids, chunk_features(taken, self.with_fractions))
 
 
 def _chunk_path(directory: Path, index: int) -> Path:
@@ -180,21 +191,26 @@ class CandidatePool:
         return int(self._starts[-1])
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, extra_names: tuple[str, ...] = ()) -> CandidatePool:
+    def from_frame(
+        cls, frame: pd.DataFrame, extra_names: tuple[str, ...] = (), with_fractions: bool = False
+    ) -> CandidatePool:
         """An in-memory ``table`` pool of a frame with ``candidate_id`` and ``formula`` columns (formulas valid).
 
         Args:
             frame: The candidates.
             extra_names: Columns of ``frame`` holding the space's own descriptors, appended to the composition ones.
+            with_fractions: Put the element fractions after the composition descriptors
+                (``features.element_fractions``).
         """
         compositions = [parse_formula(formula) for formula in frame["formula"]]
         extra = frame[list(extra_names)].to_numpy(dtype=np.float32).reshape(len(frame), -1)
+        inputs = composition_inputs(*element_fractions(compositions), with_fractions)
         part = _TablePart(
             np.array(frame["candidate_id"].tolist(), dtype=str),
             np.array(frame["formula"].tolist(), dtype=str),
-            np.concatenate([featurize_compositions(compositions), extra], axis=1).astype(np.float32),
+            np.concatenate([inputs, extra], axis=1).astype(np.float32),
         )
-        return cls(pool_feature_names(extra_names), [len(frame)], lambda _: part)
+        return cls(pool_feature_names(extra_names, with_fractions), [len(frame)], lambda _: part)
 
     @staticmethod
     def write_chunks(chunks: Iterable[CandidateChunk], directory: Path) -> list[int]:
@@ -262,6 +278,9 @@ class CandidatePool:
     def load(cls, directory: Path, feature_names: list[str]) -> CandidatePool:
         """Open pool files written by ``save`` or ``write_chunks`` and ``write_meta`` (any sbin version).
 
+        A ``chunks`` pool computes the descriptors its ``pool.json`` names: with the element fractions if they are
+        among them (``has_fractions``).
+
         Args:
             directory: The pool directory.
             feature_names: Descriptor names this sbin computes for the campaign's space.
@@ -273,8 +292,9 @@ class CandidatePool:
             meta = json.loads((directory / "pool.json").read_text())
             if meta.get("layout", "table") == "chunks":
                 sizes = [int(size) for size in meta["sizes"]]
+                fractions = has_fractions(meta["feature_names"])
                 pool = cls(
-                    meta["feature_names"], sizes, lambda index: _ChunkPart(directory / "chunks" / f"{index:06d}.npz")
+                    meta["feature_names"], sizes, lambda index: _ChunkPart(_chunk_path(directory, index), fractions)
                 )
             else:
                 frame = pd.read_csv(directory / "candidates.csv.gz", dtype=str, keep_default_na=False)

@@ -152,7 +152,7 @@ class PoolLoader:
         if (pool_dir / "pool.json").is_file():
             if reuse_pool(self.directory, CandidatePool.fingerprint(pool_dir), self.fingerprint, has_rounds):
                 try:
-                    return CandidatePool.load(pool_dir, pool_feature_names(self._extra_names()))
+                    return CandidatePool.load(pool_dir, pool_feature_names(self._extra_names(), self._fractions))
                 except PoolCacheError as error:
                     if has_rounds:
                         raise
@@ -164,19 +164,24 @@ class PoolLoader:
             candidates = pool_candidates(table, self.config.space)
             frame = sample_rows(candidates, self.config.space.sample, derive_seed(self.config.seed, POOL))
             self._require_initial(len(frame), f"{len(table.rejected)} rows rejected")
-            pool = CandidatePool.from_frame(frame, pool_extra_names(self.config.space))
+            pool = CandidatePool.from_frame(frame, pool_extra_names(self.config.space), self._fractions)
             pool.save(pool_dir, self.fingerprint)
         else:
             space = open_space(self.config.space, self.base_dir)
             rejected: Counter = Counter()
             sizes = CandidatePool.write_chunks(space.chunks(rejected=rejected), pool_dir)
             self._require_initial(sum(sizes), f"rejected by rule: {dict(rejected)}")
-            feature_names = pool_feature_names(space.extra_names)
+            feature_names = pool_feature_names(space.extra_names, self._fractions)
             CandidatePool.write_meta(pool_dir, sizes, feature_names, self.fingerprint)
             pool = CandidatePool.load(pool_dir, feature_names)
             logger.info("perovskite space: %d candidates kept, rejected %s", len(pool), dict(rejected))
         logger.info("pool of %d candidates with %d descriptors", len(pool), len(pool.feature_names))
         return pool
+
+    @property
+    def _fractions(self) -> bool:
+        """Whether the pool's descriptors include the element fractions (``features.element_fractions``)."""
+        return self.config.features.element_fractions
 
     def _extra_names(self) -> tuple[str, ...]:
         """Space-specific descriptor names (a pool's follow from its config; its table is not read for them)."""

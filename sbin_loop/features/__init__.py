@@ -6,8 +6,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         "composition": (
-            "STATISTICS STOICHIOMETRY_NORMS descriptor_names element_fractions featurize_compositions "
-            "featurize_formulas featurize_fractions"
+            "STATISTICS STOICHIOMETRY_NORMS composition_input_names composition_inputs descriptor_names "
+            "element_fractions featurize_compositions featurize_formulas featurize_fractions fraction_names "
+            "fraction_vector"
         ),
         "elements": "ElementPropertyTable element_property_table",
         "structure": "StructureFeaturizer",

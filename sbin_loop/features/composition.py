@@ -6,6 +6,10 @@ and reducing over the ``k`` elements: minimum, maximum, range, fraction-weighted
 mode (the value of the most abundant element, the smallest on ties), as matminer's
 ``ElementProperty.from_preset("magpie")`` (Ward et al., npj Comput. Mater. 2, 16028 (2016)), followed by the
 stoichiometric p-norms of matminer's ``Stoichiometry``.
+
+The same padded arrays give the element-fraction vector (``fraction_vector``: the atomic fraction of every element,
+ElemNet's input, Jha et al., Sci. Rep. 8, 17593 (2018)), which ``composition_inputs`` appends to the descriptors when
+a campaign (``features.element_fractions``) or ``sbin model train --element-fractions`` asks for it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Element
 
 from sbin_loop.features.elements import element_property_table
 from sbin_loop.space.formula import MAX_Z, formula_fractions
@@ -30,6 +34,16 @@ def descriptor_names() -> list[str]:
     table = element_property_table()
     names = [f"{statistic} {name}" for name in table.names for statistic in STATISTICS]
     return names + [f"{norm}-norm" for norm in STOICHIOMETRY_NORMS]
+
+
+def fraction_names() -> list[str]:
+    """Names of the columns of ``fraction_vector``: ``fraction <symbol>`` for Z = 1 .. ``MAX_Z``."""
+    return [f"fraction {Element.from_Z(z).symbol}" for z in range(1, MAX_Z + 1)]
+
+
+def composition_input_names(with_fractions: bool = False) -> list[str]:
+    """Names of the columns of ``composition_inputs``: the descriptors, then the element fractions if asked for."""
+    return [*descriptor_names(), *(fraction_names() if with_fractions else [])]
 
 
 def element_fractions(compositions: Sequence[Composition]) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +104,35 @@ def featurize_fractions(indices: np.ndarray, fractions: np.ndarray, dtype: type 
     norms = [present.sum(axis=1).astype(np.float64)]
     norms += [(fractions**p).sum(axis=1) ** (1.0 / p) for p in STOICHIOMETRY_NORMS[1:]]
     return np.concatenate([stats.reshape(len(fractions), -1), np.stack(norms, axis=1)], axis=1).astype(dtype)
+
+
+def fraction_vector(indices: np.ndarray, fractions: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """``n x MAX_Z`` atomic fractions, column ``Z - 1`` for element ``Z``, from padded element rows and fractions.
+
+    A scatter of each row's fractions into its element columns; padding (fraction 0) adds nothing, and an element
+    listed twice in a row gets the sum of its fractions.
+
+    Args:
+        indices: ``n x k`` element rows (``Z - 1``), any integer dtype.
+        fractions: ``n x k`` atomic fractions.
+        dtype: Output dtype.
+    """
+    n = len(indices)
+    flat = (np.arange(n, dtype=np.int64)[:, None] * MAX_Z + indices.astype(np.int64)).ravel()
+    summed = np.bincount(flat, weights=np.asarray(fractions, dtype=np.float64).ravel(), minlength=n * MAX_Z)
+    return summed.reshape(n, MAX_Z).astype(dtype)
+
+
+def composition_inputs(indices: np.ndarray, fractions: np.ndarray, with_fractions: bool = False) -> np.ndarray:
+    """``n x d`` float32 model inputs of compositions: ``featurize_fractions``, then ``fraction_vector`` if asked.
+
+    Columns as ``composition_input_names(with_fractions)``. Every path that builds a candidate's composition inputs
+    (table pools, enumerated chunks, ``sbin model train/predict``) calls this.
+    """
+    descriptors = featurize_fractions(indices, fractions)
+    if not with_fractions:
+        return descriptors
+    return np.concatenate([descriptors, fraction_vector(indices, fractions)], axis=1)
 
 
 def featurize_compositions(compositions: Sequence[Composition]) -> np.ndarray:

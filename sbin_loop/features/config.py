@@ -35,7 +35,12 @@ class FeaturesConfig(Section):
     """Model inputs beyond the composition descriptors every candidate has.
 
     Attributes:
+        element_fractions: Add the atomic fraction of every element up to ``MAX_Z`` (``fraction <symbol>`` inputs,
+            right after the composition descriptors). Composition statistics average the elements away; the fraction
+            of each element lets the network learn element-specific effects (ElemNet, Jha et al., Sci. Rep. 8, 17593
+            (2018)). Off by default.
         structure: Structural descriptors of relaxed cells returned by oracles.
     """
 
+    element_fractions: bool = False
     structure: StructureFeaturesConfig = StructureFeaturesConfig()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Annotated
@@ -14,13 +15,20 @@ from pydantic import ValidationError
 from sbin_loop.cli_errors import reports_errors
 from sbin_loop.config import ConfigError, ObjectiveConfig
 from sbin_loop.config_base import Bounds
-from sbin_loop.features import featurize_compositions
 from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
-from sbin_loop.model.sites import input_names, merged_site_rows, parse_sites, site_inputs, site_problem, site_rows
+from sbin_loop.model.sites import (
+    formula_inputs,
+    input_names,
+    merged_site_rows,
+    parse_sites,
+    site_inputs,
+    site_problem,
+    site_rows,
+)
 from sbin_loop.model.splits import held_out_split
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula, read_formula_table
@@ -42,6 +50,14 @@ Sites = Annotated[
         help="A_COLUMN,B_COLUMN: columns naming the A- and B-site species of ABO3 rows; the model then takes both "
         "sites' elemental properties, and the site assignments of one composition are different inputs (kept "
         "together in one cross-fitting fold and on one side of --test-fraction).",
+    ),
+]
+ElementFractions = Annotated[
+    bool,
+    typer.Option(
+        "--element-fractions",
+        help="Add the atomic fraction of every element as inputs, after the composition descriptors (ElemNet's "
+        "input; off by default). A model trained with it predicts only with it.",
     ),
 ]
 
@@ -151,6 +167,7 @@ def model_train(
         ),
     ] = None,
     sites: Sites = None,
+    element_fractions: ElementFractions = False,
 ) -> None:
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
 
@@ -187,9 +204,9 @@ def model_train(
     if transform == "auto":
         transform = "log1p" if (values >= 0).all() else "none"
     if site_columns is None:
-        features = featurize_compositions([parse_formula(formula) for formula in frame["formula"]])
+        features = formula_inputs(frame["formula"], element_fractions)
     else:
-        features = site_inputs(frame, formula_column, site_columns)
+        features = site_inputs(frame, formula_column, site_columns, element_fractions)
     groups = None  # without --sites the rows are one per composition (duplicates merged)
     if site_columns is not None:  # both site assignments of a composition: one fold, one side of the test split
         groups = np.array([composition_key(parse_formula(str(formula))) for formula in frame[formula_column]])
@@ -201,7 +218,7 @@ def model_train(
         report = surrogate.fit(features[train], values[train, None], seed, None if groups is None else groups[train])
     except ValueError as error:
         raise ConfigError(f"{target}: {error}") from None
-    save_surrogate(surrogate, out, input_names(site_columns is not None))
+    save_surrogate(surrogate, out, input_names(site_columns is not None, element_fractions))
     typer.echo(
         f"trained on {report.n_train} compositions (all of them; {report.n_held_out} out-of-fold predictions chose "
         f"the stopping point and noise level, {report.n_calibration} recalibrated the spread) ({n_rejected} rows "
@@ -219,18 +236,28 @@ def model_train(
         )
 
 
-def _check_inputs(model: Path, feature_names: list[str] | None, sites: bool) -> None:
-    """Refuse a model whose inputs are not what this sbin computes with or without ``--sites``.
+def _check_inputs(model: Path, feature_names: list[str] | None, sites: bool, fractions: bool) -> None:
+    """Refuse a model whose inputs are not what this sbin computes with the ``--sites`` and fractions given.
 
     Raises:
-        ConfigError: If ``--sites`` is given for a model trained without it, or missing for one trained with it.
+        ConfigError: Naming each of ``--sites`` and ``--element-fractions`` that is given for a model trained without
+            it, or missing for one trained with it.
         CheckpointError: If the model was trained on other descriptors altogether.
     """
-    if feature_names is None or feature_names == input_names(sites):
+    if feature_names is None or feature_names == input_names(sites, fractions):
         return
-    if feature_names == input_names(not sites):
-        needed = "give --sites A_COLUMN,B_COLUMN" if not sites else "leave --sites out"
-        raise ConfigError(f"--sites: {model} was trained {'with' if not sites else 'without'} site columns; {needed}")
+    for trained_sites, trained_fractions in itertools.product((False, True), repeat=2):
+        if feature_names == input_names(trained_sites, trained_fractions):
+            problems = []
+            if trained_sites != sites:
+                needed = "give --sites A_COLUMN,B_COLUMN" if trained_sites else "leave --sites out"
+                trained = "with" if trained_sites else "without"
+                problems.append(f"--sites: {model} was trained {trained} site columns; {needed}")
+            if trained_fractions != fractions:
+                needed = "give --element-fractions" if trained_fractions else "leave --element-fractions out"
+                trained = "with" if trained_fractions else "without"
+                problems.append(f"--element-fractions: {model} was trained {trained} element fractions; {needed}")
+            raise ConfigError("; ".join(problems))
     raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
 
 
@@ -262,6 +289,7 @@ def model_predict(
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999)] = 0.95,
     seed: Seed = 0,
     sites: Sites = None,
+    element_fractions: ElementFractions = False,
 ) -> None:
     """Predict every input row, in order: mean, std and central predictive interval per target.
 
@@ -271,7 +299,7 @@ def model_predict(
     configure_logging(None)
     surrogate = load_surrogate(model)
     site_columns = parse_sites(sites)
-    _check_inputs(model, read_metadata(model).get("feature_names"), site_columns is not None)
+    _check_inputs(model, read_metadata(model).get("feature_names"), site_columns is not None, element_fractions)
     frame = _read_queries(input_csv, formula_column)
     _require_writable(output, "--output", directory=False)
     if site_columns is not None:
@@ -301,9 +329,9 @@ def model_predict(
     if valid:
         rows = frame.iloc[valid]
         if site_columns is None:
-            inputs = featurize_compositions([parse_formula(formula) for formula in rows[formula_column]])
+            inputs = formula_inputs(rows[formula_column], element_fractions)
         else:
-            inputs = site_inputs(rows, formula_column, site_columns)
+            inputs = site_inputs(rows, formula_column, site_columns, element_fractions)
         predictive = surrogate.predictive_draws(inputs, draws, seed).numpy()
         for j, name in enumerate(surrogate.target_names):
             intervals = candidate_intervals(predictive[..., j], level, surrogate.bounds[j])

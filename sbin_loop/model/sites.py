@@ -16,7 +16,7 @@ from pymatgen.core import Element
 
 from sbin_loop.config import ConfigError
 from sbin_loop.extra_descriptors import site_descriptor_names, site_descriptors
-from sbin_loop.features import descriptor_names, featurize_compositions
+from sbin_loop.features import composition_input_names, composition_inputs, element_fractions
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula
 from sbin_loop.space.pool import composition_key
 
@@ -35,9 +35,18 @@ def parse_sites(text: str | None) -> tuple[str, str] | None:
     return columns[0], columns[1]
 
 
-def input_names(sites: bool) -> list[str]:
-    """The model's input names: the composition descriptors, then the A and B site descriptors with ``sites``."""
-    return [*descriptor_names(), *(site_descriptor_names() if sites else [])]
+def input_names(sites: bool, with_fractions: bool = False) -> list[str]:
+    """The model's input names: composition descriptors, element fractions, then the A and B site descriptors.
+
+    The element fractions (``--element-fractions``) come with ``with_fractions``, the site descriptors with ``sites``.
+    """
+    return [*composition_input_names(with_fractions), *(site_descriptor_names() if sites else [])]
+
+
+def formula_inputs(formulas: pd.Series, with_fractions: bool = False) -> np.ndarray:
+    """``n x d`` model inputs of valid formulas: ``composition_inputs``, as ``input_names(False, with_fractions)``."""
+    compositions = [parse_formula(str(formula)) for formula in formulas]
+    return composition_inputs(*element_fractions(compositions), with_fractions)
 
 
 def site_problem(formula: str, a_symbol: str, b_symbol: str) -> str | None:
@@ -86,12 +95,17 @@ def site_rows(
     return frame.iloc[keep].reset_index(drop=True), skipped
 
 
-def site_inputs(frame: pd.DataFrame, formula_column: str, sites: tuple[str, str]) -> np.ndarray:
-    """``n x d`` model inputs of usable rows: composition descriptors, then the A and B cations' properties."""
-    compositions = [parse_formula(str(formula)) for formula in frame[formula_column]]
+def site_inputs(
+    frame: pd.DataFrame, formula_column: str, sites: tuple[str, str], with_fractions: bool = False
+) -> np.ndarray:
+    """``n x d`` model inputs of usable rows, as ``input_names(True, with_fractions)``.
+
+    The composition descriptors, the element fractions with ``with_fractions``, then the A and B cations' properties.
+    """
     a_symbols = [str(symbol).strip() for symbol in frame[sites[0]]]
     b_symbols = [str(symbol).strip() for symbol in frame[sites[1]]]
-    return np.hstack([featurize_compositions(compositions), site_descriptors(a_symbols, b_symbols)])
+    compositions = formula_inputs(frame[formula_column], with_fractions)
+    return np.hstack([compositions, site_descriptors(a_symbols, b_symbols)])
 
 
 def merged_site_rows(
