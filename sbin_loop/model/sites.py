@@ -104,8 +104,8 @@ def site_inputs(
     """
     a_symbols = [str(symbol).strip() for symbol in frame[sites[0]]]
     b_symbols = [str(symbol).strip() for symbol in frame[sites[1]]]
-    compositions = formula_inputs(frame[formula_column], with_fractions)
-    return np.hstack([compositions, site_descriptors(a_symbols, b_symbols)])
+    composition = formula_inputs(frame[formula_column], with_fractions)
+    return np.hstack([composition, site_descriptors(a_symbols, b_symbols)])
 
 
 def merged_site_rows(
