@@ -1,9 +1,5 @@
-"""Descriptors beyond the composition statistics of ``sbin_loop.features``, used by the model benchmark.
+"""Site-resolved descriptors of ABO3 perovskites beside the composition statistics of ``sbin_loop.features``.
 
-- ``element_fraction_vector``: the atomic fraction of every element (ElemNet's input, Jha et al., Sci. Rep. 8, 17593
-  (2018)). Appended to the Magpie-like statistics it lets a network tell apart compositions whose averaged properties
-  coincide. It is ``sbin_loop.features.fraction_vector`` of parsed compositions: the columns that
-  ``features.element_fractions`` and ``--element-fractions`` add.
 - ``weighted_site_descriptors``: the elemental properties of the A-site and B-site species of an ABO3 perovskite, side
   by side, each the occupancy-weighted mean over its site's species ((Ba0.6K0.4)BiO3: 0.6 Ba + 0.4 K on A, Bi on B).
   The two site assignments of one composition (SrTiO3 versus TiSrO3) have identical composition statistics but
@@ -17,15 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pymatgen.core import Composition, Element
+from pymatgen.core import Element
 
-from sbin_loop.features import element_fractions, element_property_table, fraction_vector
+from sbin_loop.features import element_property_table
 from sbin_loop.space.formula import MAX_Z
-
-
-def element_fraction_vector(compositions: Sequence[Composition]) -> np.ndarray:
-    """``n x MAX_Z`` float32 atomic fractions, column ``Z - 1`` for element ``Z`` (``features.fraction_vector``)."""
-    return fraction_vector(*element_fractions(compositions))
 
 
 def site_descriptor_names() -> list[str]:

@@ -21,8 +21,14 @@ from sbin_loop.campaign.resume import PoolLoader
 from sbin_loop.candidates import CandidatePool, PoolCacheError, pool_feature_names
 from sbin_loop.cli import app
 from sbin_loop.config import ConfigError, parse_config
-from sbin_loop.extra_descriptors import element_fraction_vector, site_descriptor_names
-from sbin_loop.features import descriptor_names, featurize_compositions, fraction_names, fraction_vector
+from sbin_loop.extra_descriptors import site_descriptor_names
+from sbin_loop.features import (
+    descriptor_names,
+    element_fractions,
+    featurize_compositions,
+    fraction_names,
+    fraction_vector,
+)
 from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.model import cli as model_cli
 from sbin_loop.model.checkpoint import read_metadata
@@ -96,9 +102,9 @@ def test_a_campaign_config_turns_them_on_and_refuses_other_values(tmp_path: Path
         _config(tmp_path, _table(tmp_path), element_fractions="sometimes")
 
 
-def test_fraction_vector_is_element_fraction_vector_of_parsed_compositions():
+def test_fraction_vector_of_parsed_compositions():
     compositions = [Composition(formula) for formula in EXPECTED]
-    vector = element_fraction_vector(compositions)
+    vector = fraction_vector(*element_fractions(compositions))
     assert vector.dtype == np.float32 and vector.shape == (len(EXPECTED), MAX_Z)
     for row, formula in enumerate(EXPECTED):
         np.testing.assert_allclose(vector[row], _expected_vector(formula), rtol=1e-6, atol=0)

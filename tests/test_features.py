@@ -75,10 +75,10 @@ def test_features_do_not_depend_on_formula_scaling():
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-def test_element_fraction_vector_places_fractions_by_atomic_number():
-    from sbin_loop.extra_descriptors import element_fraction_vector
+def test_fraction_vector_places_fractions_by_atomic_number():
+    from sbin_loop.features import element_fractions, fraction_vector
 
-    vector = element_fraction_vector([Composition("SrTiO3"), Composition("H2O")])
+    vector = fraction_vector(*element_fractions([Composition("SrTiO3"), Composition("H2O")]))
     assert vector.shape[0] == 2
     np.testing.assert_allclose(vector.sum(axis=1), 1.0, rtol=1e-6)
     assert vector[0, 38 - 1] == pytest.approx(0.2)  # Sr
