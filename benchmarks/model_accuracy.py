@@ -27,7 +27,13 @@ Point predictions are predictive medians (optimal for absolute error); intervals
 NLL uses a Gaussian with the predictive mean and standard deviation. The random forest, boosted trees and nearest
 neighbours give points only. Every model sees the same inputs.
 
-Usage: ``python benchmarks/model_accuracy.py [--quick] [--element-fractions] [--json PATH]``.
+With ``--models`` only the named models are fitted; ``--merge PATH`` then keeps every other model's result from an
+earlier JSON of the same protocol (same seed, inputs and ``--quick`` setting, which is checked), so a change to sbin
+is re-measured without refitting baselines it does not affect. The JSON's ``merged_from`` lists the models taken
+over, and their seconds are those of the run that produced them.
+
+Usage: ``python benchmarks/model_accuracy.py [--quick] [--element-fractions] [--models sbin --merge PATH] [--json
+PATH]``.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ LEVELS = np.linspace(0.01, 0.99, 99)
 SEED_CONFIG = ModelConfig(
     fan_in_scaling=False,
     kl_weight=1.0,
+    kl_rows=None,
     learning_rate=1e-3,
     learning_rate_schedule="constant",
     batch_size=32,
@@ -294,6 +301,9 @@ def vacancy_task(seed: int, limit: int | None, with_fractions: bool = False) -> 
     )
 
 
+MODELS = ("sbin", "random_forest", "boosted_trees", "gp_subsample", "neighbours", "ridge", "train_mean")
+
+
 def run_task(task: Task, args: argparse.Namespace) -> dict:
     high = 77.0 if task.name.startswith("tc") else None
     pooled: dict[str, list[tuple[np.ndarray, Prediction]]] = {}
@@ -312,6 +322,8 @@ def run_task(task: Task, args: argparse.Namespace) -> dict:
             "train_mean": lambda train=train, test=test: fit_mean(task, train, test),
         }
         for name, runner in runners.items():
+            if name not in args.models:
+                continue
             start = time.perf_counter()
             prediction = runner()
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
@@ -340,6 +352,17 @@ def print_table(task: str, unit: str, results: dict) -> None:
         print(f"{name:<15}" + "".join(f"{result.get(c, float('nan')):>14.3f}" for c in present))
 
 
+def load_earlier(path: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
+    """An earlier result JSON whose baselines ``--merge`` keeps; refused unless its protocol matches this run's."""
+    with open(path) as handle:
+        earlier = json.load(handle)
+    mine = {"quick": args.quick, "element_fractions": args.element_fractions, "seed": args.seed}
+    theirs = {key: earlier.get(key, {"element_fractions": False, "seed": 0}.get(key)) for key in mine}
+    if mine != theirs:
+        parser.error(f"--merge: {path} was run with {theirs}, this run is {mine}")
+    return earlier
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="subsample data and baselines (CI-sized run)")
@@ -351,7 +374,13 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more can be slower on a busy machine)")
     parser.add_argument("--tasks", default="tc_random,tc_grouped,vacancy", help="comma-separated tasks to run")
+    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated models to fit")
+    parser.add_argument("--merge", help="earlier JSON of the same protocol whose other models' results are kept")
     args = parser.parse_args()
+    args.models = args.models.split(",")
+    if set(args.models) - set(MODELS):
+        parser.error(f"--models: unknown {sorted(set(args.models) - set(MODELS))}; known: {', '.join(MODELS)}")
+    earlier = load_earlier(args.merge, args, parser) if args.merge else None
     torch.set_num_threads(args.threads)
     limit = (args.rows or 1500) if args.quick else None
     args.draws = 200 if args.quick else 500
@@ -366,6 +395,7 @@ def main() -> None:
         "changed_from_seed": changed,
         "quick": args.quick,
         "element_fractions": args.element_fractions,
+        "seed": args.seed,
     }
     start = time.perf_counter()
     builders = {
@@ -379,10 +409,14 @@ def main() -> None:
     for name in args.tasks.split(","):
         task = builders[name]()
         results = run_task(task, args)
+        if earlier is not None:
+            kept = {name: result for name, result in earlier.get(task.name, {}).items() if name not in results}
+            results = {name: {**results, **kept}[name] for name in MODELS if name in results or name in kept}
+            output.setdefault("merged_from", {})[task.name] = {"path": args.merge, "models": sorted(kept)}
         print_table(task.name, task.unit, results)
         output[task.name] = results
 
-    if not args.quick:
+    if not args.quick and "sbin" in args.models:
         full = supercon_task(False, args.seed, None, args.element_fractions)
         surrogate = BNNSurrogate(full.features.shape[1], ("Tc_K",), ("none",), config, (full.bounds,))
         report = surrogate.fit(full.features, full.target[:, None], seed=args.seed)

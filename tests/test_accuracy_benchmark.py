@@ -82,3 +82,22 @@ def test_boosted_tree_baseline_learns_a_nonlinear_target_from_its_training_fold_
     prediction = benchmark.fit_boosting(task, train, test, seed=0, threads=1)
     mae = np.abs(prediction.point - y[test]).mean()
     assert mae < 0.35 * np.abs(y[train].mean() - y[test]).mean()
+
+
+def test_merge_keeps_the_other_models_of_an_earlier_run_of_the_same_protocol(tmp_path, monkeypatch) -> None:
+    """``--models`` fits only the named models; ``--merge`` takes the rest from an earlier JSON, and refuses one run
+    under another protocol (here without the element fractions)."""
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    common = ["model_accuracy.py", "--quick", "--rows", "80", "--tasks", "vacancy"]
+    monkeypatch.setattr(sys, "argv", [*common, "--models", "ridge,train_mean", "--json", str(first)])
+    benchmark.main()
+    monkeypatch.setattr(sys, "argv", [*common, "--models", "train_mean", "--merge", str(first), "--json", str(second)])
+    benchmark.main()
+    earlier, merged = json.loads(first.read_text()), json.loads(second.read_text())
+    assert list(merged["vacancy"]) == ["ridge", "train_mean"]
+    assert merged["vacancy"]["ridge"] == earlier["vacancy"]["ridge"]
+    assert merged["vacancy"]["train_mean"]["mae"] == pytest.approx(earlier["vacancy"]["train_mean"]["mae"])
+    assert merged["merged_from"]["vacancy"] == {"path": str(first), "models": ["ridge"]}
+    monkeypatch.setattr(sys, "argv", [*common, "--element-fractions", "--models", "ridge", "--merge", str(first)])
+    with pytest.raises(SystemExit):
+        benchmark.main()

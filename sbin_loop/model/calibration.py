@@ -53,6 +53,15 @@ def row_spread(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     return np.maximum((upper[half] - lower[half]) / 2, SPREAD_EPSILON)
 
 
+def clamped(bound: np.ndarray, floor: np.ndarray | float, ceiling: np.ndarray | float) -> np.ndarray:
+    """Interval bounds (offsets from the median) as predictive draws clamped to the support give them.
+
+    Both ends land inside ``[floor, ceiling]``: a predictive distribution wholly below the support's lower bound is a
+    point mass at the bound, whose interval covers a measurement at the bound (Tc = 0 K predicted at 0 K).
+    """
+    return np.minimum(np.maximum(bound, floor), ceiling)
+
+
 def spread_factors(
     offset: np.ndarray, lower: np.ndarray, upper: np.ndarray, floor: np.ndarray, ceiling: np.ndarray
 ) -> tuple[float, np.ndarray]:
@@ -67,8 +76,8 @@ def spread_factors(
     """
     levels = np.asarray(CALIBRATION_LEVELS)
     grid = np.asarray(CALIBRATION_GRID)
-    above_floor = [offset >= np.maximum(scale * lower, floor) - 1e-6 for scale in grid]
-    below_ceiling = [offset <= np.minimum(scale * upper, ceiling) + 1e-6 for scale in grid]
+    above_floor = [offset >= clamped(scale * lower, floor, ceiling) - 1e-6 for scale in grid]
+    below_ceiling = [offset <= clamped(scale * upper, floor, ceiling) + 1e-6 for scale in grid]
     coverage = np.stack([(a & b).mean(axis=1) for a, b in zip(above_floor, below_ceiling, strict=True)])  # G x L
     overall = grid[int(np.argmin(np.abs(coverage - levels).mean(axis=1)))]
     reaching = coverage >= finite_sample_coverage(levels, len(offset)) - 1e-12  # G x L
@@ -147,11 +156,38 @@ def fit_output(errors: HeldOutErrors, with_offset: bool) -> tuple[float, np.ndar
         lower, upper = stretch * errors.lower, stretch * errors.upper
         overall, tail = spread_factors(errors.offset, lower, upper, errors.floor, errors.ceiling)
         reach = tail[-1] * overall
-        width = np.minimum(reach * upper[-1], errors.ceiling) - np.maximum(reach * lower[-1], errors.floor)
+        width = clamped(reach * upper[-1], errors.floor, errors.ceiling) - clamped(
+            reach * lower[-1], errors.floor, errors.ceiling
+        )
         candidates.append((float(width.mean()), float(gamma), overall, tail))
     narrowest = min(candidate[0] for candidate in candidates)
     _, gamma, overall, tail = next(c for c in candidates if c[0] <= 1.005 * narrowest)
     return overall, tail, gamma
+
+
+def conformal_scale(errors: HeldOutErrors, level: float) -> float:
+    """The smallest factor on every row's central interval under which it covers its split-conformal share of errors.
+
+    A row's interval scaled by ``c`` about the median (``[c lower, c upper]``, then clamped to the support like the
+    draws) covers an error ``offset`` below the median from ``c = offset / lower`` on, and one above it from ``offset /
+    upper``; a measurement at a bound of the support is covered once the interval reaches the bound, at any ``c`` if
+    the median lies beyond it. The answer is the ``ceil(level (n + 1))``-th smallest of those (all ``n`` at most), so a
+    new exchangeable error is covered with probability at least ``level`` (Lei et al., JASA 2018).
+
+    Args:
+        errors: One output's ``n`` held-out errors; only the widest level's bounds (``lower[-1]``, ``upper[-1]``) are
+            used.
+        level: The central probability of that level.
+    """
+    offset = errors.offset
+    floor = np.broadcast_to(errors.floor, offset.shape)
+    ceiling = np.broadcast_to(errors.ceiling, offset.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.abs(offset) / np.abs(np.where(offset < 0, errors.lower[-1], errors.upper[-1]))
+    at_bound = ((offset <= floor + 1e-6) & (offset >= 0)) | ((offset >= ceiling - 1e-6) & (offset <= 0))
+    needed = np.where((offset == 0) | at_bound, 0.0, needed)
+    rank = min(int(np.ceil(level * (len(offset) + 1) - 1e-9)), len(offset))
+    return float(np.partition(needed, rank - 1)[rank - 1])
 
 
 def tail_calibrated(draws: Tensor, tail_factor: Tensor, spread_offset: Tensor) -> Tensor:

@@ -243,7 +243,9 @@ class BNNSurrogate(nn.Module):
         if held is not None:
             shifts = training.fit_noise_level(self, data, held)
             if cfg.recalibrate:
-                n_calibration = training.recalibrate(self, training.out_of_fold_errors(self, data, held, seed))
+                draws = training.out_of_fold_draws(self, data, held, seed)
+                n_calibration = training.recalibrate(self, training.out_of_fold_errors(self, data, held, draws))
+                training.match_widest_level(self, data, held, draws)
         self.n_train_rows = int(x.shape[0])
         return TrainingReport(
             n_train=int(x.shape[0]),

@@ -12,7 +12,9 @@ need rows held out from the final model:
   maximises the out-of-fold likelihood (a one-dimensional held-out maximum-likelihood fit), so the posterior's own
   intervals are about right before any recalibration;
 - the recalibration (``calibration.fit_output``): per-level spread factors that make the out-of-fold central
-  intervals reach their nominal coverage. They only fine-tune what the noise level already got about right.
+  intervals reach their nominal coverage. They only fine-tune what the noise level already got about right. A last
+  split-conformal factor (``match_widest_level``) makes the widest (95%) interval, with draws mapped as prediction
+  maps them, cover its finite-sample share of the out-of-fold values.
 
 With one member, or rows too few to deal into two folds, every member trains on every row for the full step budget
 and the spread is the network's own.
@@ -36,8 +38,11 @@ from sbin_loop.model.calibration import (
     CALIBRATION_LEVELS,
     MIN_CALIBRATION_ROWS,
     HeldOutErrors,
+    conformal_scale,
     fit_output,
+    tail_calibrated,
 )
+from sbin_loop.model.config import effective_kl_weight
 from sbin_loop.model.likelihood import masked_nll, predictive_noise
 from sbin_loop.model.splits import cross_validation_folds
 
@@ -196,6 +201,7 @@ def fit_members(
     train = [everything[~is_held[e]] for e in range(n_members)]
     length = max(len(rows) for rows in train)
     n_fit = float(np.mean([len(rows) for rows in train]))
+    kl_weight = effective_kl_weight(cfg, n_fit)
     batch = min(cfg.batch_size, length)
     steps_per_epoch = math.ceil(length / batch)
     if warm_start is None:
@@ -233,7 +239,7 @@ def fit_members(
         )  # E
         optimiser.zero_grad()
         nll.sum().backward()
-        stacked.add_kl_gradient(cfg.kl_weight / n_fit)  # the loss is nll + kl_weight * KL / n
+        stacked.add_kl_gradient(kl_weight / n_fit)  # the loss is nll + kl_weight * KL / n
         optimiser.step()
         if cosine is not None:
             cosine.step()
@@ -356,13 +362,22 @@ def held_out_errors(surrogate: BNNSurrogate, draws: Tensor, y: Tensor, mask: Ten
     return errors
 
 
-def out_of_fold_errors(surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], seed: int) -> list[list]:
-    """Per member, per output, the held-out errors of the member's predictive draws on its own held-out fold."""
-    errors = []
-    for member, rows in enumerate(held):
-        draws = member_predictive_draws(surrogate, member, data.x[rows], CALIBRATION_DRAWS, seed + member)
-        errors.append(held_out_errors(surrogate, draws, data.y[rows], data.mask[rows]))
-    return errors
+def out_of_fold_draws(surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], seed: int) -> list[Tensor]:
+    """Per member, ``CALIBRATION_DRAWS x n_e x m`` uncalibrated predictive draws of its own held-out fold."""
+    return [
+        member_predictive_draws(surrogate, member, data.x[rows], CALIBRATION_DRAWS, seed + member)
+        for member, rows in enumerate(held)
+    ]
+
+
+def out_of_fold_errors(
+    surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], draws: list[Tensor]
+) -> list[list[HeldOutErrors]]:
+    """Per member, per output, the held-out errors of the member's predictive ``draws`` on its own held-out fold."""
+    return [
+        held_out_errors(surrogate, member_draws, data.y[rows], data.mask[rows])
+        for member_draws, rows in zip(draws, held, strict=True)
+    ]
 
 
 def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> int:
@@ -385,3 +400,32 @@ def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> i
         surrogate.spread_offset[j] = gamma
         used += len(pooled.offset)
     return used
+
+
+def match_widest_level(
+    surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], draws: list[Tensor]
+) -> tuple[float, ...]:
+    """Scale each output's factors so that its widest interval, as prediction maps draws, covers its conformal share.
+
+    ``recalibrate`` fits the factors on interval bounds computed from the draws; predictive draws are then mapped
+    draw by draw (``tail_calibrated``: the factor at each draw's rank, a monotone rearrangement), which need not give
+    exactly the fitted interval where the factors fall steeply towards the tails. This maps the same out-of-fold draws
+    as prediction does and scales all of an output's factors by the split-conformal factor of its widest level
+    (``calibration.conformal_scale``), so that the interval sbin reports has its nominal coverage on those rows.
+
+    Returns:
+        Per output, the factor applied (1 for an output with fewer than ``MIN_CALIBRATION_ROWS`` held-out values,
+        which ``recalibrate`` leaves alone too).
+    """
+    mapped = [tail_calibrated(member_draws, surrogate.tail_factor, surrogate.spread_offset) for member_draws in draws]
+    errors = out_of_fold_errors(surrogate, data, held, mapped)
+    scales = []
+    for j in range(surrogate.n_outputs):
+        pooled = HeldOutErrors.pooled([per_output[j] for per_output in errors])
+        scale = 1.0
+        if len(pooled.offset) >= MIN_CALIBRATION_ROWS:
+            scale = conformal_scale(pooled, CALIBRATION_LEVELS[-1])
+            if math.isfinite(scale) and scale > 0:
+                surrogate.tail_factor[j] *= scale
+        scales.append(scale)
+    return tuple(scales)
