@@ -134,13 +134,14 @@ class Job:
 def fingerprint(protocol: Protocol, method: str, seed: int) -> str:
     """Hash of everything that decides a seed's run, so a kept run is reused only for the same product.
 
-    It covers the full campaign config (model and policy defaults included) and the sbin version.
+    It covers the full campaign config (model and policy defaults included) and the sbin version, except the BNN's
+    ``model`` section for a peer surrogate (GP, forest), which never reads it: a change of the BNN's settings re-runs
+    sbin's seeds only.
     """
-    document = {
-        "protocol": asdict(protocol),
-        "config": campaign_config(protocol, method, seed).model_dump(mode="json"),
-        "sbin": __version__,
-    }
+    config = campaign_config(protocol, method, seed).model_dump(mode="json")
+    if config["surrogate"] != "bnn":
+        config.pop("model")
+    document = {"protocol": asdict(protocol), "config": config, "sbin": __version__}
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 

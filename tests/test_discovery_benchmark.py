@@ -122,3 +122,19 @@ def test_paired_difference_counts_per_seed_and_flags_only_a_gap_beyond_noise() -
     assert (behind["peer"], behind["budget"], behind["significant"]) == ("gp_ei", 2, True)  # zero spread
     paired["stderr"][1] = 0.6
     assert not discovery.behind(summary)[0]["significant"]  # -1 + 2 x 0.6 > 0: within noise
+
+
+def test_a_change_of_the_bnn_settings_reruns_sbin_seeds_only(monkeypatch) -> None:
+    """The GP and forest peers never read the ``model`` section, so their kept runs stay valid when it changes."""
+    protocol = benchmark.Protocol("bundled:supercon", "Tc_K", "formula", 50, 50, 500, True)
+    before = {method: benchmark.fingerprint(protocol, method, 0) for method in ("sbin", "forest_ei", "gp_ei")}
+    original = benchmark.campaign_config
+
+    def tempered(protocol, method, seed):
+        config = original(protocol, method, seed)
+        return config.model_copy(update={"model": config.model.model_copy(update={"kl_weight": 0.5})})
+
+    monkeypatch.setattr(benchmark, "campaign_config", tempered)
+    after = {method: benchmark.fingerprint(protocol, method, 0) for method in before}
+    assert after["sbin"] != before["sbin"]
+    assert after["forest_ei"] == before["forest_ei"] and after["gp_ei"] == before["gp_ei"]
