@@ -12,9 +12,10 @@ from sbin_loop.model.calibration import CALIBRATION_LEVELS, HeldOutErrors, finit
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.likelihood import masked_nll, predictive_noise, standard_noise
+from sbin_loop.model.recalibration import recalibrate
 from sbin_loop.model.splits import cross_validation_folds, held_out_split, split_draws
 from sbin_loop.model.surrogate import BNNSurrogate
-from sbin_loop.model.training import cross_fit_folds, recalibrate
+from sbin_loop.model.training import cross_fit_folds
 
 SMALL = ModelConfig(hidden=(16, 16), epochs=20, min_steps=100, max_steps=300, ensemble_size=2)
 

@@ -12,8 +12,9 @@ from sbin_loop.model.calibration import (
     tail_calibrated,
 )
 from sbin_loop.model.config import ModelConfig, effective_kl_weight, stored_model_config
+from sbin_loop.model.recalibration import match_widest_level
 from sbin_loop.model.surrogate import BNNSurrogate
-from sbin_loop.model.training import FitData, match_widest_level
+from sbin_loop.model.training import FitData
 
 
 def test_kl_weight_is_kept_up_to_kl_rows_and_falls_as_the_square_root_beyond():

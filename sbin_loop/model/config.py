@@ -58,8 +58,9 @@ class ModelConfig(Section):
             cross-fitted: the rows are dealt into ``ensemble_size`` folds (whole groups when the fit has groups) and
             each member trains on all folds but its own, so every row trains the ensemble and is predicted by a
             member that did not see it. Those out-of-fold predictions choose the stopping point, the noise level and
-            the recalibration (``sbin_loop.model.training``); nothing is held out of the final model. With 1 member
-            the network trains on every row for the full step budget and keeps its own spread.
+            the recalibration (``sbin_loop.model.training``, ``sbin_loop.model.recalibration``); nothing is held out
+            of the final model. With 1 member the network trains on every row for the full step budget and keeps its
+            own spread.
         input_clip: Standardised descriptors of candidates are clipped to ``±input_clip`` training standard deviations.
             A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic
             compounds) would otherwise put a magnetic candidate 10^5 deviations out, where a ReLU network's linear

@@ -6,7 +6,8 @@ likelihood masks them, so a composition measured for only one objective still tr
 An ensemble of ``ensemble_size`` variational networks makes the posterior an equal-weight mixture;
 ``draw_weight_sets`` splits its ``S`` draws across the members. Every row trains the ensemble: the members are
 cross-fitted (each skips one fold of the rows), and their out-of-fold predictions choose the stopping point, the
-noise level and the recalibration of the predictive spread (``sbin_loop.model.training``).
+noise level and the recalibration of the predictive spread (``sbin_loop.model.training``,
+``sbin_loop.model.recalibration``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from sbin_loop.config_base import Bounds
-from sbin_loop.model import training
+from sbin_loop.model import recalibration, training
 from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
@@ -185,9 +186,11 @@ class BNNSurrogate(nn.Module):
     ) -> TrainingReport:
         """Train the ensemble on every row by minimising each member's negative ELBO with Adam on minibatches.
 
-        Loss per step: mean masked NLL (``likelihood``, beta-weighted) of the minibatch + ``kl_weight`` x KL / (number
-        of rows). Members are cross-fitted (``training.cross_fit_folds``): their out-of-fold predictions choose the
-        stopping point, the noise level and the recalibration of the predictive spread (``sbin_loop.model.training``).
+        Loss per step: mean masked NLL (``likelihood``, beta-weighted) of the minibatch + the KL weight
+        (``config.effective_kl_weight``) x KL / (number of rows). Members are cross-fitted
+        (``training.cross_fit_folds``): their out-of-fold predictions choose the stopping point, the noise level
+        (``sbin_loop.model.training``) and the recalibration of the predictive spread
+        (``sbin_loop.model.recalibration``).
 
         Args:
             features: ``n x d`` descriptors, NaN where missing: a missing descriptor is imputed with the mean of the
@@ -243,9 +246,10 @@ class BNNSurrogate(nn.Module):
         if held is not None:
             shifts = training.fit_noise_level(self, data, held)
             if cfg.recalibrate:
-                draws = training.out_of_fold_draws(self, data, held, seed)
-                n_calibration = training.recalibrate(self, training.out_of_fold_errors(self, data, held, draws))
-                training.match_widest_level(self, data, held, draws)
+                draws = recalibration.out_of_fold_draws(self, data, held, seed)
+                errors = recalibration.out_of_fold_errors(self, data, held, draws)
+                n_calibration = recalibration.recalibrate(self, errors)
+                recalibration.match_widest_level(self, data, held, draws)
         self.n_train_rows = int(x.shape[0])
         return TrainingReport(
             n_train=int(x.shape[0]),
