@@ -28,7 +28,7 @@ NLL uses a Gaussian with the predictive mean and standard deviation. The random 
 neighbours give points only. Every model sees the same inputs.
 
 With ``--models`` only the named models are fitted; ``--merge PATH`` then keeps every other model's result from an
-earlier JSON of the same protocol (same seed, inputs and ``--quick`` setting, which is checked), so a change to sbin
+earlier JSON of the same protocol (same seed, inputs, ``--quick`` and ``--rows``, which is checked), so a change to sbin
 is re-measured without refitting baselines it does not affect. The JSON's ``merged_from`` lists the models taken
 over, and their seconds are those of the run that produced them.
 
@@ -356,7 +356,7 @@ def load_earlier(path: str, args: argparse.Namespace, parser: argparse.ArgumentP
     """An earlier result JSON whose baselines ``--merge`` keeps; refused unless its protocol matches this run's."""
     with open(path) as handle:
         earlier = json.load(handle)
-    mine = {"quick": args.quick, "element_fractions": args.element_fractions, "seed": args.seed}
+    mine = {"quick": args.quick, "rows": args.rows, "element_fractions": args.element_fractions, "seed": args.seed}
     theirs = {key: earlier.get(key, {"element_fractions": False, "seed": 0}.get(key)) for key in mine}
     if mine != theirs:
         parser.error(f"--merge: {path} was run with {theirs}, this run is {mine}")
@@ -396,6 +396,7 @@ def main() -> None:
         "quick": args.quick,
         "element_fractions": args.element_fractions,
         "seed": args.seed,
+        "rows": args.rows,
     }
     start = time.perf_counter()
     builders = {

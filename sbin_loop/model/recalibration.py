@@ -95,7 +95,7 @@ def out_of_fold_errors(
 def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> int:
     """Fit each output's spread factors on pooled held-out errors (``calibration.fit_output``) and store them.
 
-    The factors (and the spread offset) widen predictive draws only (``tail_factor``, ``spread_offset``); function
+    The factors (and the spread offset) scale predictive draws only (``tail_factor``, ``spread_offset``); function
     draws, which acquisition uses, keep the ensemble's own spread. An output with fewer than ``MIN_CALIBRATION_ROWS``
     held-out errors keeps factors of 1.
 
