@@ -412,7 +412,8 @@ def main() -> None:
         results = run_task(task, args)
         if earlier is not None:
             kept = {name: result for name, result in earlier.get(task.name, {}).items() if name not in results}
-            results = {name: {**results, **kept}[name] for name in MODELS if name in results or name in kept}
+            merged = {**kept, **results}
+            results = {name: merged[name] for name in MODELS if name in merged}
             output.setdefault("merged_from", {})[task.name] = {"path": args.merge, "models": sorted(kept)}
         print_table(task.name, task.unit, results)
         output[task.name] = results
