@@ -28,13 +28,14 @@ from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 5
+CHECKPOINT_VERSION = 6
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
 
-READABLE_VERSIONS = (3, 4, CHECKPOINT_VERSION)
+READABLE_VERSIONS = (3, 4, 5, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
 deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
-may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``."""
+may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``. Version 5 predates quantile input
+scaling (``ModelConfig.input_transform``: its config lacks the field and reads as ``standardise``; no ``x_knots``)."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"

@@ -26,6 +26,7 @@ from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.input_scaling import N_KNOTS, fit_knots, normal_scores
 from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
 from sbin_loop.model.training import FitData, TrainingReport
@@ -98,6 +99,8 @@ class BNNSurrogate(nn.Module):
         self.raw_noise = nn.Parameter(torch.full((config.ensemble_size, n_outputs), math.log(math.expm1(0.3))))
         self.register_buffer("x_mean", torch.zeros(n_features))
         self.register_buffer("x_std", torch.ones(n_features))
+        self.register_buffer("x_knots", torch.zeros(N_KNOTS, n_features))  # K x d
+        self.register_buffer("x_quantile", torch.zeros(()))  # 1: inputs scaled through x_knots (quantile_rows)
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
@@ -107,8 +110,9 @@ class BNNSurrogate(nn.Module):
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
 
-    OPTIONAL_BUFFERS = ("support", "spread_offset")
-    """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0)."""
+    OPTIONAL_BUFFERS = ("support", "spread_offset", "x_knots", "x_quantile")
+    """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0,
+    standardised inputs)."""
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         """Load a state dict, keeping the defaults of ``OPTIONAL_BUFFERS`` it lacks."""
@@ -202,7 +206,8 @@ class BNNSurrogate(nn.Module):
             warm_start: A trained model (the previous round's) to continue from for ``warm_start_steps`` steps per
                 member instead of training fresh ones; ignored when ``warm_start_steps`` is 0. Its members have seen
                 every row, so no fold is held out: all members continue on all rows and keep the previous model's
-                noise level and recalibration. The scalers are refitted on these rows.
+                noise level and recalibration. The scalers are refitted on these rows; a model whose inputs were
+                scaled the other way (the rows have just reached ``quantile_rows``) is not continued.
 
         Raises:
             ValueError: On shape mismatch, infinite features, negative targets under ``log1p``, values outside the
@@ -220,6 +225,8 @@ class BNNSurrogate(nn.Module):
             raise ValueError("warm_start model has other targets, transforms, likelihood or shapes than this one")
         everything = torch.arange(x.shape[0])
         self._fit_input_scaler(x)
+        if warm_start is not None and bool(warm_start.x_quantile) != bool(self.x_quantile):
+            warm_start = None  # its weights read inputs scaled the other way (``quantile_rows`` was crossed)
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, everything)
         mask = ~torch.isnan(y)
@@ -276,7 +283,7 @@ class BNNSurrogate(nn.Module):
                 raise ModelOutputError(f"training produced non-finite values in {name}; the model is not used")
 
     def _fit_input_scaler(self, x_fit: Tensor) -> None:
-        """Per-descriptor mean and standard deviation over the fitting rows' measured (non-NaN) values.
+        """Per-descriptor mean, standard deviation and quantile knots over the fitting rows' measured (non-NaN) values.
 
         A descriptor with no measured value on the fitting rows gets mean 0 and scale 1.
         """
@@ -287,14 +294,24 @@ class BNNSurrogate(nn.Module):
         std = (deviation.square().sum(dim=0) / (count - 1).clamp(min=1)).sqrt()
         self.x_mean.copy_(mean)
         self.x_std.copy_(torch.where((count > 1) & (std > 1e-8), std, torch.ones_like(std)))
+        rows = self.config.quantile_rows
+        self.x_quantile.fill_(float(rows is not None and x_fit.shape[0] >= rows))
+        self.x_knots.copy_(fit_knots(x_fit) if self.x_quantile else torch.zeros_like(self.x_knots))
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
-        """Standardised, clipped descriptors; a missing (NaN) descriptor becomes 0, the training mean."""
+        """Scaled (``ModelConfig.quantile_rows``), clipped descriptors; a missing (NaN) descriptor becomes 0.
+
+        0 is the training mean of a standardised descriptor and the training median of a quantile-scaled one.
+        """
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected n x {self.n_features} features, got shape {tuple(x.shape)}")
         clip = self.config.input_clip
-        return torch.nan_to_num(((x - self.x_mean) / self.x_std).clamp(-clip, clip), nan=0.0)
+        if self.x_quantile:
+            scaled = normal_scores(x, self.x_knots, self.x_std)
+        else:
+            scaled = (x - self.x_mean) / self.x_std
+        return torch.nan_to_num(scaled.clamp(-clip, clip), nan=0.0)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
         """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.

@@ -1,0 +1,78 @@
+"""Input scaling of the BNN: per-descriptor normal scores from training quantiles, with linear tails.
+
+Composition descriptors are heavy-tailed and lumpy (a mean atomic mass, a fraction of the rows with one element, a
+count of valence electrons), and standardising them leaves most rows bunched in a narrow band with a few far out.
+Mapping each descriptor through its training quantiles onto normal scores (``ModelConfig.quantile_rows``) spreads
+the rows evenly, as tabular networks prefer. On SuperCon Tc it lowered the ensemble's MAE and CRPS from about 200
+training rows on, and raised them below (``ModelConfig.quantile_rows`` gives the figures).
+
+The map is monotone and continuous outside the training range: beyond the outermost knot it continues linearly with
+the descriptor's training standard deviation as unit, so a candidate further out than every training row stays
+further out (a network's uncertainty grows with that distance) instead of being clipped onto the edge. Equal
+training values (a descriptor that is 0 on most rows) map to the middle of their run of equal knots, as
+scikit-learn's ``QuantileTransformer`` maps ties.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+N_KNOTS = 256
+"""Quantile knots per descriptor, at the levels ``(k + 1/2) / N_KNOTS``: the outermost map to about ±2.9."""
+
+
+def knot_levels(n_knots: int = N_KNOTS) -> Tensor:
+    """The ``K`` quantile levels of the knots, ``(k + 1/2) / K``."""
+    return (torch.arange(n_knots, dtype=torch.float64) + 0.5) / n_knots
+
+
+def fit_knots(x_fit: Tensor, n_knots: int = N_KNOTS) -> Tensor:
+    """``K x d`` knots: each descriptor's quantiles over its measured (non-NaN) training values.
+
+    A descriptor with no measured value gets knots at 0 (every value then maps to its tail, in standard deviations).
+
+    Args:
+        x_fit: ``n x d`` training descriptors, NaN where missing.
+        n_knots: ``K``.
+    """
+    levels = knot_levels(n_knots).to(torch.float64)
+    knots = torch.nanquantile(x_fit.to(torch.float64), levels, dim=0)  # K x d
+    return torch.nan_to_num(knots, nan=0.0).to(x_fit.dtype)
+
+
+def normal_scores(x: Tensor, knots: Tensor, scale: Tensor) -> Tensor:
+    """Map descriptors onto normal scores through their training knots.
+
+    Args:
+        x: ``n x d`` descriptors (NaN passes through).
+        knots: ``K x d`` from ``fit_knots``.
+        scale: ``d`` training standard deviations: the unit of the linear tails beyond the outermost knots.
+
+    Returns:
+        ``n x d`` scores: inside the knots the normal quantile of the interpolated level, outside them the
+        outermost knot's score plus the distance in standard deviations.
+    """
+    n_knots = knots.shape[0]
+    sorted_knots = knots.T.contiguous().to(torch.float64)  # d x K
+    missing = torch.isnan(x.T)  # d x n
+    values = torch.where(missing, 0.0, x.T.to(torch.float64)).contiguous()  # d x n
+    below = torch.searchsorted(sorted_knots, values, right=False)  # d x n: knots < value
+    not_above = torch.searchsorted(sorted_knots, values, right=True)  # d x n: knots <= value
+    # Between two distinct knots: linear in the knot index; on a run of equal knots: the middle of the run.
+    upper = below.clamp(1, n_knots - 1)
+    left, right = sorted_knots.gather(1, upper - 1), sorted_knots.gather(1, upper)
+    step = (right - left).clamp(min=torch.finfo(torch.float64).tiny)
+    between = (upper - 1) + ((values - left) / step).clamp(0.0, 1.0)
+    position = torch.where(not_above > below, (below + not_above - 1) / 2.0, between)  # d x n, in [0, K - 1]
+    normal = torch.distributions.Normal(0.0, 1.0)
+    scores = normal.icdf((position + 0.5) / n_knots)
+    # Linear tails from the score of the outermost knot (the middle of its run of equal knots).
+    first_run = (sorted_knots == sorted_knots[:, :1]).sum(dim=1, keepdim=True)  # d x 1
+    last_run = (sorted_knots == sorted_knots[:, -1:]).sum(dim=1, keepdim=True)
+    low_score = normal.icdf(((first_run - 1) / 2.0 + 0.5) / n_knots)
+    high_score = normal.icdf(((2 * n_knots - last_run - 1) / 2.0 + 0.5) / n_knots)
+    unit = scale.to(torch.float64)[:, None]
+    scores = torch.where(values < sorted_knots[:, :1], low_score + (values - sorted_knots[:, :1]) / unit, scores)
+    scores = torch.where(values > sorted_knots[:, -1:], high_score + (values - sorted_knots[:, -1:]) / unit, scores)
+    return torch.where(missing, torch.nan, scores).T.to(x.dtype)
