@@ -88,3 +88,13 @@ def test_inputs_are_quantile_scaled_from_quantile_rows_training_rows_on():
         scaled = surrogate._standardise_features(x)
         standardised = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
         assert np.allclose(scaled.numpy(), standardised, atol=1e-5) != quantile
+
+
+def test_a_large_pool_is_mapped_block_by_block_to_the_same_scores(monkeypatch):
+    from sbin_loop.model import input_scaling
+
+    x = _columns(n=3000)
+    knots, scale = fit_knots(x), x.std(dim=0)
+    whole = normal_scores(x, knots, scale)
+    monkeypatch.setattr(input_scaling, "ROWS_PER_BLOCK", 7)
+    assert torch.equal(normal_scores(x, knots, scale), whole)

@@ -42,7 +42,7 @@ def fit_knots(x_fit: Tensor, n_knots: int = N_KNOTS) -> Tensor:
 
 
 def normal_scores(x: Tensor, knots: Tensor, scale: Tensor) -> Tensor:
-    """Map descriptors onto normal scores through their training knots.
+    """Map descriptors onto normal scores through their training knots, ``ROWS_PER_BLOCK`` rows at a time.
 
     Args:
         x: ``n x d`` descriptors (NaN passes through).
@@ -53,8 +53,20 @@ def normal_scores(x: Tensor, knots: Tensor, scale: Tensor) -> Tensor:
         ``n x d`` scores: inside the knots the normal quantile of the interpolated level, outside them the
         outermost knot's score plus the distance in standard deviations.
     """
-    n_knots = knots.shape[0]
     sorted_knots = knots.T.contiguous().to(torch.float64)  # d x K
+    unit = scale.to(torch.float64)[:, None]  # d x 1
+    if x.shape[0] <= ROWS_PER_BLOCK:
+        return _block_scores(x, sorted_knots, unit)
+    return torch.cat([_block_scores(block, sorted_knots, unit) for block in x.split(ROWS_PER_BLOCK)])
+
+
+ROWS_PER_BLOCK = 8192
+"""Rows mapped at once: a block's float64 intermediates stay at a few MB per hundred descriptors, whatever the pool."""
+
+
+def _block_scores(x: Tensor, sorted_knots: Tensor, unit: Tensor) -> Tensor:
+    """``normal_scores`` of one block: ``x`` is ``n x d``, ``sorted_knots`` ``d x K``, ``unit`` ``d x 1``."""
+    n_knots = sorted_knots.shape[1]
     missing = torch.isnan(x.T)  # d x n
     values = torch.where(missing, 0.0, x.T.to(torch.float64)).contiguous()  # d x n
     below = torch.searchsorted(sorted_knots, values, right=False)  # d x n: knots < value
@@ -72,7 +84,6 @@ def normal_scores(x: Tensor, knots: Tensor, scale: Tensor) -> Tensor:
     last_run = (sorted_knots == sorted_knots[:, -1:]).sum(dim=1, keepdim=True)
     low_score = normal.icdf(((first_run - 1) / 2.0 + 0.5) / n_knots)
     high_score = normal.icdf(((2 * n_knots - last_run - 1) / 2.0 + 0.5) / n_knots)
-    unit = scale.to(torch.float64)[:, None]
     scores = torch.where(values < sorted_knots[:, :1], low_score + (values - sorted_knots[:, :1]) / unit, scores)
     scores = torch.where(values > sorted_knots[:, -1:], high_score + (values - sorted_knots[:, -1:]) / unit, scores)
     return torch.where(missing, torch.nan, scores).T.to(x.dtype)
