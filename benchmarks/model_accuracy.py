@@ -65,6 +65,7 @@ SEED_CONFIG = ModelConfig(
     fan_in_scaling=False,
     kl_weight=1.0,
     kl_rows=None,
+    quantile_rows=None,
     learning_rate=1e-3,
     learning_rate_schedule="constant",
     batch_size=32,
