@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.sites import formula_inputs
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import read_formula_table
@@ -41,3 +44,11 @@ def holdout_scores(surrogate: BNNSurrogate, x_test: np.ndarray, y_test: np.ndarr
         f"MAE {np.abs(np.median(draws, axis=0) - y_test).mean():.2f} K, 95% coverage {inside:.3f}, "
         f"mean width {(upper - lower).mean():.1f} K, CRPS {crps_of_draws(draws, y_test):.2f} K"
     )
+
+
+def fit_and_score(config: ModelConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> str:
+    """Fit a ``BNNSurrogate`` with ``config`` (Tc on ``[0, inf)``, seed 0) on ``train`` and score it on ``test``."""
+    surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), config, ((0.0, None),))
+    start = time.perf_counter()
+    surrogate.fit(x[train], y[train, None], seed=0)
+    return f"{holdout_scores(surrogate, x[test], y[test])} ({time.perf_counter() - start:.0f} s)"

@@ -13,13 +13,11 @@ Usage: ``PYTHONPATH=. python benchmarks/input_scaling_probe.py --rows 120,200,10
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from benchmarks.holdout import holdout_scores, supercon_holdout
+from benchmarks.holdout import fit_and_score, supercon_holdout
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.surrogate import BNNSurrogate
 
 SETTINGS = {"quantile": 1, "standardise": None}
 
@@ -36,12 +34,8 @@ def main() -> None:
         for index in range(min(args.sets, len(pool) // n_rows)):
             train = pool[index * n_rows : (index + 1) * n_rows]
             for name, quantile_rows in SETTINGS.items():
-                config = ModelConfig(quantile_rows=quantile_rows)
-                surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), config, ((0.0, None),))
-                start = time.perf_counter()
-                surrogate.fit(x[train], y[train, None], seed=0)
-                scores = holdout_scores(surrogate, x[test], y[test])
-                print(f"{n_rows} rows, set {index}, {name}: {scores} ({time.perf_counter() - start:.0f} s)", flush=True)
+                scores = fit_and_score(ModelConfig(quantile_rows=quantile_rows), x, y, train, test)
+                print(f"{n_rows} rows, set {index}, {name}: {scores}", flush=True)
 
 
 if __name__ == "__main__":

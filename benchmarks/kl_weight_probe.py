@@ -13,13 +13,11 @@ Usage: ``PYTHONPATH=. python benchmarks/kl_weight_probe.py --weights 0.1,0.01,0.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from benchmarks.holdout import holdout_scores, supercon_holdout
+from benchmarks.holdout import fit_and_score, supercon_holdout
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.surrogate import BNNSurrogate
 
 
 def main() -> None:
@@ -30,12 +28,8 @@ def main() -> None:
     torch.set_num_threads(1)
     x, y, test, train = supercon_holdout(args.seed, element_fractions=True)
     for weight in (float(value) for value in args.weights.split(",")):
-        config = ModelConfig(kl_weight=weight, kl_rows=None, quantile_rows=None)
-        surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), config, ((0.0, None),))
-        start = time.perf_counter()
-        surrogate.fit(x[train], y[train, None], seed=0)
-        scores = holdout_scores(surrogate, x[test], y[test])
-        print(f"kl_weight {weight}: {scores} ({time.perf_counter() - start:.0f} s)", flush=True)
+        scores = fit_and_score(ModelConfig(kl_weight=weight, kl_rows=None, quantile_rows=None), x, y, train, test)
+        print(f"kl_weight {weight}: {scores}", flush=True)
 
 
 if __name__ == "__main__":
