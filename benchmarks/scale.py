@@ -222,7 +222,7 @@ def campaign_round(space: PerovskiteSpace, n: int, draws: int) -> dict[str, floa
         shortlist = screen(chunks, score, config, np.random.default_rng(2))
         timings["screen"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        scores = score(pool.take(shortlist).features)
+        scores = score(shortlist, pool.take(shortlist).features)
         selection = BatchPolicy(config).select(scores, shortlist.size, np.random.default_rng(3))
         timings["select"] = time.perf_counter() - tick
         top = pool.take(shortlist[selection.indices[:1]]).ids

@@ -134,6 +134,7 @@ def test_model_train_uses_every_row_by_default_and_bounds_change_the_model(tmp_p
         )
         assert result.exit_code == 0, result.output
         assert "trained on 150 compositions" in result.output and "held-out test" not in result.output
+        assert "inputs standardised" in result.output  # fewer rows than quantile_rows
         predictions = tmp_path / f"{name}.csv"
         result = runner.invoke(
             app, ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predictions)]

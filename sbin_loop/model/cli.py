@@ -223,8 +223,9 @@ def model_train(
         f"trained on {report.n_train} compositions (all of them; {report.n_held_out} out-of-fold predictions chose "
         f"the stopping point and noise level, {report.n_calibration} recalibrated the spread) ({n_rejected} rows "
         f"rejected, {n_merged} duplicates merged), transform {transform}, support "
-        f"{list(support) if support else 'unbounded'}, {report.steps} steps in "
-        f"{report.seconds:.1f} s; saved to {out}"
+        f"{list(support) if support else 'unbounded'}, inputs "
+        f"{'quantile-scaled' if surrogate.x_quantile else 'standardised'} (model.quantile_rows), {report.steps} "
+        f"steps in {report.seconds:.1f} s; saved to {out}"
     )
     if n_test:
         draws = surrogate.predictive_draws(features[test], 1000, seed).numpy()[..., 0]  # S x n_test
