@@ -98,3 +98,32 @@ def test_a_large_pool_is_mapped_block_by_block_to_the_same_scores(monkeypatch):
     whole = normal_scores(x, knots, scale)
     monkeypatch.setattr(input_scaling, "ROWS_PER_BLOCK", 7)
     assert torch.equal(normal_scores(x, knots, scale), whole)
+
+
+def test_a_quantile_scaled_model_predicts_the_same_after_a_checkpoint(tmp_path):
+    rng = np.random.default_rng(2)
+    x, y = rng.lognormal(size=(60, 3)), rng.normal(size=(60, 1))
+    config = ModelConfig(hidden=(8,), ensemble_size=2, min_steps=50, max_steps=50, quantile_rows=50)
+    surrogate = BNNSurrogate(3, ("y",), ("none",), config)
+    surrogate.fit(x, y, seed=0)
+    assert surrogate.x_quantile
+    save_surrogate(surrogate, tmp_path / "model")
+    restored = load_surrogate(tmp_path / "model")
+    assert restored.x_quantile and torch.equal(restored.x_knots, surrogate.x_knots)
+    far = x[:5] * 100  # beyond the training range: the linear tails
+    for rows in (x[:5], far):
+        assert torch.equal(restored.predictive_draws(rows, 64, seed=3), surrogate.predictive_draws(rows, 64, seed=3))
+
+
+def test_a_warm_start_is_not_continued_across_quantile_rows():
+    rng = np.random.default_rng(3)
+    x, y = rng.lognormal(size=(80, 3)), rng.normal(size=(80, 1))
+    config = ModelConfig(
+        hidden=(8,), ensemble_size=2, min_steps=50, max_steps=50, warm_start_steps=20, quantile_rows=60
+    )
+    previous = BNNSurrogate(3, ("y",), ("none",), config)
+    previous.fit(x[:40], y[:40], seed=0)  # standardised
+    crossing = BNNSurrogate(3, ("y",), ("none",), config)
+    assert not crossing.fit(x[:70], y[:70], seed=0, warm_start=previous).warm_started
+    continuing = BNNSurrogate(3, ("y",), ("none",), config)
+    assert continuing.fit(x, y, seed=0, warm_start=crossing).warm_started  # both quantile-scaled

@@ -35,7 +35,8 @@ READABLE_VERSIONS = (3, 4, 5, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
 deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
 may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``. Version 5 predates quantile input
-scaling (``ModelConfig.input_transform``: its config lacks the field and reads as ``standardise``; no ``x_knots``)."""
+scaling (``ModelConfig.quantile_rows``: its config lacks the field and reads as null, so its inputs stay
+standardised; it has no ``x_knots`` or ``x_quantile``)."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
