@@ -13,8 +13,8 @@ class StructureFeaturesConfig(Section):
 
     When an oracle returns a relaxed structure for a candidate (the force-field and VASP defect workflows do), the
     model is trained on its partial RDFs, coordination statistics, bond angles and density beside the composition
-    descriptors. Candidates without a structure have these inputs missing: imputed with the training mean and marked
-    by a ``structure present`` input of 0, never filled with zeros.
+    descriptors. Candidates without a structure have these inputs missing: imputed with the training mean (median
+    once inputs are quantile-scaled) and marked by a ``structure present`` input of 0, never filled with zeros.
 
     Attributes:
         enabled: Use structural descriptors once at least one result carries a structure.

@@ -4,8 +4,8 @@ A candidate's structural inputs are the ``StructureFeaturizer`` descriptors of t
 returned for it (the bulk cell of the defect workflows), with its perovskite sites as groups ``A``, ``B`` and ``X``,
 followed by a ``structure present`` flag. A candidate without a structure (every candidate not yet evaluated, and any
 whose oracle returns none) gets NaN in every descriptor and 0 in the flag: the surrogate imputes NaN with the mean of
-its training rows (see ``BNNSurrogate.fit``) and the flag lets the network tell an imputed value from a measured one.
-Missing values are never filled with zeros.
+its training rows, or their median once inputs are quantile-scaled (see ``BNNSurrogate.fit``), and the flag lets the
+network tell an imputed value from a measured one. Missing values are never filled with zeros.
 """
 
 from __future__ import annotations

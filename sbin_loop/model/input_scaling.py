@@ -41,6 +41,28 @@ def fit_knots(x_fit: Tensor, n_knots: int = N_KNOTS) -> Tensor:
     return torch.nan_to_num(knots, nan=0.0).to(x_fit.dtype)
 
 
+def fit_standardiser(x_fit: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-descriptor mean and standard deviation (each ``d``) over the training rows' measured (non-NaN) values.
+
+    A descriptor with no measured value gets mean 0; one with fewer than two, or constant, gets scale 1.
+    """
+    measured = ~torch.isnan(x_fit)
+    count = measured.sum(dim=0)
+    mean = torch.nansum(x_fit, dim=0) / count.clamp(min=1)
+    deviation = torch.where(measured, x_fit - mean, torch.zeros_like(x_fit))
+    std = (deviation.square().sum(dim=0) / (count - 1).clamp(min=1)).sqrt()
+    return mean, torch.where((count > 1) & (std > 1e-8), std, torch.ones_like(std))
+
+
+def scaled_inputs(x: Tensor, mean: Tensor, std: Tensor, knots: Tensor | None, clip: float) -> Tensor:
+    """``n x d`` network inputs: standardised (``knots`` None) or normal scores, clipped to ``±clip``; NaN becomes 0.
+
+    0 is the training mean of a standardised descriptor and the training median of a quantile-scaled one.
+    """
+    scaled = (x - mean) / std if knots is None else normal_scores(x, knots, std)
+    return torch.nan_to_num(scaled.clamp(-clip, clip), nan=0.0)
+
+
 def normal_scores(x: Tensor, knots: Tensor, scale: Tensor) -> Tensor:
     """Map descriptors onto normal scores through their training knots, ``ROWS_PER_BLOCK`` rows at a time.
 

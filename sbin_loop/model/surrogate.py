@@ -26,7 +26,7 @@ from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.input_scaling import N_KNOTS, fit_knots, normal_scores
+from sbin_loop.model.input_scaling import N_KNOTS, fit_knots, fit_standardiser, scaled_inputs
 from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
 from sbin_loop.model.training import FitData, TrainingReport
@@ -198,8 +198,9 @@ class BNNSurrogate(nn.Module):
 
         Args:
             features: ``n x d`` descriptors, NaN where missing: a missing descriptor is imputed with the mean of the
-                rows that have it (0 after standardisation), so give the network an input that says which
-                descriptors are imputed (``sbin_loop.features.structure_inputs`` adds one).
+                rows that have it (0 after standardisation; their median, also 0, once quantile-scaled), so give the
+                network an input that says which descriptors are imputed (``sbin_loop.features.structure_inputs``
+                adds one).
             targets: ``n x m`` raw targets, NaN where not measured.
             seed: Seeds the folds, initialisation, minibatch order and all reparameterisation noise.
             groups: Optional group label per row; the folds then hold out whole groups.
@@ -283,35 +284,21 @@ class BNNSurrogate(nn.Module):
                 raise ModelOutputError(f"training produced non-finite values in {name}; the model is not used")
 
     def _fit_input_scaler(self, x_fit: Tensor) -> None:
-        """Per-descriptor mean, standard deviation and quantile knots over the fitting rows' measured (non-NaN) values.
-
-        A descriptor with no measured value on the fitting rows gets mean 0 and scale 1.
-        """
-        measured = ~torch.isnan(x_fit)
-        count = measured.sum(dim=0)
-        mean = torch.nansum(x_fit, dim=0) / count.clamp(min=1)
-        deviation = torch.where(measured, x_fit - mean, torch.zeros_like(x_fit))
-        std = (deviation.square().sum(dim=0) / (count - 1).clamp(min=1)).sqrt()
+        """Per-descriptor mean, standard deviation and (from ``quantile_rows`` rows on) quantile knots."""
+        mean, std = fit_standardiser(x_fit)
         self.x_mean.copy_(mean)
-        self.x_std.copy_(torch.where((count > 1) & (std > 1e-8), std, torch.ones_like(std)))
+        self.x_std.copy_(std)
         rows = self.config.quantile_rows
         self.x_quantile.fill_(float(rows is not None and x_fit.shape[0] >= rows))
         self.x_knots.copy_(fit_knots(x_fit) if self.x_quantile else torch.zeros_like(self.x_knots))
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
-        """Scaled (``ModelConfig.quantile_rows``), clipped descriptors; a missing (NaN) descriptor becomes 0.
-
-        0 is the training mean of a standardised descriptor and the training median of a quantile-scaled one.
-        """
+        """Scaled (``ModelConfig.quantile_rows``), clipped descriptors; a missing (NaN) descriptor becomes 0."""
         x = torch.as_tensor(features, dtype=torch.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected n x {self.n_features} features, got shape {tuple(x.shape)}")
-        clip = self.config.input_clip
-        if self.x_quantile:
-            scaled = normal_scores(x, self.x_knots, self.x_std)
-        else:
-            scaled = (x - self.x_mean) / self.x_std
-        return torch.nan_to_num(scaled.clamp(-clip, clip), nan=0.0)
+        knots = self.x_knots if self.x_quantile else None
+        return scaled_inputs(x, self.x_mean, self.x_std, knots, self.config.input_clip)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
         """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.
