@@ -36,8 +36,7 @@ def fit_knots(x_fit: Tensor, n_knots: int = N_KNOTS) -> Tensor:
         x_fit: ``n x d`` training descriptors, NaN where missing.
         n_knots: ``K``.
     """
-    levels = knot_levels(n_knots).to(torch.float64)
-    knots = torch.nanquantile(x_fit.to(torch.float64), levels, dim=0)  # K x d
+    knots = torch.nanquantile(x_fit.to(torch.float64), knot_levels(n_knots), dim=0)  # K x d
     return torch.nan_to_num(knots, nan=0.0).to(x_fit.dtype)
 
 
@@ -76,18 +75,29 @@ def normal_scores(x: Tensor, knots: Tensor, scale: Tensor) -> Tensor:
         outermost knot's score plus the distance in standard deviations.
     """
     sorted_knots = knots.T.contiguous().to(torch.float64)  # d x K
-    unit = scale.to(torch.float64)[:, None]  # d x 1
-    if x.shape[0] <= ROWS_PER_BLOCK:
-        return _block_scores(x, sorted_knots, unit)
-    return torch.cat([_block_scores(block, sorted_knots, unit) for block in x.split(ROWS_PER_BLOCK)])
+    n_knots = sorted_knots.shape[1]
+    # Tails start from the score of the outermost knot (the middle of its run of equal knots).
+    first_run = (sorted_knots == sorted_knots[:, :1]).sum(dim=1, keepdim=True)  # d x 1
+    last_run = (sorted_knots == sorted_knots[:, -1:]).sum(dim=1, keepdim=True)
+    tails = (
+        _score((first_run - 1) / 2.0, n_knots),
+        _score((2 * n_knots - last_run - 1) / 2.0, n_knots),
+        scale.to(torch.float64)[:, None],
+    )
+    return torch.cat([_block_scores(block, sorted_knots, *tails) for block in x.split(ROWS_PER_BLOCK)])
 
 
 ROWS_PER_BLOCK = 8192
 """Rows mapped at once: a block's float64 intermediates stay at a few MB per hundred descriptors, whatever the pool."""
 
 
-def _block_scores(x: Tensor, sorted_knots: Tensor, unit: Tensor) -> Tensor:
-    """``normal_scores`` of one block: ``x`` is ``n x d``, ``sorted_knots`` ``d x K``, ``unit`` ``d x 1``."""
+def _score(position: Tensor, n_knots: int) -> Tensor:
+    """Normal score of a (fractional) knot index."""
+    return torch.distributions.Normal(0.0, 1.0).icdf((position + 0.5) / n_knots)
+
+
+def _block_scores(x: Tensor, sorted_knots: Tensor, low: Tensor, high: Tensor, unit: Tensor) -> Tensor:
+    """``normal_scores`` of an ``n x d`` block; tails start at scores ``low``, ``high`` and run in ``unit`` (d x 1)."""
     n_knots = sorted_knots.shape[1]
     missing = torch.isnan(x.T)  # d x n
     values = torch.where(missing, 0.0, x.T.to(torch.float64)).contiguous()  # d x n
@@ -98,14 +108,8 @@ def _block_scores(x: Tensor, sorted_knots: Tensor, unit: Tensor) -> Tensor:
     left, right = sorted_knots.gather(1, upper - 1), sorted_knots.gather(1, upper)
     step = (right - left).clamp(min=torch.finfo(torch.float64).tiny)
     between = (upper - 1) + ((values - left) / step).clamp(0.0, 1.0)
-    position = torch.where(not_above > below, (below + not_above - 1) / 2.0, between)  # d x n, in [0, K - 1]
-    normal = torch.distributions.Normal(0.0, 1.0)
-    scores = normal.icdf((position + 0.5) / n_knots)
-    # Linear tails from the score of the outermost knot (the middle of its run of equal knots).
-    first_run = (sorted_knots == sorted_knots[:, :1]).sum(dim=1, keepdim=True)  # d x 1
-    last_run = (sorted_knots == sorted_knots[:, -1:]).sum(dim=1, keepdim=True)
-    low_score = normal.icdf(((first_run - 1) / 2.0 + 0.5) / n_knots)
-    high_score = normal.icdf(((2 * n_knots - last_run - 1) / 2.0 + 0.5) / n_knots)
-    scores = torch.where(values < sorted_knots[:, :1], low_score + (values - sorted_knots[:, :1]) / unit, scores)
-    scores = torch.where(values > sorted_knots[:, -1:], high_score + (values - sorted_knots[:, -1:]) / unit, scores)
+    scores = _score(torch.where(not_above > below, (below + not_above - 1) / 2.0, between), n_knots)
+    first, last = sorted_knots[:, :1], sorted_knots[:, -1:]
+    scores = torch.where(values < first, low + (values - first) / unit, scores)
+    scores = torch.where(values > last, high + (values - last) / unit, scores)
     return torch.where(missing, torch.nan, scores).T.to(x.dtype)
