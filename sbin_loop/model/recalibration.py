@@ -10,6 +10,7 @@ acquisition uses, keep the ensemble's own spread.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -92,6 +93,16 @@ def out_of_fold_errors(
     ]
 
 
+def calibrated_outputs(
+    surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]
+) -> Iterator[tuple[int, HeldOutErrors]]:
+    """Each output with at least ``MIN_CALIBRATION_ROWS`` held-out errors over all members, and those errors pooled."""
+    for j in range(surrogate.n_outputs):
+        pooled = HeldOutErrors.pooled([per_output[j] for per_output in errors])
+        if len(pooled.offset) >= MIN_CALIBRATION_ROWS:
+            yield j, pooled
+
+
 def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> int:
     """Fit each output's spread factors on pooled held-out errors (``calibration.fit_output``) and store them.
 
@@ -103,10 +114,7 @@ def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> i
         The number of held-out predictions (all outputs) the factors were fitted on.
     """
     used = 0
-    for j in range(surrogate.n_outputs):
-        pooled = HeldOutErrors.pooled([per_output[j] for per_output in errors])
-        if len(pooled.offset) < MIN_CALIBRATION_ROWS:
-            continue
+    for j, pooled in calibrated_outputs(surrogate, errors):
         overall, tail, gamma = fit_output(pooled, with_offset=True)
         surrogate.tail_factor[j] = torch.as_tensor(tail * overall, dtype=torch.float32)
         surrogate.spread_offset[j] = gamma
@@ -131,13 +139,9 @@ def match_widest_level(
     """
     mapped = [tail_calibrated(member_draws, surrogate.tail_factor, surrogate.spread_offset) for member_draws in draws]
     errors = out_of_fold_errors(surrogate, data, held, mapped)
-    scales = []
-    for j in range(surrogate.n_outputs):
-        pooled = HeldOutErrors.pooled([per_output[j] for per_output in errors])
-        scale = 1.0
-        if len(pooled.offset) >= MIN_CALIBRATION_ROWS:
-            scale = conformal_scale(pooled, CALIBRATION_LEVELS[-1])
-            if math.isfinite(scale) and scale > 0:
-                surrogate.tail_factor[j] *= scale
-        scales.append(scale)
+    scales = [1.0] * surrogate.n_outputs
+    for j, pooled in calibrated_outputs(surrogate, errors):
+        scales[j] = conformal_scale(pooled, CALIBRATION_LEVELS[-1])
+        if math.isfinite(scales[j]) and scales[j] > 0:
+            surrogate.tail_factor[j] *= scales[j]
     return tuple(scales)
