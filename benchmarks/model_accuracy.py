@@ -12,9 +12,11 @@ Tasks:
   training row is used (the site inputs tell the two assignments apart); only rows with
   ``is_lowest_ehull_assignment`` are scored.
 
-With ``--element-fractions`` every task's inputs gain the atomic fraction of every element after the composition
-descriptors (before the site columns), built by the product's functions (``sbin_loop.model.sites.formula_inputs`` and
-``site_inputs``, as ``sbin model train --element-fractions``); every model sees them.
+Every task's inputs gain the atomic fraction of every element after the composition descriptors (before the site
+columns) when ``sbin model train`` would add them to a training fold of the run (``fractions_by_default``: from
+``model.quantile_rows``, 200, training rows on; so in every full run, and in ``--quick`` runs of at least 250 rows).
+They are built by the product's functions (``sbin_loop.model.sites.formula_inputs`` and ``site_inputs``), and every
+model sees them. ``--element-fractions`` or ``--no-element-fractions`` decides instead.
 
 Models: sbin (``ModelConfig()`` defaults, as ``sbin run`` and ``sbin model train`` use them: every row of a training
 fold trains the cross-fitted members, whose out-of-fold predictions inside that training fold choose the stopping
@@ -32,7 +34,7 @@ earlier JSON of the same protocol (same seed, inputs, ``--quick`` and ``--rows``
 is re-measured without refitting baselines it does not affect. The JSON's ``merged_from`` lists the models taken
 over, and their seconds are those of the run that produced them.
 
-Usage: ``python benchmarks/model_accuracy.py [--quick] [--element-fractions] [--models sbin --merge PATH] [--json
+Usage: ``python benchmarks/model_accuracy.py [--quick] [--[no-]element-fractions] [--models sbin --merge PATH] [--json
 PATH]``.
 """
 
@@ -56,7 +58,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sbin_loop.data import bundled_path
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.sites import formula_inputs, site_inputs
+from sbin_loop.model.sites import formula_inputs, fractions_by_default, site_inputs
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import parse_formula, read_formula_table
 
@@ -353,6 +355,18 @@ def print_table(task: str, unit: str, results: dict) -> None:
         print(f"{name:<15}" + "".join(f"{result.get(c, float('nan')):>14.3f}" for c in present))
 
 
+def run_fractions(requested: bool | None, limit: int | None, config: ModelConfig) -> bool:
+    """Whether this run's inputs hold the element fractions: as requested, else ``sbin model train``'s choice.
+
+    Each training fold holds about 4/5 of a task's rows: of ``limit`` in ``--quick`` mode (the vacancy task keeps
+    ``limit // 2`` compositions, about ``limit`` rows), else of the smaller full table.
+    """
+    if requested is not None:
+        return requested
+    rows = limit if limit is not None else len(pd.read_csv(bundled_path("emery_wolverton")))
+    return fractions_by_default(rows * 4 // 5, config)
+
+
 def load_earlier(path: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     """An earlier result JSON whose baselines ``--merge`` keeps; refused unless its protocol matches this run's."""
     with open(path) as handle:
@@ -371,7 +385,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="subsample size of each task in --quick mode (default 1500)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--element-fractions", action="store_true", help="add the element fractions to every task's inputs"
+        "--element-fractions",
+        action=argparse.BooleanOptionalAction,
+        help="add the element fractions to every task's inputs, or not (default: as sbin model train would)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more can be slower on a busy machine)")
     parser.add_argument("--tasks", default="tc_random,tc_grouped,vacancy", help="comma-separated tasks to run")
@@ -381,9 +397,10 @@ def main() -> None:
     args.models = args.models.split(",")
     if set(args.models) - set(MODELS):
         parser.error(f"--models: unknown {sorted(set(args.models) - set(MODELS))}; known: {', '.join(MODELS)}")
+    limit = (args.rows or 1500) if args.quick else None
+    args.element_fractions = run_fractions(args.element_fractions, limit, ModelConfig())
     earlier = load_earlier(args.merge, args, parser) if args.merge else None
     torch.set_num_threads(args.threads)
-    limit = (args.rows or 1500) if args.quick else None
     args.draws = 200 if args.quick else 500
     args.trees = 50 if args.quick else 200
     args.gp_rows = 200 if args.quick else 500

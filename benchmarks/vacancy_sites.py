@@ -15,10 +15,12 @@ kept compositions. For comparison the ``--sites`` model above is scored on that 
 ``BNNSurrogate`` is trained on the ``--sites`` inputs of the same kept rows (the tabulated A and B elements in
 place of the filter's placement), and one on the pool's features without the elemental site properties.
 
-With ``--element-fractions`` both commands get ``--element-fractions`` (the atomic fraction of every element after the
-composition descriptors) and the forest the same inputs; the filtered-pool rows are computed as without it.
+``sbin model train`` decides on the element fractions (the atomic fraction of every element after the composition
+descriptors) as it does for a user: on from ``model.quantile_rows`` (200) training rows, so on in every fold here. With
+``--element-fractions`` or ``--no-element-fractions`` both commands get that flag. The forest gets the inputs the
+trained model records; the filtered-pool rows are computed without the fractions either way.
 
-Usage: ``PYTHONPATH=. python benchmarks/vacancy_sites.py [--folds 5] [--element-fractions] [--json
+Usage: ``PYTHONPATH=. python benchmarks/vacancy_sites.py [--folds 5] [--[no-]element-fractions] [--json
 benchmarks/results/vacancy_sites.json]``.
 """
 
@@ -40,9 +42,10 @@ from sklearn.model_selection import GroupKFold
 from sbin_loop.candidates import CandidatePool
 from sbin_loop.data import bundled_path
 from sbin_loop.extra_descriptors import site_descriptor_names
+from sbin_loop.model.checkpoint import read_metadata
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
-from sbin_loop.model.sites import site_inputs
+from sbin_loop.model.sites import input_names, site_inputs
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import parse_formula
 from sbin_loop.space.config import PoolPerovskiteFilter, PoolSpaceConfig
@@ -114,9 +117,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--element-fractions", action="store_true", help="give sbin and the forest element fractions")
+    parser.add_argument(
+        "--element-fractions",
+        action=argparse.BooleanOptionalAction,
+        help="pass this flag to both commands (default: neither, sbin model train's own choice)",
+    )
     args = parser.parse_args()
-    fractions = ["--element-fractions"] if args.element_fractions else []
+    fractions = (
+        [] if args.element_fractions is None else [f"--{'' if args.element_fractions else 'no-'}element-fractions"]
+    )
     table = pd.read_csv(bundled_path("emery_wolverton"))
     shuffled = table.sample(frac=1.0, random_state=0).reset_index(drop=True)
     folds = list(GroupKFold(args.folds).split(shuffled, groups=shuffled["composition_key"]))
@@ -149,6 +158,7 @@ def main() -> None:
                 *fractions,
             )
             fit_seconds = time.perf_counter() - start
+            with_fractions = read_metadata(work / "m")["feature_names"] == input_names(True, True)
             sbin(
                 "model",
                 "predict",
@@ -170,11 +180,12 @@ def main() -> None:
             mean = predicted[f"{TARGET}_mean"].to_numpy(float)
             lower, upper = (predicted[f"{TARGET}_{end}"].to_numpy(float) for end in ("lower", "upper"))
             forest = RandomForestRegressor(n_estimators=300, min_samples_leaf=1, random_state=k, n_jobs=2)
-            forest_train = site_inputs(shuffled.iloc[train], "formula", SITES, args.element_fractions)
+            forest_train = site_inputs(shuffled.iloc[train], "formula", SITES, with_fractions)
             forest.fit(forest_train, shuffled.iloc[train][TARGET])
-            forest_mean = forest.predict(site_inputs(held, "formula", SITES, args.element_fractions))
+            forest_mean = forest.predict(site_inputs(held, "formula", SITES, with_fractions))
             run = {
                 "fold": k,
+                "element_fractions": with_fractions,
                 "n_train_rows": len(train),
                 "n_test_physical": int(physical.sum()),
                 "sbin_mae": float(np.abs(mean - y)[physical].mean()),
@@ -190,10 +201,13 @@ def main() -> None:
             run |= pool_scores(features, sites, target, pool_train, pool_test, k)
             runs.append(run)
             print(", ".join(f"{key} {value:.4g}" for key, value in run.items()), flush=True)
-    summary = {key: float(np.mean([run[key] for run in runs])) for key in runs[0] if key != "fold"}
+    summary = {
+        key: float(np.mean([run[key] for run in runs])) for key in runs[0] if key not in ("fold", "element_fractions")
+    }
     print("mean:", ", ".join(f"{key} {value:.4g}" for key, value in summary.items()))
     if args.json:
-        document = {"element_fractions": args.element_fractions, "runs": runs, "summary": summary}
+        flag = {None: "default", True: "--element-fractions", False: "--no-element-fractions"}[args.element_fractions]
+        document = {"fractions_flag": flag, "runs": runs, "summary": summary}
         args.json.write_text(json.dumps(document, indent=2))
 
 

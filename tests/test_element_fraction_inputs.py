@@ -1,8 +1,10 @@
 """Element-fraction inputs (``features.element_fractions``, ``sbin model train/predict --element-fractions``).
 
-Off by default: the inputs are exactly the composition descriptors (and a space's own columns). On, every candidate
-gains the atomic fraction of every element up to ``MAX_Z`` right after the composition descriptors, with the same
-values whichever path built them (table pool, enumerated chunks, the model CLI).
+Off by default in campaigns: the inputs are exactly the composition descriptors (and a space's own columns).
+``sbin model train`` adds them by default from ``model.quantile_rows`` training rows on, and ``sbin model predict``
+computes what the model was trained on. On, every candidate gains the atomic fraction of every element up to
+``MAX_Z`` right after the composition descriptors, with the same values whichever path built them (table pool,
+enumerated chunks, the model CLI).
 """
 
 from __future__ import annotations
@@ -163,7 +165,7 @@ def test_a_pool_cached_with_other_inputs_is_rebuilt_before_rounds_and_refused_af
         PoolLoader(_config(tmp_path, SPACE), directory, tmp_path).load(True)
 
 
-def test_a_campaign_checkpoint_records_the_fraction_inputs_and_predict_needs_the_flag(tmp_path: Path, pool_csv: Path):
+def test_a_campaign_checkpoint_records_the_fraction_inputs_and_predict_computes_them(tmp_path: Path, pool_csv: Path):
     from sbin_loop.loop import Campaign
 
     config = campaign_config(
@@ -176,55 +178,86 @@ def test_a_campaign_checkpoint_records_the_fraction_inputs_and_predict_needs_the
     queries = tmp_path / "q.csv"
     pd.DataFrame({"formula": ["SrTiO3", "MgB2"]}).to_csv(queries, index=False)
     predict = ["model", "predict", "--model", str(checkpoint), "--input", str(queries), "--output", str(tmp_path / "p")]
-    refused = runner.invoke(app, predict)
+    refused = runner.invoke(app, [*predict, "--no-element-fractions"])
     assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
-    assert "--element-fractions" in refused.output and "give --element-fractions" in refused.output
-    result = runner.invoke(app, [*predict, "--element-fractions"])
+    assert "trained with element fractions; give --element-fractions or neither flag" in refused.output
+    assert not (tmp_path / "p").exists()
+    for flags in ([], ["--element-fractions"]):
+        result = runner.invoke(app, [*predict, *flags])
+        assert result.exit_code == 0, result.output
+        assert pd.read_csv(tmp_path / "p")["Tc_K_mean"].notna().all()
+
+
+def _train(tmp_path: Path, rows: pd.DataFrame, name: str, *flags: str) -> tuple[Path, str]:
+    data = tmp_path / f"{name}.csv"
+    rows[["formula", "Tc_K"]].to_csv(data, index=False)
+    out = tmp_path / name
+    result = runner.invoke(app, ["model", "train", "--data", str(data), "--target", "Tc_K", "--out", str(out), *flags])
     assert result.exit_code == 0, result.output
-    assert pd.read_csv(tmp_path / "p")["Tc_K_mean"].notna().all()
+    return out, result.output
 
 
-def test_model_train_with_element_fractions_then_predict_needs_the_flag(
+def test_model_train_adds_element_fractions_from_quantile_rows_training_rows(
+    tmp_path: Path, supercon: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+):
+    """Without a flag the fractions come with ``quantile_rows`` rows actually trained on (after the test share)."""
+    config = ModelConfig(**TINY_MODEL, validation_interval=20, quantile_rows=30)
+    monkeypatch.setattr(model_cli, "ModelConfig", lambda: config)
+    rows = supercon.iloc[:40]
+    with_them, output = _train(tmp_path, rows, "auto")
+    assert read_metadata(with_them)["feature_names"] == input_names(False, True)
+    assert "element fractions on (--element-fractions)" in output and "inputs quantile-scaled" in output
+    without, output = _train(tmp_path, rows, "held", "--test-fraction", "0.3")  # 28 rows trained on
+    assert read_metadata(without)["feature_names"] == input_names(False, False)
+    assert "element fractions off (--element-fractions)" in output and "inputs standardised" in output
+    off, _ = _train(tmp_path, rows, "off", "--no-element-fractions")
+    assert read_metadata(off)["feature_names"] == input_names(False, False)
+    asked, _ = _train(tmp_path, rows.iloc[:20], "asked", "--element-fractions")
+    assert read_metadata(asked)["feature_names"] == input_names(False, True)
+
+
+def test_model_predict_computes_the_inputs_the_model_was_trained_on(
     tmp_path: Path, supercon: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setattr(model_cli, "ModelConfig", lambda: ModelConfig(**TINY_MODEL, validation_interval=20))
-    data = tmp_path / "train.csv"
-    supercon.iloc[:40][["formula", "Tc_K"]].to_csv(data, index=False)
-    out = tmp_path / "model"
-    train = ["model", "train", "--data", str(data), "--target", "Tc_K", "--out", str(out), "--element-fractions"]
-    result = runner.invoke(app, train)
-    assert result.exit_code == 0, result.output
+    out, _ = _train(tmp_path, supercon.iloc[:40], "model", "--element-fractions")
     assert read_metadata(out)["feature_names"] == input_names(False, True) == [*descriptor_names(), *fraction_names()]
     queries = tmp_path / "q.csv"
     pd.DataFrame({"formula": ["SrTiO3", "Xx2O", "MgB2"]}).to_csv(queries, index=False)
     output = tmp_path / "p.csv"
     predict = ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(output)]
-    refused = runner.invoke(app, predict)
+    refused = runner.invoke(app, [*predict, "--no-element-fractions"])
     assert refused.exit_code == 1 and "Traceback" not in refused.output, refused.output
     assert isinstance(refused.exception, SystemExit)
     message = refused.output.strip()
-    assert "--element-fractions" in message and "trained with element fractions" in message
-    assert "give --element-fractions" in message and "--sites" not in message and len(message.splitlines()) == 1
+    assert message.endswith("trained with element fractions; give --element-fractions or neither flag")
+    assert "--sites" not in message and len(message.splitlines()) == 1
     assert not output.exists()
-    result = runner.invoke(app, [*predict, "--element-fractions"])
+    result = runner.invoke(app, predict)
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(output)
     assert frame["Tc_K_mean"].notna().tolist() == [True, False, True]
+    result = runner.invoke(app, [*predict, "--element-fractions", "--output", str(tmp_path / "again.csv")])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "again.csv")["Tc_K_mean"].equals(frame["Tc_K_mean"])
 
 
 def test_predict_names_each_flag_that_differs_from_training(tmp_path: Path):
     model = tmp_path / "m"
-    model_cli._check_inputs(model, input_names(True, True), True, True)
-    model_cli._check_inputs(model, None, False, True)  # a checkpoint without recorded names is not checked
+    assert model_cli._check_inputs(model, input_names(True, True), True, True) is True
+    assert model_cli._check_inputs(model, input_names(True, True), True, None) is True
+    assert model_cli._check_inputs(model, input_names(False, False), False, None) is False
+    assert model_cli._check_inputs(model, None, False, True) is True  # no recorded names: not checked
+    assert model_cli._check_inputs(model, None, False, None) is False
     assert input_names(True, True) == [*descriptor_names(), *fraction_names(), *site_descriptor_names()]
     with pytest.raises(ConfigError) as both:
         model_cli._check_inputs(model, input_names(True, True), False, False)
-    assert "give --sites A_COLUMN,B_COLUMN" in str(both.value) and "give --element-fractions" in str(both.value)
+    assert "give --sites A_COLUMN,B_COLUMN" in str(both.value) and "give --element-fractions or" in str(both.value)
     with pytest.raises(ConfigError) as fractions_only:
         model_cli._check_inputs(model, input_names(False, False), False, True)
-    assert str(fractions_only.value).startswith("--element-fractions:") and "leave --element-fractions out" in str(
-        fractions_only.value
-    )
+    assert str(fractions_only.value).startswith("--element-fractions:")
+    assert str(fractions_only.value).endswith("without element fractions; give --no-element-fractions or neither flag")
     assert "--sites" not in str(fractions_only.value)
-    with pytest.raises(ConfigError, match=r"^--sites: .* without site columns; leave --sites out$"):
-        model_cli._check_inputs(model, input_names(False, True), True, True)
+    for fractions in (True, None):  # neither flag: only --sites is checked
+        with pytest.raises(ConfigError, match=r"^--sites: .* without site columns; leave --sites out$"):
+            model_cli._check_inputs(model, input_names(False, True), True, fractions)

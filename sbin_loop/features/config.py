@@ -38,7 +38,9 @@ class FeaturesConfig(Section):
         element_fractions: Add the atomic fraction of every element up to ``MAX_Z`` (``fraction <symbol>`` inputs,
             right after the composition descriptors). Composition statistics average the elements away; the fraction
             of each element lets the network learn element-specific effects (ElemNet, Jha et al., Sci. Rep. 8, 17593
-            (2018)). Off by default.
+            (2018)). Off by default: a campaign's inputs are fixed when its pool is built, and it starts from tens
+            of results, where the fractions of elements few results hold widen the intervals (``sbin model train``
+            adds them from ``model.quantile_rows`` training rows on, ``sbin_loop.model.sites.fractions_by_default``).
         structure: Structural descriptors of relaxed cells returned by oracles.
     """
 

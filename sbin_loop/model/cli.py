@@ -22,6 +22,7 @@ from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.sites import (
     formula_inputs,
+    fractions_by_default,
     input_names,
     merged_site_rows,
     parse_sites,
@@ -53,11 +54,13 @@ Sites = Annotated[
     ),
 ]
 ElementFractions = Annotated[
-    bool,
+    bool | None,
     typer.Option(
-        "--element-fractions",
+        "--element-fractions/--no-element-fractions",
         help="Add the atomic fraction of every element as inputs, after the composition descriptors (ElemNet's "
-        "input; off by default). A model trained with it predicts only with it.",
+        "input). Train: by default on from model.quantile_rows (200) training rows. Predict: by default as the model "
+        "was trained.",
+        show_default=False,
     ),
 ]
 
@@ -167,7 +170,7 @@ def model_train(
         ),
     ] = None,
     sites: Sites = None,
-    element_fractions: ElementFractions = False,
+    element_fractions: ElementFractions = None,
 ) -> None:
     """Train the BNN on a table of formulas and measured values; duplicates are merged (median).
 
@@ -175,7 +178,9 @@ def model_train(
     stopping point, the noise level and the recalibration of the intervals. ``--test-fraction`` holds out a seeded
     test share, never trained on, and prints its MAE and interval coverage. With ``--sites`` the rows of one
     composition (its site assignments) share a cross-fitting fold and a side of the test split, so the out-of-fold and
-    test errors are errors on compositions the model has not seen. ``none`` is the default transform:
+    test errors are errors on compositions the model has not seen. The inputs gain the element fractions when
+    neither ``--element-fractions`` flag is given and at least ``model.quantile_rows`` rows are trained on
+    (``fractions_by_default``). ``none`` is the default transform:
     modelling Tc as ``log1p`` was measured to raise the MAE in kelvin (benchmarks/model_accuracy.py). Rows with an
     infinite target, one beyond float32 range or one outside ``--bounds`` are refused with their line numbers; a
     model whose training diverged is not saved.
@@ -203,16 +208,18 @@ def model_train(
     values = frame[target].to_numpy(dtype=float)
     if transform == "auto":
         transform = "log1p" if (values >= 0).all() else "none"
-    if site_columns is None:
-        features = formula_inputs(frame["formula"], element_fractions)
-    else:
-        features = site_inputs(frame, formula_column, site_columns, element_fractions)
     groups = None  # without --sites the rows are one per composition (duplicates merged)
     if site_columns is not None:  # both site assignments of a composition: one fold, one side of the test split
         groups = np.array([composition_key(parse_formula(str(formula))) for formula in frame[formula_column]])
     test, train = held_out_split(len(values), test_fraction, seed, groups)
     n_test = len(test)
     config = ModelConfig()
+    if element_fractions is None:
+        element_fractions = fractions_by_default(len(train), config)
+    if site_columns is None:
+        features = formula_inputs(frame["formula"], element_fractions)
+    else:
+        features = site_inputs(frame, formula_column, site_columns, element_fractions)
     surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config, (support,))
     try:
         report = surrogate.fit(features[train], values[train, None], seed, None if groups is None else groups[train])
@@ -224,7 +231,8 @@ def model_train(
         f"the stopping point and noise level, {report.n_calibration} recalibrated the spread) ({n_rejected} rows "
         f"rejected, {n_merged} duplicates merged), transform {transform}, support "
         f"{list(support) if support else 'unbounded'}, inputs "
-        f"{'quantile-scaled' if surrogate.x_quantile else 'standardised'} (model.quantile_rows), {report.steps} "
+        f"{'quantile-scaled' if surrogate.x_quantile else 'standardised'} (model.quantile_rows), element fractions "
+        f"{'on' if element_fractions else 'off'} (--element-fractions), {report.steps} "
         f"steps in {report.seconds:.1f} s; saved to {out}"
     )
     if n_test:
@@ -237,28 +245,36 @@ def model_train(
         )
 
 
-def _check_inputs(model: Path, feature_names: list[str] | None, sites: bool, fractions: bool) -> None:
-    """Refuse a model whose inputs are not what this sbin computes with the ``--sites`` and fractions given.
+def _check_inputs(model: Path, feature_names: list[str] | None, sites: bool, fractions: bool | None) -> bool:
+    """Whether to compute element fractions for a model; refuses one whose inputs this sbin cannot compute so.
+
+    ``fractions`` None (neither ``--element-fractions`` flag) takes whatever the model was trained with; a flag given
+    must match it. A checkpoint that records no input names is not checked (and takes no fractions unless asked).
 
     Raises:
-        ConfigError: Naming each of ``--sites`` and ``--element-fractions`` that is given for a model trained without
-            it, or missing for one trained with it.
+        ConfigError: Naming ``--sites`` when it is given for a model trained without site columns or missing for one
+            trained with them, and ``--element-fractions`` when the flag given contradicts the model.
         CheckpointError: If the model was trained on other descriptors altogether.
     """
-    if feature_names is None or feature_names == input_names(sites, fractions):
-        return
+    if feature_names is None:
+        return bool(fractions)
     for trained_sites, trained_fractions in itertools.product((False, True), repeat=2):
-        if feature_names == input_names(trained_sites, trained_fractions):
-            problems = []
-            if trained_sites != sites:
-                needed = "give --sites A_COLUMN,B_COLUMN" if trained_sites else "leave --sites out"
-                trained = "with" if trained_sites else "without"
-                problems.append(f"--sites: {model} was trained {trained} site columns; {needed}")
-            if trained_fractions != fractions:
-                needed = "give --element-fractions" if trained_fractions else "leave --element-fractions out"
-                trained = "with" if trained_fractions else "without"
-                problems.append(f"--element-fractions: {model} was trained {trained} element fractions; {needed}")
+        if feature_names != input_names(trained_sites, trained_fractions):
+            continue
+        problems = []
+        if trained_sites != sites:
+            needed = "give --sites A_COLUMN,B_COLUMN" if trained_sites else "leave --sites out"
+            trained = "with" if trained_sites else "without"
+            problems.append(f"--sites: {model} was trained {trained} site columns; {needed}")
+        if fractions is not None and trained_fractions != fractions:
+            flag = "--element-fractions" if trained_fractions else "--no-element-fractions"
+            trained = "with" if trained_fractions else "without"
+            problems.append(
+                f"--element-fractions: {model} was trained {trained} element fractions; give {flag} or neither flag"
+            )
+        if problems:
             raise ConfigError("; ".join(problems))
+        return trained_fractions
     raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
 
 
@@ -290,7 +306,7 @@ def model_predict(
     level: Annotated[float, typer.Option("--level", min=0.5, max=0.999)] = 0.95,
     seed: Seed = 0,
     sites: Sites = None,
-    element_fractions: ElementFractions = False,
+    element_fractions: ElementFractions = None,
 ) -> None:
     """Predict every input row, in order: mean, std and central predictive interval per target.
 
@@ -300,7 +316,8 @@ def model_predict(
     configure_logging(None)
     surrogate = load_surrogate(model)
     site_columns = parse_sites(sites)
-    _check_inputs(model, read_metadata(model).get("feature_names"), site_columns is not None, element_fractions)
+    feature_names = read_metadata(model).get("feature_names")
+    element_fractions = _check_inputs(model, feature_names, site_columns is not None, element_fractions)
     frame = _read_queries(input_csv, formula_column)
     _require_writable(output, "--output", directory=False)
     if site_columns is not None:
