@@ -1,13 +1,16 @@
-"""Standardised against quantile-scaled descriptors on SuperCon Tc, by training-set size (a probe, not a protocol).
+"""Two input choices on SuperCon Tc, by training-set size (a probe, not a protocol).
 
-Trains the product's ``BNNSurrogate`` (``ModelConfig()`` defaults, default composition inputs, Tc on ``[0, inf)``)
-on disjoint training sets of each size drawn from all but a fixed 2,000-row holdout of the bundled SuperCon split
-(``holdout.py``),
-once with ``quantile_rows: 1`` (always quantile-scaled) and once with ``quantile_rows: null`` (always standardised),
-and prints MAE of the median, 95% coverage, mean width and CRPS on the holdout. ``ModelConfig.quantile_rows`` was
-chosen from its output.
+Trains the product's ``BNNSurrogate`` (Tc on ``[0, inf)``) on disjoint training sets of each size drawn from all but
+a fixed 2,000-row holdout of the bundled SuperCon split (``holdout.py``) and prints MAE of the median, 95% coverage,
+mean width and CRPS on the holdout, for each setting of one choice:
 
-Usage: ``PYTHONPATH=. python benchmarks/input_scaling_probe.py --rows 120,200,1000 --sets 2``.
+- ``--compare scaling`` (the default): the composition descriptors, once with ``quantile_rows: 1`` (always
+  quantile-scaled) and once with ``quantile_rows: null`` (always standardised). ``ModelConfig.quantile_rows`` was
+  chosen from its output.
+- ``--compare fractions``: ``ModelConfig()`` defaults, with and without the element fractions after the composition
+  descriptors. ``sbin_loop.model.sites.fractions_by_default`` was chosen from its output.
+
+Usage: ``PYTHONPATH=. python benchmarks/input_scaling_probe.py [--compare fractions] --rows 120,200,1000 --sets 2``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import torch
 from benchmarks.holdout import fit_and_score, supercon_holdout
 from sbin_loop.model.config import ModelConfig
 
-SETTINGS = {"quantile": 1, "standardise": None}
+SCALING = {"quantile": 1, "standardise": None}
+"""``--compare scaling``: ``quantile_rows`` of each setting (element fractions off)."""
 
 
 def main() -> None:
@@ -27,14 +31,21 @@ def main() -> None:
     parser.add_argument("--rows", default="30,120,200,300,1000,3000", help="comma-separated training-set sizes")
     parser.add_argument("--sets", type=int, default=2, help="disjoint training sets per size")
     parser.add_argument("--seed", type=int, default=12345, help="seed of the holdout permutation")
+    parser.add_argument("--compare", choices=("scaling", "fractions"), default="scaling", help="the choice to probe")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    x, y, test, pool = supercon_holdout(args.seed, element_fractions=False)
+    if args.compare == "scaling":
+        x, y, test, pool = supercon_holdout(args.seed, element_fractions=False)
+        settings = {name: (x, ModelConfig(quantile_rows=rows)) for name, rows in SCALING.items()}
+    else:
+        with_fractions, y, test, pool = supercon_holdout(args.seed, element_fractions=True)
+        without = supercon_holdout(args.seed, element_fractions=False)[0]
+        settings = {"with fractions": (with_fractions, ModelConfig()), "without": (without, ModelConfig())}
     for n_rows in (int(value) for value in args.rows.split(",")):
         for index in range(min(args.sets, len(pool) // n_rows)):
             train = pool[index * n_rows : (index + 1) * n_rows]
-            for name, quantile_rows in SETTINGS.items():
-                scores = fit_and_score(ModelConfig(quantile_rows=quantile_rows), x, y, train, test)
+            for name, (x, config) in settings.items():
+                scores = fit_and_score(config, x, y, train, test)
                 print(f"{n_rows} rows, set {index}, {name}: {scores}", flush=True)
 
 
