@@ -63,8 +63,12 @@ class Protocol:
     non_negative: bool
 
 
-def campaign_config(protocol: Protocol, method: str, seed: int) -> CampaignConfig:
-    """The campaign one method runs on one seed: product defaults, the method's surrogate, a replayed pool."""
+def campaign_config(protocol: Protocol, method: str, seed: int, element_fractions: bool = False) -> CampaignConfig:
+    """The campaign one method runs on one seed: product defaults, the method's surrogate, a replayed pool.
+
+    ``element_fractions`` sets ``features.element_fractions`` (``--element-fractions``); every method's pool then
+    holds the fractions.
+    """
     objective = {"name": protocol.target, "goal": "maximize"}
     if protocol.non_negative:
         objective["bounds"] = [0, None]
@@ -78,6 +82,7 @@ def campaign_config(protocol: Protocol, method: str, seed: int) -> CampaignConfi
             "oracle": {"kind": "dataset"},
             "budget": {"initial": protocol.initial, "max_evaluations": protocol.budget},
             "surrogate": METHODS[method],
+            "features": {"element_fractions": element_fractions},
         }
     )
 
@@ -95,18 +100,21 @@ class Pool:
         return CandidatePool.load(self.directory, list(self.feature_names))
 
 
-def build_pool(protocol: Protocol, directory: Path, table: FormulaTable | None = None) -> Pool:
+def build_pool(
+    protocol: Protocol, directory: Path, table: FormulaTable | None = None, element_fractions: bool = False
+) -> Pool:
     """Build the campaign's pool once (as ``sbin run`` does) and read each row's measured value from the same table.
 
     Args:
         protocol: The benchmark's pool, target and schedule.
         directory: Where the pool is cached for the worker processes.
         table: The pool's table with the target column, if already read.
+        element_fractions: Whether the pool's inputs hold the element fractions.
 
     Raises:
         SystemExit: If a composition of the pool has no finite measured value.
     """
-    config = campaign_config(protocol, "sbin", 0)
+    config = campaign_config(protocol, "sbin", 0, element_fractions=element_fractions)
     pool = PoolLoader(config, directory, Path.cwd()).load(False)
     if table is None:
         table = read_formula_table(protocol.pool, protocol.formula_column, (protocol.target,))
@@ -129,16 +137,17 @@ class Job:
     pool: Pool
     record: Path | None
     fingerprint: str
+    element_fractions: bool = False
 
 
-def fingerprint(protocol: Protocol, method: str, seed: int) -> str:
+def fingerprint(protocol: Protocol, method: str, seed: int, element_fractions: bool = False) -> str:
     """Hash of everything that decides a seed's run, so a kept run is reused only for the same product.
 
     It covers the full campaign config (model and policy defaults included) and the sbin version, except the BNN's
     ``model`` section for a peer surrogate (GP, forest), which never reads it: a change of the BNN's settings re-runs
     sbin's seeds only.
     """
-    config = campaign_config(protocol, method, seed).model_dump(mode="json")
+    config = campaign_config(protocol, method, seed, element_fractions=element_fractions).model_dump(mode="json")
     if config["surrogate"] != "bnn":
         config.pop("model")
     document = {"protocol": asdict(protocol), "config": config, "sbin": __version__}
@@ -187,7 +196,7 @@ def fresh_run(job: Job) -> dict:
     torch.set_num_threads(1)
     protocol, started = job.protocol, time.perf_counter()
     pool = job.pool.load()
-    config = campaign_config(protocol, job.method, job.seed)
+    config = campaign_config(protocol, job.method, job.seed, element_fractions=job.element_fractions)
     engine = Engine(config, pool)
     available = np.ones(len(pool), dtype=bool)
     evaluated: list[int] = []
@@ -263,6 +272,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="parallel processes (one seed of one method each)")
     parser.add_argument("--quick", action="store_true", help="CI size: 2 seeds, 150 evaluations")
     parser.add_argument(
+        "--element-fractions",
+        action="store_true",
+        help="every method's campaign sets features.element_fractions (the pool's inputs gain the element fractions)",
+    )
+    parser.add_argument(
         "--runs-dir",
         type=Path,
         default=None,
@@ -303,7 +317,7 @@ def main(argv: list[str] | None = None) -> dict:
             args.budget,
             bool((values.dropna() >= 0).all()),
         )
-        pool = build_pool(protocol, Path(scratch), table)
+        pool = build_pool(protocol, Path(scratch), table, args.element_fractions)
         if args.runs_dir is not None:
             args.runs_dir.mkdir(parents=True, exist_ok=True)
         methods = args.methods.split(",")
@@ -314,7 +328,8 @@ def main(argv: list[str] | None = None) -> dict:
                 protocol,
                 pool,
                 args.runs_dir and args.runs_dir / f"{method}_seed{seed}.json",
-                fingerprint(protocol, method, seed),
+                fingerprint(protocol, method, seed, args.element_fractions),
+                args.element_fractions,
             )
             for method in methods
             for seed in range(args.first_seed, args.first_seed + args.seeds)
@@ -327,7 +342,10 @@ def main(argv: list[str] | None = None) -> dict:
     summary = summarise(runs, pool.values, args.initial, args.batch, args.budget)
     summary["settings"] = {
         **{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "configs": {m: campaign_config(protocol, m, args.first_seed).model_dump(mode="json") for m in methods},
+        "configs": {
+            m: campaign_config(protocol, m, args.first_seed, args.element_fractions).model_dump(mode="json")
+            for m in methods
+        },
         "sbin": __version__,
     }
     summary["wall_seconds"] = time.perf_counter() - start

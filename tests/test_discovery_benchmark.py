@@ -130,8 +130,8 @@ def test_a_change_of_the_bnn_settings_reruns_sbin_seeds_only(monkeypatch) -> Non
     before = {method: benchmark.fingerprint(protocol, method, 0) for method in ("sbin", "forest_ei", "gp_ei")}
     original = benchmark.campaign_config
 
-    def tempered(protocol, method, seed):
-        config = original(protocol, method, seed)
+    def tempered(protocol, method, seed, **options):
+        config = original(protocol, method, seed, **options)
         return config.model_copy(update={"model": config.model.model_copy(update={"kl_weight": 0.5})})
 
     monkeypatch.setattr(benchmark, "campaign_config", tempered)
