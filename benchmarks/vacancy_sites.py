@@ -211,8 +211,7 @@ def main() -> None:
     }
     print("mean:", ", ".join(f"{key} {value:.4g}" for key, value in summary.items()))
     if args.json:
-        flag = {None: "default", True: "--element-fractions", False: "--no-element-fractions"}[args.element_fractions]
-        document = {"fractions_flag": flag, "runs": runs, "summary": summary}
+        document = {"fractions_flag": fractions[0] if fractions else "default", "runs": runs, "summary": summary}
         args.json.write_text(json.dumps(document, indent=2))
 
 

@@ -138,6 +138,11 @@ class ModelConfig(Section):
         return hidden
 
 
+def quantile_scaled(config: ModelConfig, n_rows: int) -> bool:
+    """Whether a fit on ``n_rows`` training rows maps its inputs through their quantiles (``quantile_rows``)."""
+    return config.quantile_rows is not None and n_rows >= config.quantile_rows
+
+
 def effective_kl_weight(config: ModelConfig, n_rows: float) -> float:
     """The KL weight of a fit on ``n_rows`` training rows (``ModelConfig.kl_rows``)."""
     if config.kl_rows is None or n_rows <= config.kl_rows:

@@ -17,7 +17,7 @@ from pymatgen.core import Element
 from sbin_loop.config import ConfigError
 from sbin_loop.extra_descriptors import site_descriptor_names, site_descriptors
 from sbin_loop.features import composition_input_names, composition_inputs, element_fractions
-from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.config import ModelConfig, quantile_scaled
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula
 from sbin_loop.space.pool import composition_key
 
@@ -55,7 +55,7 @@ def fractions_by_default(n_rows: int, config: ModelConfig) -> bool:
     200 and 400 rows the widths were alike. On the accuracy benchmark's folds they lowered the Tc MAE from 5.65 to
     5.37 K (random folds) and from 8.34 to 7.69 K (grouped), and the O-vacancy MAE from 0.52 to 0.44 eV.
     """
-    return config.quantile_rows is not None and n_rows >= config.quantile_rows
+    return quantile_scaled(config, n_rows)
 
 
 def formula_inputs(formulas: pd.Series, with_fractions: bool = False) -> np.ndarray:

@@ -25,7 +25,7 @@ from sbin_loop.model import recalibration, training
 from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
-from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.config import ModelConfig, quantile_scaled
 from sbin_loop.model.input_scaling import N_KNOTS, fit_knots, fit_standardiser, scaled_inputs
 from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
@@ -288,8 +288,7 @@ class BNNSurrogate(nn.Module):
         mean, std = fit_standardiser(x_fit)
         self.x_mean.copy_(mean)
         self.x_std.copy_(std)
-        rows = self.config.quantile_rows
-        self.x_quantile.fill_(float(rows is not None and x_fit.shape[0] >= rows))
+        self.x_quantile.fill_(float(quantile_scaled(self.config, x_fit.shape[0])))
         self.x_knots.copy_(fit_knots(x_fit) if self.x_quantile else torch.zeros_like(self.x_knots))
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
