@@ -40,6 +40,7 @@ from sbin_loop.campaign.resume import PoolLoader
 from sbin_loop.candidates import CandidatePool
 from sbin_loop.config import CampaignConfig
 from sbin_loop.engine.engine import Engine
+from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.oracles.dataset import table_values
 from sbin_loop.seeds import TRAIN, derive_seed
 from sbin_loop.space import FormulaTable, read_formula_table
@@ -63,7 +64,13 @@ class Protocol:
     non_negative: bool
 
 
-def campaign_config(protocol: Protocol, method: str, seed: int, element_fractions: bool = False) -> CampaignConfig:
+PRODUCT_FRACTIONS = FeaturesConfig().element_fractions
+"""Whether a campaign's pool holds the element fractions by default (``--element-fractions``)."""
+
+
+def campaign_config(
+    protocol: Protocol, method: str, seed: int, element_fractions: bool = PRODUCT_FRACTIONS
+) -> CampaignConfig:
     """The campaign one method runs on one seed: product defaults, the method's surrogate, a replayed pool.
 
     ``element_fractions`` sets ``features.element_fractions`` (``--element-fractions``); every method's pool then
@@ -101,7 +108,7 @@ class Pool:
 
 
 def build_pool(
-    protocol: Protocol, directory: Path, table: FormulaTable | None = None, element_fractions: bool = False
+    protocol: Protocol, directory: Path, table: FormulaTable | None = None, element_fractions: bool = PRODUCT_FRACTIONS
 ) -> Pool:
     """Build the campaign's pool once (as ``sbin run`` does) and read each row's measured value from the same table.
 
@@ -137,10 +144,10 @@ class Job:
     pool: Pool
     record: Path | None
     fingerprint: str
-    element_fractions: bool = False
+    element_fractions: bool = PRODUCT_FRACTIONS
 
 
-def fingerprint(protocol: Protocol, method: str, seed: int, element_fractions: bool = False) -> str:
+def fingerprint(protocol: Protocol, method: str, seed: int, element_fractions: bool = PRODUCT_FRACTIONS) -> str:
     """Hash of everything that decides a seed's run, so a kept run is reused only for the same product.
 
     It covers the full campaign config (model and policy defaults included) and the sbin version, except the BNN's
@@ -273,8 +280,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="CI size: 2 seeds, 150 evaluations")
     parser.add_argument(
         "--element-fractions",
-        action="store_true",
-        help="every method's campaign sets features.element_fractions (the pool's inputs gain the element fractions)",
+        action=argparse.BooleanOptionalAction,
+        default=PRODUCT_FRACTIONS,
+        help="every method's campaign sets features.element_fractions (the pool's inputs hold the element fractions; "
+        "default: the product's default, on)",
     )
     parser.add_argument(
         "--runs-dir",

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from sbin_loop.features import composition_input_names, fraction_columns
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.sites import formula_inputs
 from sbin_loop.model.surrogate import BNNSurrogate
@@ -46,9 +47,23 @@ def holdout_scores(surrogate: BNNSurrogate, x_test: np.ndarray, y_test: np.ndarr
     )
 
 
-def fit_and_score(config: ModelConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> str:
-    """Fit a ``BNNSurrogate`` with ``config`` (Tc on ``[0, inf)``, seed 0) on ``train`` and score it on ``test``."""
-    surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), config, ((0.0, None),))
+def fit_and_score(
+    config: ModelConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    fraction_inputs: tuple[int, ...] | None = None,
+) -> str:
+    """Fit a ``BNNSurrogate`` with ``config`` (Tc on ``[0, inf)``, seed 0) on ``train`` and score it on ``test``.
+
+    ``fraction_inputs`` defaults to the product's: the positions of the element fractions when ``x`` holds them.
+    """
+    if fraction_inputs is None:
+        fraction_inputs = (
+            fraction_columns(composition_input_names(True)) if x.shape[1] == len(composition_input_names(True)) else ()
+        )
+    surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), config, ((0.0, None),), fraction_inputs)
     start = time.perf_counter()
     surrogate.fit(x[train], y[train, None], seed=0)
     return f"{holdout_scores(surrogate, x[test], y[test])} ({time.perf_counter() - start:.0f} s)"

@@ -12,11 +12,10 @@ Tasks:
   training row is used (the site inputs tell the two assignments apart); only rows with
   ``is_lowest_ehull_assignment`` are scored.
 
-Every task's inputs gain the atomic fraction of every element after the composition descriptors (before the site
-columns) when ``sbin model train`` would add them to a training fold of the run (``fractions_by_default``: from
-``model.quantile_rows``, 200, training rows on; so in every full run, and in ``--quick`` runs of at least 250 rows).
-They are built by the product's functions (``sbin_loop.model.sites.formula_inputs`` and ``site_inputs``), and every
-model sees them. ``--element-fractions`` or ``--no-element-fractions`` decides instead.
+Every task's inputs hold the atomic fraction of every element after the composition descriptors (before the site
+columns), as ``sbin model train`` and campaigns do by default (``features.element_fractions``); ``--no-element-
+fractions`` leaves them out. They are built by the product's functions (``sbin_loop.model.sites.formula_inputs``
+and ``site_inputs``), and every model sees them; sbin gets their positions (``BNNSurrogate``'s ``fraction_inputs``).
 
 Models: sbin (``ModelConfig()`` defaults, as ``sbin run`` and ``sbin model train`` use them: every row of a training
 fold trains the cross-fitted members, whose out-of-fold predictions inside that training fold choose the stopping
@@ -57,8 +56,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sbin_loop.data import bundled_path
+from sbin_loop.features import fraction_columns
+from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.sites import formula_inputs, fractions_by_default, site_inputs
+from sbin_loop.model.sites import formula_inputs, input_names, site_inputs
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import parse_formula, read_formula_table
 
@@ -91,6 +92,7 @@ class Task:
     groups: np.ndarray | None
     unit: str
     bounds: tuple[float | None, float | None] | None = None
+    fraction_inputs: tuple[int, ...] = ()  # positions of the element fractions (BNNSurrogate's fraction_inputs)
 
 
 @dataclass
@@ -129,7 +131,9 @@ def draws_prediction(draws: np.ndarray, y: np.ndarray) -> Prediction:
 
 
 def fit_sbin(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws: int) -> tuple[Prediction, float]:
-    surrogate = BNNSurrogate(task.features.shape[1], (task.name,), ("none",), ModelConfig(), (task.bounds,))
+    surrogate = BNNSurrogate(
+        task.features.shape[1], (task.name,), ("none",), ModelConfig(), (task.bounds,), task.fraction_inputs
+    )
     groups = task.groups[train] if task.groups is not None else None
     report = surrogate.fit(task.features[train], task.target[train, None], seed=seed, groups=groups)
     draws = surrogate.predictive_draws(task.features[test], n_draws, seed=seed + 1).numpy()[:, :, 0]
@@ -282,6 +286,7 @@ def supercon_task(grouped: bool, seed: int, limit: int | None, with_fractions: b
         groups if grouped else None,
         "K",
         (0.0, None),
+        fraction_columns(input_names(False, with_fractions)),
     )
 
 
@@ -301,6 +306,8 @@ def vacancy_task(seed: int, limit: int | None, with_fractions: bool = False) -> 
         frame["is_lowest_ehull_assignment"].to_numpy(dtype=bool),
         groups,
         "eV",
+        None,
+        fraction_columns(input_names(True, with_fractions)),
     )
 
 
@@ -355,18 +362,6 @@ def print_table(task: str, unit: str, results: dict) -> None:
         print(f"{name:<15}" + "".join(f"{result.get(c, float('nan')):>14.3f}" for c in present))
 
 
-def run_fractions(requested: bool | None, limit: int | None, config: ModelConfig) -> bool:
-    """Whether this run's inputs hold the element fractions: as requested, else ``sbin model train``'s choice.
-
-    Each training fold holds about 4/5 of a task's rows: of ``limit`` in ``--quick`` mode (the vacancy task keeps
-    ``limit // 2`` compositions, about ``limit`` rows), else of the smaller full table.
-    """
-    if requested is not None:
-        return requested
-    rows = limit if limit is not None else len(pd.read_csv(bundled_path("emery_wolverton")))
-    return fractions_by_default(rows * 4 // 5, config)
-
-
 def load_earlier(path: str, args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict:
     """An earlier result JSON whose baselines ``--merge`` keeps; refused unless its protocol matches this run's."""
     with open(path) as handle:
@@ -387,7 +382,8 @@ def main() -> None:
     parser.add_argument(
         "--element-fractions",
         action=argparse.BooleanOptionalAction,
-        help="add the element fractions to every task's inputs, or not (default: as sbin model train would)",
+        default=FeaturesConfig().element_fractions,
+        help="add the element fractions to every task's inputs, or not (default: the product's default, on)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (more can be slower on a busy machine)")
     parser.add_argument("--tasks", default="tc_random,tc_grouped,vacancy", help="comma-separated tasks to run")
@@ -398,7 +394,6 @@ def main() -> None:
     if set(args.models) - set(MODELS):
         parser.error(f"--models: unknown {sorted(set(args.models) - set(MODELS))}; known: {', '.join(MODELS)}")
     limit = (args.rows or 1500) if args.quick else None
-    args.element_fractions = run_fractions(args.element_fractions, limit, ModelConfig())
     earlier = load_earlier(args.merge, args, parser) if args.merge else None
     torch.set_num_threads(args.threads)
     args.draws = 200 if args.quick else 500
@@ -438,7 +433,9 @@ def main() -> None:
 
     if not args.quick and "sbin" in args.models:
         full = supercon_task(False, args.seed, None, args.element_fractions)
-        surrogate = BNNSurrogate(full.features.shape[1], ("Tc_K",), ("none",), config, (full.bounds,))
+        surrogate = BNNSurrogate(
+            full.features.shape[1], ("Tc_K",), ("none",), config, (full.bounds,), full.fraction_inputs
+        )
         report = surrogate.fit(full.features, full.target[:, None], seed=args.seed)
         output["tc_full_train_seconds"] = report.seconds
         print(f"\nsbin training time on the full Tc split ({len(full.target)} rows): {report.seconds:.1f} s")

@@ -24,6 +24,9 @@ Stages (each printed, all written to ``--json``):
    (``screen`` with the loop's ``draw_pool_scores`` on the round's ``BNNModel``) and ``BatchPolicy.select`` of
    an expected-improvement batch of 10 with ``--draws`` posterior functions.
 
+Candidates carry the element fractions after their composition descriptors, as a campaign's do by default
+(``--no-element-fractions`` leaves them out).
+
 Peak memory is the process's peak resident set size after each stage (it never decreases, so the stage-3
 figure bounds scoring and the stage-4 figure shows whether streaming ten times more candidates raised it).
 """
@@ -44,7 +47,8 @@ import torch
 from pymatgen.core import Composition
 
 from sbin_loop.candidates import CandidatePool, chunk_features, pool_feature_names
-from sbin_loop.features import descriptor_names, featurize_formulas, featurize_fractions
+from sbin_loop.features import featurize_formulas, featurize_fractions, fraction_columns
+from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
@@ -110,7 +114,9 @@ def featurize_vs_matminer(n: int) -> dict[str, float]:
     }
 
 
-def trained_vacancy_model(config: PerovskiteSpaceConfig) -> tuple[BNNSurrogate, float, dict[str, float]]:
+def trained_vacancy_model(
+    config: PerovskiteSpaceConfig, fractions: bool
+) -> tuple[BNNSurrogate, float, dict[str, float]]:
     """A default BNN trained on the Emery-Wolverton O-vacancy energies of the single-species ABO3 members of a space.
 
     Returns:
@@ -129,19 +135,27 @@ def trained_vacancy_model(config: PerovskiteSpaceConfig) -> tuple[BNNSurrogate, 
     for block in pure.chunks():
         keys = [composition_key_of(str(candidate)) for candidate in block.ids]
         rows = [row for row, key in enumerate(keys) if key in energies]
-        features.append(chunk_features(block.take(np.asarray(rows, dtype=np.int64))))
+        features.append(chunk_features(block.take(np.asarray(rows, dtype=np.int64)), fractions))
         targets.extend(energies[keys[row]] for row in rows)
     x, y = np.concatenate(features), np.asarray(targets, dtype=np.float64)[:, None]
-    model = BNNSurrogate(x.shape[1], ("Ef_vac_O",), ("none",), ModelConfig())
+    names = pool_feature_names(pure.extra_names, fractions)
+    model = BNNSurrogate(x.shape[1], ("Ef_vac_O",), ("none",), ModelConfig(), fraction_inputs=fraction_columns(names))
     report = model.fit(x, y, seed=0)
     return model.eval(), float(y.max()), {"n_train": report.n_train, "fit_seconds": report.seconds}
 
 
 def score_stream(
-    space: PerovskiteSpace, n: int, draws: int, with_model: bool, chunk: int, model: BNNSurrogate, incumbent: float
+    space: PerovskiteSpace,
+    n: int,
+    draws: int,
+    with_model: bool,
+    chunk: int,
+    model: BNNSurrogate,
+    incumbent: float,
+    fractions: bool,
 ) -> dict[str, float]:
     """Stream ``n`` candidates: descriptors, posterior draws and MC expected improvement over ``incumbent``."""
-    n_features = len(descriptor_names()) + len(space.extra_names)
+    n_features = len(pool_feature_names(space.extra_names, fractions))
     weight_sets = model.draw_weight_sets(draws, seed=0)
     timings = dict.fromkeys(("enumerate", "featurize", "draws", "acquisition"), 0.0)
     top_ids, top_values = np.array([], dtype=np.dtypes.StringDType()), np.array([])
@@ -156,7 +170,7 @@ def score_stream(
         block = block.take(slice(0, n - seen))
         timings["enumerate"] += time.perf_counter() - tick
         tick = time.perf_counter()
-        features = chunk_features(block)
+        features = chunk_features(block, fractions)
         timings["featurize"] += time.perf_counter() - tick
         if with_model:
             tick = time.perf_counter()
@@ -195,13 +209,13 @@ def limited(chunks: Iterator[CandidateChunk], n: int) -> Iterator[CandidateChunk
         seen += len(chunk)
 
 
-def campaign_round(space: PerovskiteSpace, n: int, draws: int) -> dict[str, float]:
+def campaign_round(space: PerovskiteSpace, n: int, draws: int, fractions: bool) -> dict[str, float]:
     """One campaign round on ``n`` candidates through the loop's pool, screening and selection code."""
     config = PolicyConfig(kind="expected_improvement", batch_size=10, mc_samples=draws)
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as directory:
         tick = time.perf_counter()
-        names = pool_feature_names(space.extra_names)
+        names = pool_feature_names(space.extra_names, fractions)
         sizes = CandidatePool.write_chunks(limited(space.chunks(), n), Path(directory))
         CandidatePool.write_meta(Path(directory), sizes, names)
         pool = CandidatePool.load(Path(directory), names)
@@ -210,7 +224,7 @@ def campaign_round(space: PerovskiteSpace, n: int, draws: int) -> dict[str, floa
         evaluated = np.random.default_rng(0).choice(len(pool), 200, replace=False)
         training = pool.take(evaluated).features
         target = training[:, names.index("perovskite tolerance_factor")].astype(np.float64)[:, None]
-        surrogate = BNNSurrogate(len(names), ("y",), ("none",), ModelConfig())
+        surrogate = BNNSurrogate(len(names), ("y",), ("none",), ModelConfig(), fraction_inputs=fraction_columns(names))
         surrogate.fit(training, target, seed=0)
         timings["train"] = time.perf_counter() - tick
         tick = time.perf_counter()
@@ -248,24 +262,31 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=64)
     parser.add_argument("--chunk", type=int, default=65_536)
     parser.add_argument("--campaign-round", type=int, default=None, help="only stage 5, on this many candidates")
+    parser.add_argument(
+        "--element-fractions",
+        action=argparse.BooleanOptionalAction,
+        default=FeaturesConfig().element_fractions,
+        help="candidates carry the element fractions, as a campaign's do by default (default: on)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    fractions = args.element_fractions
 
-    results: dict[str, object] = {"threads": args.threads, "draws": args.draws}
+    results: dict[str, object] = {"threads": args.threads, "draws": args.draws, "element_fractions": fractions}
     space = PerovskiteSpace(SPACE)
     results["space_raw_size"] = space.raw_size
     results["matmul_flops_per_second"] = matmul_flops()
     print(f"dense matmul: {results['matmul_flops_per_second'] / 1e9:.1f} GFLOP/s ({args.threads} threads)")
     if args.campaign_round is not None:
-        round_ = campaign_round(space, args.campaign_round, args.draws)
+        round_ = campaign_round(space, args.campaign_round, args.draws, fractions)
         results["campaign_round"] = round_
         print("campaign round:", ", ".join(f"{key} {value:.4g}" for key, value in round_.items() if key != "top_pick"))
     else:
-        model, incumbent, fit = trained_vacancy_model(SPACE)
+        model, incumbent, fit = trained_vacancy_model(SPACE, fractions)
         results["model"] = {**fit, "incumbent": incumbent}
         print(f"model: trained on {fit['n_train']} ABO3 vacancy energies in {fit['fit_seconds']:.1f} s (not timed)")
-        score = score_stream(space, args.n_score, args.draws, True, args.chunk, model, incumbent)
+        score = score_stream(space, args.n_score, args.draws, True, args.chunk, model, incumbent, fractions)
         results["score"] = score
         results["score_1e6_seconds"] = score["seconds"] * 1e6 / score["n_candidates"]
         results["peak_memory_mb"] = score["peak_memory_mb"]
@@ -279,7 +300,9 @@ def main() -> None:
             f"peak RSS {score['peak_memory_mb']:.0f} MB"
         )
 
-        stream = score_stream(space, args.n_stream, args.draws, args.stream_model, args.chunk, model, incumbent)
+        stream = score_stream(
+            space, args.n_stream, args.draws, args.stream_model, args.chunk, model, incumbent, fractions
+        )
         results["stream"] = {**stream, "with_model": args.stream_model}
         print(
             f"stream {stream['n_candidates']:,} ({'with' if args.stream_model else 'without'} model): "

@@ -8,8 +8,10 @@ central 95% interval (and how often the value falls below or above it), miscalib
 median 95% width, CRPS, Gaussian NLL, the 95% interval (Winkler) score and the fit time. Each fitted model is scored
 twice: ``raw`` (the posterior before recalibration: the same model with its spread factors set to 1 and no spread
 offset, exactly what ``recalibrate=False`` fits) and ``recalibrated`` (the default). Two references are fitted to the
-same rows: a random forest and a GP, each with normalised split-conformal intervals (``conformal_references.py``).
-Tc has its support ``[0, inf)`` (``--bounds``), as in the shipped configs.
+same rows and inputs: a random forest and a GP, each with normalised split-conformal intervals
+(``conformal_references.py``). Tc has its support ``[0, inf)`` (``--bounds``), as in the shipped configs. The inputs
+are a campaign's default ones: the composition descriptors and the element fractions (``--no-element-fractions``
+leaves the fractions out).
 
 Usage: ``python benchmarks/small_data_calibration.py [--sizes 30,60,120] [--seeds 3] [--json PATH]``.
 """
@@ -25,6 +27,7 @@ import torch
 from conformal_references import conformal_draws, forest, gaussian_process
 from model_accuracy import LEVELS, draws_prediction, metrics, supercon_task
 
+from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.surrogate import BNNSurrogate
 
@@ -54,11 +57,17 @@ def main() -> None:
     parser.add_argument("--test-rows", type=int, default=2000)
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--bounds", default="0,", help="support of Tc as LOW,HIGH (either may be empty; ',' for none)")
+    parser.add_argument(
+        "--element-fractions",
+        action=argparse.BooleanOptionalAction,
+        default=FeaturesConfig().element_fractions,
+        help="the inputs hold the element fractions, as a campaign's do by default (default: on)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     bounds = tuple(float(end) if end.strip() else None for end in args.bounds.split(","))
     bounds = None if bounds == (None, None) else bounds
-    task = supercon_task(False, 0, None)
+    task = supercon_task(False, 0, None, args.element_fractions)
     x, y = task.features, task.target
     results = []
     for size in (int(value) for value in args.sizes.split(",")):
@@ -67,7 +76,7 @@ def main() -> None:
             train, test = order[:size], order[size : size + args.test_rows]
             scored = {}
             start = time.perf_counter()
-            surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), ModelConfig(), (bounds,))
+            surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), ModelConfig(), (bounds,), task.fraction_inputs)
             surrogate.fit(x[train], y[train, None], seed=seed)
             seconds = time.perf_counter() - start
             factor = float(surrogate.tail_factor[0, -1])  # 95% spread factor (with the offset below)
@@ -119,7 +128,13 @@ def main() -> None:
             )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"bounds": bounds, "runs": results, "summary": summary}, handle, indent=2)
+            document = {
+                "bounds": bounds,
+                "element_fractions": args.element_fractions,
+                "runs": results,
+                "summary": summary,
+            }
+            json.dump(document, handle, indent=2)
 
 
 if __name__ == "__main__":

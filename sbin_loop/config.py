@@ -19,8 +19,8 @@ from pydantic import AfterValidator, ConfigDict, Discriminator, Field, Validatio
 
 from sbin_loop import limits
 from sbin_loop.config_base import UNION_TAGS, Bounds, PathComponent, Section, tagged
-from sbin_loop.features.config import FeaturesConfig, StructureFeaturesConfig
-from sbin_loop.model.config import IntervalConfig, ModelConfig
+from sbin_loop.features.config import FeaturesConfig, StructureFeaturesConfig, stored_features_config
+from sbin_loop.model.config import IntervalConfig, ModelConfig, stored_model_config
 from sbin_loop.oracles.config import (
     DatasetOracleConfig,
     FileQueueConfig,
@@ -363,6 +363,22 @@ def parse_config(data: object, origin: str = "config") -> CampaignConfig:
     except ValidationError as error:
         single_oracle = "oracle" in data and "oracles" not in data
         raise ConfigError(f"{origin}: invalid campaign config\n{_format_errors(error, single_oracle)}") from None
+
+
+def stored_campaign_config(stored: dict[str, Any]) -> dict[str, Any]:
+    """A campaign config as stored when the campaign started, read by this sbin.
+
+    Its ``model`` and ``features`` sections get the legacy values of the settings they lack
+    (``stored_model_config``, ``stored_features_config``), so a default that sbin changed since does not change the
+    model or the inputs of a running campaign.
+    """
+    stored = dict(stored)
+    if isinstance(stored.get("model"), dict):
+        stored["model"] = stored_model_config(stored["model"])
+    features = stored.get("features")
+    if features is None or isinstance(features, dict):
+        stored["features"] = stored_features_config(features)
+    return stored
 
 
 def load_config(path: str | Path) -> tuple[CampaignConfig, Path]:

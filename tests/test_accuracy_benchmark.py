@@ -98,6 +98,6 @@ def test_merge_keeps_the_other_models_of_an_earlier_run_of_the_same_protocol(tmp
     assert merged["vacancy"]["ridge"] == earlier["vacancy"]["ridge"]
     assert merged["vacancy"]["train_mean"]["mae"] == pytest.approx(earlier["vacancy"]["train_mean"]["mae"])
     assert merged["merged_from"]["vacancy"] == {"path": str(first), "models": ["ridge"]}
-    monkeypatch.setattr(sys, "argv", [*common, "--element-fractions", "--models", "ridge", "--merge", str(first)])
+    monkeypatch.setattr(sys, "argv", [*common, "--no-element-fractions", "--models", "ridge", "--merge", str(first)])
     with pytest.raises(SystemExit):
         benchmark.main()

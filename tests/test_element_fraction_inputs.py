@@ -1,10 +1,10 @@
 """Element-fraction inputs (``features.element_fractions``, ``sbin model train/predict --element-fractions``).
 
-Off by default in campaigns: the inputs are exactly the composition descriptors (and a space's own columns).
-``sbin model train`` adds them by default from ``model.quantile_rows`` training rows on, and ``sbin model predict``
-computes what the model was trained on. On, every candidate gains the atomic fraction of every element up to
-``MAX_Z`` right after the composition descriptors, with the same values whichever path built them (table pool,
-enumerated chunks, the model CLI).
+On by default, in campaigns and in ``sbin model train``: every candidate gains the atomic fraction of every element up
+to ``MAX_Z`` right after the composition descriptors, with the same values whichever path built them (table pool,
+enumerated chunks, the model CLI), and ``sbin model predict`` computes what the model was trained on. Off, the inputs
+are exactly the composition descriptors (and a space's own columns); a campaign stored before the setting existed
+keeps them off. The BNN takes the fractions unscaled below ``model.quantile_rows`` training rows.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from sbin_loop.campaign.resume import PoolLoader
 from sbin_loop.candidates import CandidatePool, PoolCacheError, pool_feature_names
 from sbin_loop.cli import app
-from sbin_loop.config import ConfigError, parse_config
+from sbin_loop.config import ConfigError, parse_config, stored_campaign_config
 from sbin_loop.extra_descriptors import site_descriptor_names
 from sbin_loop.features import (
     descriptor_names,
@@ -33,7 +33,7 @@ from sbin_loop.features import (
 )
 from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.model import cli as model_cli
-from sbin_loop.model.checkpoint import read_metadata
+from sbin_loop.model.checkpoint import load_surrogate, read_metadata
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.sites import input_names
 from sbin_loop.space.formula import MAX_Z
@@ -78,9 +78,9 @@ def test_fraction_names_run_over_every_element_up_to_max_z():
     assert names[Element("O").Z - 1] == "fraction O" and len(set(names)) == MAX_Z
 
 
-def test_off_by_default_the_inputs_are_the_composition_descriptors(tmp_path: Path):
-    assert FeaturesConfig().element_fractions is False
-    assert _config(tmp_path, _table(tmp_path)).features.element_fractions is False
+def test_off_the_inputs_are_the_composition_descriptors(tmp_path: Path):
+    assert FeaturesConfig().element_fractions is True
+    assert _config(tmp_path, _table(tmp_path)).features.element_fractions is True
     assert pool_feature_names() == descriptor_names()
     assert pool_feature_names(("extra",)) == [*descriptor_names(), "extra"]
     assert input_names(False) == descriptor_names()
@@ -90,16 +90,17 @@ def test_off_by_default_the_inputs_are_the_composition_descriptors(tmp_path: Pat
     assert pool.feature_names == descriptor_names()
     features = pool.take(np.arange(len(frame))).features
     np.testing.assert_array_equal(features, featurize_compositions([Composition(f) for f in EXPECTED]))
-    loaded = PoolLoader(_config(tmp_path, _table(tmp_path)), tmp_path / "table", tmp_path).load(False)
+    off = {"element_fractions": False}
+    loaded = PoolLoader(_config(tmp_path, _table(tmp_path), **off), tmp_path / "table", tmp_path).load(False)
     assert loaded.feature_names == descriptor_names()
-    chunked = PoolLoader(_config(tmp_path, SPACE), tmp_path / "chunks", tmp_path).load(False)
+    chunked = PoolLoader(_config(tmp_path, SPACE, **off), tmp_path / "chunks", tmp_path).load(False)
     assert chunked.feature_names == pool_feature_names(PerovskiteSpace(_config(tmp_path, SPACE).space).extra_names)
     assert chunked.take(np.array([0])).features.shape == (1, len(chunked.feature_names))
 
 
-def test_a_campaign_config_turns_them_on_and_refuses_other_values(tmp_path: Path):
-    config = _config(tmp_path, _table(tmp_path), element_fractions=True)
-    assert config.features.element_fractions is True and config.features.structure.enabled
+def test_a_campaign_config_turns_them_off_and_refuses_other_values(tmp_path: Path):
+    config = _config(tmp_path, _table(tmp_path), element_fractions=False)
+    assert config.features.element_fractions is False and config.features.structure.enabled
     with pytest.raises((ConfigError, ValidationError)):
         _config(tmp_path, _table(tmp_path), element_fractions="sometimes")
 
@@ -145,7 +146,7 @@ def test_table_and_chunk_pools_gain_the_same_fraction_columns(tmp_path: Path):
     width = N_DESCRIPTORS + MAX_Z
     np.testing.assert_allclose(from_chunks[:, :width], from_table, rtol=1e-5, atol=1e-6)
     # The composition descriptors are those of a pool without fractions, and so are the space's own columns.
-    plain = PoolLoader(_config(tmp_path, SPACE), tmp_path / "plain", tmp_path).load(False)
+    plain = PoolLoader(_config(tmp_path, SPACE, element_fractions=False), tmp_path / "plain", tmp_path).load(False)
     without = plain.take(_rows(plain)).features
     np.testing.assert_array_equal(from_chunks[:, :N_DESCRIPTORS], without[:, :N_DESCRIPTORS])
     np.testing.assert_array_equal(from_chunks[:, width:], without[:, N_DESCRIPTORS:])
@@ -156,13 +157,13 @@ def test_table_and_chunk_pools_gain_the_same_fraction_columns(tmp_path: Path):
 
 def test_a_pool_cached_with_other_inputs_is_rebuilt_before_rounds_and_refused_after(tmp_path: Path):
     directory = tmp_path / "campaign"
-    PoolLoader(_config(tmp_path, SPACE), directory, tmp_path).load(False)
-    with pytest.raises(PoolCacheError, match="cached descriptors differ"):
-        PoolLoader(_config(tmp_path, SPACE, element_fractions=True), directory, tmp_path).load(True)
-    rebuilt = PoolLoader(_config(tmp_path, SPACE, element_fractions=True), directory, tmp_path).load(False)
-    assert rebuilt.feature_names[N_DESCRIPTORS : N_DESCRIPTORS + MAX_Z] == fraction_names()
+    PoolLoader(_config(tmp_path, SPACE, element_fractions=False), directory, tmp_path).load(False)
     with pytest.raises(PoolCacheError, match="cached descriptors differ"):
         PoolLoader(_config(tmp_path, SPACE), directory, tmp_path).load(True)
+    rebuilt = PoolLoader(_config(tmp_path, SPACE), directory, tmp_path).load(False)
+    assert rebuilt.feature_names[N_DESCRIPTORS : N_DESCRIPTORS + MAX_Z] == fraction_names()
+    with pytest.raises(PoolCacheError, match="cached descriptors differ"):
+        PoolLoader(_config(tmp_path, SPACE, element_fractions=False), directory, tmp_path).load(True)
 
 
 def test_a_campaign_checkpoint_records_the_fraction_inputs_and_predict_computes_them(tmp_path: Path, pool_csv: Path):
@@ -175,6 +176,8 @@ def test_a_campaign_checkpoint_records_the_fraction_inputs_and_predict_computes_
     campaign.run()
     checkpoint = campaign.directory / campaign.store.rounds()[-1].checkpoint
     assert read_metadata(checkpoint)["feature_names"] == [*descriptor_names(), *fraction_names()]
+    marked = load_surrogate(checkpoint).x_fraction  # the round's BNN knows which inputs are fractions
+    assert marked[N_DESCRIPTORS:].eq(1).all() and marked[:N_DESCRIPTORS].eq(0).all()
     queries = tmp_path / "q.csv"
     pd.DataFrame({"formula": ["SrTiO3", "MgB2"]}).to_csv(queries, index=False)
     predict = ["model", "predict", "--model", str(checkpoint), "--input", str(queries), "--output", str(tmp_path / "p")]
@@ -197,23 +200,24 @@ def _train(tmp_path: Path, rows: pd.DataFrame, name: str, *flags: str) -> tuple[
     return out, result.output
 
 
-def test_model_train_adds_element_fractions_from_quantile_rows_training_rows(
+def test_model_train_adds_element_fractions_by_default_at_any_size(
     tmp_path: Path, supercon: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ):
-    """Without a flag the fractions come with ``quantile_rows`` rows actually trained on (after the test share)."""
-    config = ModelConfig(**TINY_MODEL, validation_interval=20, quantile_rows=30)
-    monkeypatch.setattr(model_cli, "ModelConfig", lambda: config)
-    rows = supercon.iloc[:40]
+    """Without a flag the fractions come with 20 rows as with many, as in a campaign; ``--no-element-fractions`` not."""
+    monkeypatch.setattr(model_cli, "ModelConfig", lambda: ModelConfig(**TINY_MODEL, validation_interval=20))
+    rows = supercon.iloc[:20]
     with_them, output = _train(tmp_path, rows, "auto")
     assert read_metadata(with_them)["feature_names"] == input_names(False, True)
-    assert "element fractions on (--element-fractions)" in output and "inputs quantile-scaled" in output
-    without, output = _train(tmp_path, rows, "held", "--test-fraction", "0.3")  # 28 rows trained on
-    assert read_metadata(without)["feature_names"] == input_names(False, False)
-    assert "element fractions off (--element-fractions)" in output and "inputs standardised" in output
-    off, _ = _train(tmp_path, rows, "off", "--no-element-fractions")
+    assert "element fractions on (--element-fractions)" in output and "inputs standardised" in output
+    # Below quantile_rows the fraction inputs keep their own scale (BNNSurrogate's fraction_inputs).
+    model = load_surrogate(with_them)
+    fractions = slice(N_DESCRIPTORS, N_DESCRIPTORS + MAX_Z)
+    assert model.x_fraction[fractions].eq(1).all() and model.x_fraction[:N_DESCRIPTORS].eq(0).all()
+    assert model.x_mean[fractions].eq(0).all() and model.x_std[fractions].eq(1).all()
+    off, output = _train(tmp_path, rows, "off", "--no-element-fractions")
     assert read_metadata(off)["feature_names"] == input_names(False, False)
-    asked, _ = _train(tmp_path, rows.iloc[:20], "asked", "--element-fractions")
-    assert read_metadata(asked)["feature_names"] == input_names(False, True)
+    assert "element fractions off (--element-fractions)" in output
+    assert load_surrogate(off).x_fraction.eq(0).all()
 
 
 def test_model_predict_computes_the_inputs_the_model_was_trained_on(
@@ -261,3 +265,29 @@ def test_predict_names_each_flag_that_differs_from_training(tmp_path: Path):
     for fractions in (True, None):  # neither flag: only --sites is checked
         with pytest.raises(ConfigError, match=r"^--sites: .* without site columns; leave --sites out$"):
             model_cli._check_inputs(model, input_names(False, True), True, fractions)
+
+
+def test_a_campaign_stored_before_the_setting_existed_keeps_its_inputs(tmp_path: Path, pool_csv: Path):
+    """Its stored config lacks ``features.element_fractions``: it resumes without fractions, on its cached pool."""
+    from sbin_loop.loop import Campaign
+
+    assert stored_campaign_config({"name": "x"})["features"] == {"element_fractions": False}
+    kept = stored_campaign_config({"features": {"element_fractions": True, "structure": {"enabled": False}}})
+    assert kept["features"] == {"element_fractions": True, "structure": {"enabled": False}}
+    config = campaign_config(
+        pool_csv, model=TINY_MODEL, features={"element_fractions": False}, budget={"initial": 6, "rounds": 1}
+    )
+    campaign = Campaign.from_config(config, tmp_path / "run")
+    campaign.run()
+    stored = campaign.store.campaign_doc()
+    old = {**stored.config, "features": {"structure": stored.config["features"]["structure"]}}
+    campaign.store.put_campaign(stored.model_copy(update={"config": old}))
+    campaign.store.close()
+    longer = campaign_config(pool_csv, model=TINY_MODEL, budget={"initial": 6, "rounds": 2})
+    assert longer.features.element_fractions is True  # today's default, not set in the file
+    resumed = Campaign.from_config(longer, tmp_path / "run")
+    assert resumed.config.features.element_fractions is False
+    resumed.run()
+    last = resumed.directory / resumed.store.rounds()[-1].checkpoint
+    assert read_metadata(last)["feature_names"] == descriptor_names()
+    assert Campaign.open(tmp_path / "run").config.features.element_fractions is False

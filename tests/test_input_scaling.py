@@ -66,14 +66,14 @@ def test_a_model_stored_before_quantile_scaling_keeps_standardising(tmp_path):
     surrogate.fit(x, y, seed=0)
     save_surrogate(surrogate, tmp_path / "model")
     weights = tmp_path / "model" / "weights.safetensors"
-    kept = {k: v for k, v in load_file(str(weights)).items() if k not in ("x_knots", "x_quantile")}
+    kept = {k: v for k, v in load_file(str(weights)).items() if k not in ("x_knots", "x_quantile", "x_fraction")}
     save_file(kept, str(weights))
     metadata_file = tmp_path / "model" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
     del metadata["config"]["quantile_rows"]
     metadata_file.write_text(json.dumps({**metadata, "version": 5}))  # as written before the setting existed
     restored = load_surrogate(tmp_path / "model")
-    assert restored.config.quantile_rows is None and not restored.x_quantile
+    assert restored.config.quantile_rows is None and not restored.x_quantile and not restored.x_fraction.any()
     expected = surrogate.predictive_draws(x[:5], 64, seed=3)
     assert torch.allclose(restored.predictive_draws(x[:5], 64, seed=3), expected)
     assert ModelConfig.model_validate(stored_model_config({"hidden": [8]})).quantile_rows is None
@@ -88,6 +88,43 @@ def test_inputs_are_quantile_scaled_from_quantile_rows_training_rows_on():
         scaled = surrogate._standardise_features(x)
         standardised = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
         assert np.allclose(scaled.numpy(), standardised, atol=1e-5) != quantile
+
+
+def test_fraction_inputs_keep_their_own_scale_below_quantile_rows_and_are_quantile_scaled_from_it():
+    """An element that one training row holds would sit 7 standard deviations out if standardised; it stays 0.2."""
+    x = _columns(n=50).numpy()
+    rare = np.zeros(50)
+    rare[0] = 0.2
+    x = np.column_stack([x, rare]).astype(np.float32)
+    assert (0.2 - rare.mean()) / rare.std(ddof=1) > 6.5
+    for rows, quantile in ((51, False), (50, True)):
+        config = ModelConfig(hidden=(4,), quantile_rows=rows)
+        with_fractions = BNNSurrogate(3, ("y",), ("none",), config, fraction_inputs=(1, 2))
+        plain = BNNSurrogate(3, ("y",), ("none",), config)
+        for surrogate in (with_fractions, plain):
+            surrogate._fit_input_scaler(torch.as_tensor(x))
+        assert with_fractions.x_fraction.tolist() == [0.0, 1.0, 1.0] and bool(with_fractions.x_quantile) == quantile
+        scaled, reference = with_fractions._standardise_features(x), plain._standardise_features(x)
+        assert torch.equal(scaled[:, 0], reference[:, 0])  # a descriptor is scaled as ever
+        if quantile:
+            assert torch.equal(scaled, reference)
+        else:
+            assert torch.equal(scaled[:, 1:], torch.as_tensor(x[:, 1:]))
+            assert float(reference[0, 2]) > 6.5
+
+
+def test_a_model_with_fraction_inputs_keeps_them_through_a_checkpoint(tmp_path):
+    rng = np.random.default_rng(4)
+    x = np.column_stack([rng.lognormal(size=(30, 2)), rng.dirichlet(np.ones(3), size=30)])
+    y = rng.normal(size=(30, 1))
+    config = ModelConfig(hidden=(8,), ensemble_size=2, min_steps=50, max_steps=50)
+    surrogate = BNNSurrogate(5, ("y",), ("none",), config, fraction_inputs=(2, 3, 4))
+    surrogate.fit(x, y, seed=0)
+    save_surrogate(surrogate, tmp_path / "model")
+    restored = load_surrogate(tmp_path / "model")
+    assert restored.x_fraction.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+    assert restored.x_mean[2:].eq(0).all() and restored.x_std[2:].eq(1).all()
+    assert torch.equal(restored.predictive_draws(x[:5], 64, seed=3), surrogate.predictive_draws(x[:5], 64, seed=3))
 
 
 def test_a_large_pool_is_mapped_block_by_block_to_the_same_scores(monkeypatch):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from sbin_loop.cli import app
 from sbin_loop.extra_descriptors import site_descriptor_names
-from sbin_loop.features import descriptor_names
+from sbin_loop.features import composition_input_names
 from sbin_loop.inspection import CampaignView, open_view
 from sbin_loop.model.checkpoint import load_surrogate, read_metadata
 from sbin_loop.space.rules import DESCRIPTOR_NAMES
@@ -66,7 +66,7 @@ def test_model_trains_on_the_a_and_b_site_descriptors_of_the_filtered_pool(missi
     assert checkpoints
     for checkpoint in checkpoints:
         names = read_metadata(checkpoint)["feature_names"]
-        pool_names = [*descriptor_names(), *DESCRIPTOR_NAMES, *site_descriptor_names()]
+        pool_names = [*composition_input_names(True), *DESCRIPTOR_NAMES, *site_descriptor_names()]
         assert names[: len(pool_names)] == pool_names
     surrogate = load_surrogate(checkpoints[-1])
     assert surrogate.n_features == len(names)

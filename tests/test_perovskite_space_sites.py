@@ -13,7 +13,7 @@ from sbin_loop.campaign.resume import PoolLoader
 from sbin_loop.candidates import CandidatePool, PoolCacheError, pool_feature_names
 from sbin_loop.config import parse_config
 from sbin_loop.extra_descriptors import site_descriptor_names, weighted_site_descriptors
-from sbin_loop.features import descriptor_names, element_property_table
+from sbin_loop.features import composition_input_names, element_property_table
 from sbin_loop.space.chunks import CandidateChunk
 from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.perovskite import PerovskiteSpace
@@ -150,7 +150,7 @@ def test_pool_cached_with_the_rule_descriptors_only_is_rebuilt_or_refused(tmp_pa
     with pytest.raises(PoolCacheError, match="cached descriptors differ"):
         loader.load(has_rounds=True)
     pool = loader.load(has_rounds=False)
-    assert pool.feature_names == [*descriptor_names(), *DESCRIPTOR_NAMES, *site_descriptor_names()]
+    assert pool.feature_names == [*composition_input_names(True), *DESCRIPTOR_NAMES, *site_descriptor_names()]
     block = pool.take(np.array([0, len(pool) - 1]))
     assert block.features.shape == (2, len(pool.feature_names))
 

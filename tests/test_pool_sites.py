@@ -14,7 +14,7 @@ from sbin_loop.campaign.resume import PoolLoader
 from sbin_loop.candidates import CandidatePool, PoolCacheError
 from sbin_loop.config import CampaignConfig, parse_config
 from sbin_loop.extra_descriptors import site_descriptor_names, weighted_site_descriptors
-from sbin_loop.features import descriptor_names, element_property_table
+from sbin_loop.features import composition_input_names, descriptor_names, element_property_table
 from sbin_loop.model.sites import site_inputs
 from sbin_loop.space.config import PerovskiteSpaceConfig, PoolSpaceConfig
 from sbin_loop.space.perovskite import PerovskiteSpace, shannon_radius
@@ -47,7 +47,7 @@ def _descriptors(pool: CandidatePool) -> pd.DataFrame:
 def test_filtered_pool_descriptors_resolve_the_a_and_b_sites(tmp_path: Path) -> None:
     config = _config(_pool_csv(tmp_path))
     pool = PoolLoader(config, tmp_path / "campaign", tmp_path).load(has_rounds=False)
-    assert pool.feature_names == [*descriptor_names(), *DESCRIPTOR_NAMES, *site_descriptor_names()]
+    assert pool.feature_names == [*composition_input_names(True), *DESCRIPTOR_NAMES, *site_descriptor_names()]
     assert PoolSpace(config.space).extra_names == PerovskiteSpace(PerovskiteSpaceConfig()).extra_names
     frame = _descriptors(pool)
     assert list(frame.index) == ["SrTiO3", "BaTiO3", "SrZrO3", "Ba0.6Sr0.4TiO3"]
@@ -82,7 +82,7 @@ def test_pool_cached_without_the_site_descriptors_is_rebuilt_or_refused(tmp_path
     CandidatePool.from_frame(composition_only).save(pool_dir, loader.fingerprint)  # as a pool built before them
     with pytest.raises(PoolCacheError, match="cached descriptors differ"):
         loader.load(has_rounds=True)
-    names = [*descriptor_names(), *pool_extra_names(config.space)]
+    names = [*composition_input_names(True), *pool_extra_names(config.space)]
     assert loader.load(has_rounds=False).feature_names == names
     assert CandidatePool.load(pool_dir, names).feature_names[-1] == "B SpaceGroupNumber"
     unfiltered = _config(tmp_path / "pool.csv", filtered=False)

@@ -29,10 +29,9 @@ from sbin_loop.campaign.tell import (
     csv_records,
     read_rows,
 )
-from sbin_loop.config import parse_config
+from sbin_loop.config import parse_config, stored_campaign_config
 from sbin_loop.engine import CampaignError
 from sbin_loop.faults import crash_point
-from sbin_loop.model.config import stored_model_config
 from sbin_loop.space.pool import resolve_source
 from sbin_loop.status import STORE_URI_VARIABLE, open_campaign, read_marker
 from sbin_loop.stores import JobDoc, RoundDoc, SelectionEntry
@@ -61,9 +60,7 @@ class Campaign(RoundMachine):
         """
         store, document = open_campaign(Path(directory))
         store.close()
-        stored = dict(document.config)
-        if isinstance(stored.get("model"), dict):
-            stored["model"] = stored_model_config(stored["model"])
+        stored = stored_campaign_config(document.config)
         config = parse_config(stored, origin=f"{directory}: the campaign's stored config")
         marker = read_marker(Path(directory)) or {}
         if marker.get("backend") == "mongodb":

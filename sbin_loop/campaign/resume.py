@@ -16,9 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from sbin_loop.candidates import CandidatePool, PoolCacheError, pool_feature_names, reuse_pool, space_fingerprint
-from sbin_loop.config import CampaignConfig, ConfigError
+from sbin_loop.config import CampaignConfig, ConfigError, stored_campaign_config
 from sbin_loop.config_base import explicit_fields
-from sbin_loop.model.config import stored_model_config
 from sbin_loop.oracles.config import DatasetOracleConfig
 from sbin_loop.seeds import POOL, derive_seed
 from sbin_loop.space import FormulaTable, read_formula_table, sample_rows
@@ -74,9 +73,7 @@ def resumed_config(
     campaign document keeps it without credentials. The campaign document is updated to the returned config.
     """
     current = config.model_dump(mode="json")
-    stored_dump = dict(stored.config)
-    if isinstance(stored_dump.get("model"), dict):
-        stored_dump["model"] = stored_model_config(stored_dump["model"])
+    stored_dump = stored_campaign_config(stored.config)
     explicit: set[str] | None = explicit_fields(config)
     try:
         stored_config = CampaignConfig.model_validate(stored_dump).model_dump(mode="json")

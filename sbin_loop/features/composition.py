@@ -41,6 +41,12 @@ def fraction_names() -> list[str]:
     return [f"fraction {Element.from_Z(z).symbol}" for z in range(1, MAX_Z + 1)]
 
 
+def fraction_columns(names: Sequence[str]) -> tuple[int, ...]:
+    """Positions of the element-fraction columns (``fraction_names``) among input ``names``."""
+    fractions = set(fraction_names())
+    return tuple(index for index, name in enumerate(names) if name in fractions)
+
+
 def composition_input_names(with_fractions: bool = False) -> list[str]:
     """Names of the columns of ``composition_inputs``: the descriptors, then the element fractions if asked for."""
     return [*descriptor_names(), *(fraction_names() if with_fractions else [])]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from sbin_loop import limits
@@ -38,11 +40,23 @@ class FeaturesConfig(Section):
         element_fractions: Add the atomic fraction of every element up to ``MAX_Z`` (``fraction <symbol>`` inputs,
             right after the composition descriptors). Composition statistics average the elements away; the fraction
             of each element lets the network learn element-specific effects (ElemNet, Jha et al., Sci. Rep. 8, 17593
-            (2018)). Off by default: a campaign's inputs are fixed when its pool is built, and it starts from tens
-            of results, where the fractions of elements few results hold widen the intervals (``sbin model train``
-            adds them from ``model.quantile_rows`` training rows on, ``sbin_loop.model.sites.fractions_by_default``).
+            (2018)). On by default: in the SuperCon discovery benchmark (``benchmarks/campaign.py``) they raised the
+            share of the top 1% found by every method. Below ``model.quantile_rows`` training rows the BNN takes them
+            unscaled (``BNNSurrogate``'s ``fraction_inputs``), so the few results a campaign starts from do not widen
+            its intervals. 118 float32 columns more cost about 0.5 GB per million candidates of an enumerated space.
+            A campaign stored before this setting existed keeps it off (``LEGACY_FEATURES_DEFAULTS``).
         structure: Structural descriptors of relaxed cells returned by oracles.
     """
 
-    element_fractions: bool = False
+    element_fractions: bool = True
     structure: StructureFeaturesConfig = StructureFeaturesConfig()
+
+
+LEGACY_FEATURES_DEFAULTS: dict[str, Any] = {"element_fractions": False}
+"""What a features setting added to sbin with a new behaviour as its default meant before it existed. A campaign
+config stored before then lacks the field and is read with these values, so its pool keeps its inputs."""
+
+
+def stored_features_config(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A campaign's ``features`` section as stored when it started (None if it had none), read by this sbin."""
+    return {**LEGACY_FEATURES_DEFAULTS, **(stored or {})}

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from sbin_loop.cli_errors import reports_errors
 from sbin_loop.config import ConfigError, ObjectiveConfig
 from sbin_loop.config_base import Bounds
+from sbin_loop.features import fraction_columns
+from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
@@ -22,7 +24,6 @@ from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals
 from sbin_loop.model.sites import (
     formula_inputs,
-    fractions_by_default,
     input_names,
     merged_site_rows,
     parse_sites,
@@ -58,8 +59,8 @@ ElementFractions = Annotated[
     typer.Option(
         "--element-fractions/--no-element-fractions",
         help="Add the atomic fraction of every element as inputs, after the composition descriptors (ElemNet's "
-        "input). Train: by default on from model.quantile_rows (200) training rows. Predict: by default as the model "
-        "was trained.",
+        "input). Train: on by default, as in campaigns (features.element_fractions). Predict: by default as the "
+        "model was trained.",
         show_default=False,
     ),
 ]
@@ -178,9 +179,8 @@ def model_train(
     stopping point, the noise level and the recalibration of the intervals. ``--test-fraction`` holds out a seeded
     test share, never trained on, and prints its MAE and interval coverage. With ``--sites`` the rows of one
     composition (its site assignments) share a cross-fitting fold and a side of the test split, so the out-of-fold and
-    test errors are errors on compositions the model has not seen. The inputs gain the element fractions when
-    neither ``--element-fractions`` flag is given and at least ``model.quantile_rows`` rows are trained on
-    (``fractions_by_default``). ``none`` is the default transform:
+    test errors are errors on compositions the model has not seen. The inputs hold the element fractions unless
+    ``--no-element-fractions`` is given, as a campaign's do by default. ``none`` is the default transform:
     modelling Tc as ``log1p`` was measured to raise the MAE in kelvin (benchmarks/model_accuracy.py). Rows with an
     infinite target, one beyond float32 range or one outside ``--bounds`` are refused with their line numbers; a
     model whose training diverged is not saved.
@@ -215,17 +215,18 @@ def model_train(
     n_test = len(test)
     config = ModelConfig()
     if element_fractions is None:
-        element_fractions = fractions_by_default(len(train), config)
+        element_fractions = FeaturesConfig().element_fractions
     if site_columns is None:
         features = formula_inputs(frame["formula"], element_fractions)
     else:
         features = site_inputs(frame, formula_column, site_columns, element_fractions)
-    surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config, (support,))
+    names = input_names(site_columns is not None, element_fractions)
+    surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config, (support,), fraction_columns(names))
     try:
         report = surrogate.fit(features[train], values[train, None], seed, None if groups is None else groups[train])
     except ValueError as error:
         raise ConfigError(f"{target}: {error}") from None
-    save_surrogate(surrogate, out, input_names(site_columns is not None, element_fractions))
+    save_surrogate(surrogate, out, names)
     typer.echo(
         f"trained on {report.n_train} compositions (all of them; {report.n_held_out} out-of-fold predictions chose "
         f"the stopping point and noise level, {report.n_calibration} recalibrated the spread) ({n_rejected} rows "

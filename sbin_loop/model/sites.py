@@ -17,7 +17,6 @@ from pymatgen.core import Element
 from sbin_loop.config import ConfigError
 from sbin_loop.extra_descriptors import site_descriptor_names, site_descriptors
 from sbin_loop.features import composition_input_names, composition_inputs, element_fractions
-from sbin_loop.model.config import ModelConfig, quantile_scaled
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula
 from sbin_loop.space.pool import composition_key
 
@@ -42,20 +41,6 @@ def input_names(sites: bool, with_fractions: bool = False) -> list[str]:
     The element fractions (``--element-fractions``) come with ``with_fractions``, the site descriptors with ``sites``.
     """
     return [*composition_input_names(with_fractions), *(site_descriptor_names() if sites else [])]
-
-
-def fractions_by_default(n_rows: int, config: ModelConfig) -> bool:
-    """Whether ``sbin model train`` adds the element fractions when neither ``--element-fractions`` flag is given.
-
-    From ``config.quantile_rows`` training rows on, where the model maps its inputs through their training quantiles.
-    An element fraction is 0 on most rows; standardised over a few dozen rows, a candidate holding an element that
-    only one training row holds lies many deviations out, and its interval widens with it. On a fixed 2,000-row
-    SuperCon holdout (seed 12345; ``benchmarks/input_scaling_probe.py --compare fractions``) the fractions widened
-    the mean 95% interval in 7 of 9 training sets of 30-120 rows (by up to 41 K) at a similar CRPS; on four sets of
-    200 and 400 rows the widths were alike. On the accuracy benchmark's folds they lowered the Tc MAE from 5.65 to
-    5.37 K (random folds) and from 8.34 to 7.69 K (grouped), and the O-vacancy MAE from 0.52 to 0.44 eV.
-    """
-    return quantile_scaled(config, n_rows)
 
 
 def formula_inputs(formulas: pd.Series, with_fractions: bool = False) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -65,6 +66,11 @@ class BNNSurrogate(nn.Module):
         config: Architecture and training settings.
         bounds: Per output, the support ``(low, high)`` in the target's own units (None for an open end), or None for
             an unbounded output. Stored with the weights (the ``support`` buffer), so a checkpoint keeps it.
+        fraction_inputs: Indices of the inputs that are atomic fractions of an element (already on ``[0, 1]``, 0 on
+            most rows). Below ``quantile_rows`` training rows they enter the network as they are instead of
+            standardised: an element that one training row holds has a tiny standard deviation, which would put
+            every candidate with that element many units out (``_fit_input_scaler``). Stored as the ``x_fraction``
+            buffer, so a checkpoint keeps it.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class BNNSurrogate(nn.Module):
         transforms: tuple[str, ...],
         config: ModelConfig,
         bounds: tuple[Bounds | None, ...] | None = None,
+        fraction_inputs: Sequence[int] = (),
     ) -> None:
         super().__init__()
         if len(target_names) != len(transforms):
@@ -101,6 +108,8 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("x_std", torch.ones(n_features))
         self.register_buffer("x_knots", torch.zeros(N_KNOTS, n_features))  # K x d
         self.register_buffer("x_quantile", torch.zeros(()))  # 1: inputs scaled through x_knots (quantile_rows)
+        self.register_buffer("x_fraction", torch.zeros(n_features))  # 1: an atomic-fraction input (fraction_inputs)
+        self.x_fraction[list(fraction_inputs)] = 1.0
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
@@ -110,9 +119,9 @@ class BNNSurrogate(nn.Module):
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
 
-    OPTIONAL_BUFFERS = ("support", "spread_offset", "x_knots", "x_quantile")
+    OPTIONAL_BUFFERS = ("support", "spread_offset", "x_knots", "x_quantile", "x_fraction")
     """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0,
-    standardised inputs)."""
+    standardised inputs, no atomic-fraction input)."""
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         """Load a state dict, keeping the defaults of ``OPTIONAL_BUFFERS`` it lacks."""
@@ -284,12 +293,24 @@ class BNNSurrogate(nn.Module):
                 raise ModelOutputError(f"training produced non-finite values in {name}; the model is not used")
 
     def _fit_input_scaler(self, x_fit: Tensor) -> None:
-        """Per-descriptor mean, standard deviation and (from ``quantile_rows`` rows on) quantile knots."""
+        """Per-descriptor mean, standard deviation and (from ``quantile_rows`` rows on) quantile knots.
+
+        Below ``quantile_rows`` the atomic-fraction inputs (``x_fraction``) keep their own scale (mean 0, unit 1).
+        On the fixed SuperCon holdout (``benchmarks/input_scaling_probe.py --compare fractions``) standardising them
+        widened the mean 95% interval at 30-120 training rows against leaving the fractions out, while unscaled
+        fractions kept it as narrow as without them (benchmarks/README.md gives the table). From ``quantile_rows``
+        on, the fractions are mapped through their quantiles like every descriptor, with the standard deviation as
+        the unit of the tails.
+        """
         mean, std = fit_standardiser(x_fit)
+        quantile = quantile_scaled(self.config, x_fit.shape[0])
+        if not quantile:
+            own_scale = self.x_fraction.bool()
+            mean, std = torch.where(own_scale, 0.0, mean), torch.where(own_scale, 1.0, std)
         self.x_mean.copy_(mean)
         self.x_std.copy_(std)
-        self.x_quantile.fill_(float(quantile_scaled(self.config, x_fit.shape[0])))
-        self.x_knots.copy_(fit_knots(x_fit) if self.x_quantile else torch.zeros_like(self.x_knots))
+        self.x_quantile.fill_(float(quantile))
+        self.x_knots.copy_(fit_knots(x_fit) if quantile else torch.zeros_like(self.x_knots))
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
         """Scaled (``ModelConfig.quantile_rows``), clipped descriptors; a missing (NaN) descriptor becomes 0."""

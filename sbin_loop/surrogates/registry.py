@@ -22,6 +22,7 @@ from botorch.models.ensemble import EnsembleModel
 
 from sbin_loop import plugins
 from sbin_loop.config import CampaignConfig
+from sbin_loop.features import composition_input_names, fraction_columns
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.surrogate import BNNSurrogate
@@ -48,12 +49,15 @@ class SurrogateKind:
 
 def _bnn(config: CampaignConfig, n_features: int) -> BNNSurrogate:
     objectives = config.objectives
+    # Every pool's inputs start with the composition descriptors and, if asked for, the element fractions.
+    leading = composition_input_names(config.features.element_fractions)
     return BNNSurrogate(
         n_features,
         tuple(o.name for o in objectives),
         tuple(o.transform for o in objectives),
         config.model,
         tuple(o.bounds for o in objectives),
+        fraction_columns(leading),
     )
 
 
