@@ -18,7 +18,7 @@ kept compositions. For comparison the ``--sites`` model above is scored on that 
 place of the filter's placement), and one on the pool's features without the elemental site properties.
 
 ``sbin model train`` decides on the element fractions (the atomic fraction of every element after the composition
-descriptors) as it does for a user: on from ``model.quantile_rows`` (200) training rows, so on in every fold here. With
+descriptors) as it does for a user: on by default. With
 ``--element-fractions`` or ``--no-element-fractions`` both commands get that flag. The forest gets the inputs the
 trained model records; the filtered-pool rows are computed without the fractions either way.
 

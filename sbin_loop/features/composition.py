@@ -9,7 +9,7 @@ stoichiometric p-norms of matminer's ``Stoichiometry``.
 
 The same padded arrays give the element-fraction vector (``fraction_vector``: the atomic fraction of every element,
 ElemNet's input, Jha et al., Sci. Rep. 8, 17593 (2018)), which ``composition_inputs`` appends to the descriptors when
-a campaign (``features.element_fractions``) or ``sbin model train`` (by default from 200 training rows) asks for it.
+a campaign (``features.element_fractions``) or ``sbin model train`` asks for it (both do by default).
 """
 
 from __future__ import annotations
