@@ -53,6 +53,25 @@ def fit_standardiser(x_fit: Tensor) -> tuple[Tensor, Tensor]:
     return mean, torch.where((count > 1) & (std > 1e-8), std, torch.ones_like(std))
 
 
+def fit_scaler(
+    x_fit: Tensor, quantile: bool, own_scale: Tensor, n_knots: int = N_KNOTS
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, scale (each ``d``) and knots (``K x d``, zeros unless ``quantile``) of ``n x d`` training descriptors.
+
+    Standardised (not ``quantile``), the descriptors marked by ``own_scale`` (atomic fractions of elements, already on
+    ``[0, 1]``) keep their own scale: mean 0, unit 1. An element that one of a few dozen training rows holds has a
+    tiny standard deviation, which would put every candidate with it many units out and widen its interval; on the
+    fixed SuperCon holdout standardised fractions widened the mean 95% interval at 30-120 training rows, unscaled ones
+    kept it within 1-3 K of no fractions (``benchmarks/input_scaling_probe.py --compare fractions``). Quantile-scaled,
+    they are mapped like every descriptor, with their standard deviation as the unit of the tails.
+    """
+    mean, std = fit_standardiser(x_fit)
+    if quantile:
+        return mean, std, fit_knots(x_fit, n_knots)
+    mean, std = torch.where(own_scale, 0.0, mean), torch.where(own_scale, 1.0, std)
+    return mean, std, torch.zeros(n_knots, x_fit.shape[1], dtype=x_fit.dtype)
+
+
 def scaled_inputs(x: Tensor, mean: Tensor, std: Tensor, knots: Tensor | None, clip: float) -> Tensor:
     """``n x d`` network inputs: standardised (``knots`` None) or normal scores, clipped to ``±clip``; NaN becomes 0.
 

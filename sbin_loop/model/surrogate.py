@@ -27,7 +27,7 @@ from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig, quantile_scaled
-from sbin_loop.model.input_scaling import N_KNOTS, fit_knots, fit_standardiser, scaled_inputs
+from sbin_loop.model.input_scaling import N_KNOTS, fit_scaler, scaled_inputs
 from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
 from sbin_loop.model.training import FitData, TrainingReport
@@ -66,11 +66,8 @@ class BNNSurrogate(nn.Module):
         config: Architecture and training settings.
         bounds: Per output, the support ``(low, high)`` in the target's own units (None for an open end), or None for
             an unbounded output. Stored with the weights (the ``support`` buffer), so a checkpoint keeps it.
-        fraction_inputs: Indices of the inputs that are atomic fractions of an element (already on ``[0, 1]``, 0 on
-            most rows). Below ``quantile_rows`` training rows they enter the network as they are instead of
-            standardised: an element that one training row holds has a tiny standard deviation, which would put
-            every candidate with that element many units out (``_fit_input_scaler``). Stored as the ``x_fraction``
-            buffer, so a checkpoint keeps it.
+        fraction_inputs: Indices of the inputs that are atomic fractions of an element, which keep their own scale
+            below ``quantile_rows`` training rows (``input_scaling.fit_scaler``); stored as the ``x_fraction`` buffer.
     """
 
     def __init__(
@@ -293,24 +290,13 @@ class BNNSurrogate(nn.Module):
                 raise ModelOutputError(f"training produced non-finite values in {name}; the model is not used")
 
     def _fit_input_scaler(self, x_fit: Tensor) -> None:
-        """Per-descriptor mean, standard deviation and (from ``quantile_rows`` rows on) quantile knots.
-
-        Below ``quantile_rows`` the atomic-fraction inputs (``x_fraction``) keep their own scale (mean 0, unit 1).
-        On the fixed SuperCon holdout (``benchmarks/input_scaling_probe.py --compare fractions``) standardising them
-        widened the mean 95% interval at 30-120 training rows against leaving the fractions out, while unscaled
-        fractions kept it as narrow as without them (benchmarks/README.md gives the table). From ``quantile_rows``
-        on, the fractions are mapped through their quantiles like every descriptor, with the standard deviation as
-        the unit of the tails.
-        """
-        mean, std = fit_standardiser(x_fit)
+        """Per-descriptor mean, standard deviation and (from ``quantile_rows`` rows on) quantile knots."""
         quantile = quantile_scaled(self.config, x_fit.shape[0])
-        if not quantile:
-            own_scale = self.x_fraction.bool()
-            mean, std = torch.where(own_scale, 0.0, mean), torch.where(own_scale, 1.0, std)
+        mean, std, knots = fit_scaler(x_fit, quantile, self.x_fraction.bool(), self.x_knots.shape[0])
         self.x_mean.copy_(mean)
         self.x_std.copy_(std)
         self.x_quantile.fill_(float(quantile))
-        self.x_knots.copy_(fit_knots(x_fit) if quantile else torch.zeros_like(self.x_knots))
+        self.x_knots.copy_(knots)
 
     def _standardise_features(self, features: np.ndarray | Tensor) -> Tensor:
         """Scaled (``ModelConfig.quantile_rows``), clipped descriptors; a missing (NaN) descriptor becomes 0."""
