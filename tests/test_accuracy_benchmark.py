@@ -67,6 +67,14 @@ def test_small_data_calibration_benchmark_runs_end_to_end(
     assert 0.80 <= runs["recalibrated"]["coverage_95"] <= 1.0, runs["recalibrated"]
     for run in runs.values():  # Tc's support [0, inf) holds for sbin and the references alike
         assert run["winkler_95"] >= run["interval_width_95"] > 0 and run["median_width_95"] > 0
+    check = result["targets"]["12"]  # the verdict compares sbin with the narrower reference, seed by seed
+    narrower = min(small_data_calibration.REFERENCES, key=lambda name: runs[name]["interval_width_95"])
+    assert check["reference"] == narrower
+    assert check["width_difference"] == pytest.approx(
+        runs["recalibrated"]["interval_width_95"] - runs[narrower]["interval_width_95"]
+    )
+    assert check["met"] == (0.93 <= runs["recalibrated"]["coverage_95"] <= 0.97 and check["width_difference"] <= 0)
+    assert ("met" if check["met"] else "missed") in table.splitlines()[-1]
 
 
 def test_boosted_tree_baseline_learns_a_nonlinear_target_from_its_training_fold_only() -> None:

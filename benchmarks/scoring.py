@@ -1,0 +1,91 @@
+"""Scores of predictive distributions shared by the accuracy benchmarks: points, intervals, CRPS, NLL.
+
+``metrics`` turns a ``Prediction`` (point predictions, and for probabilistic models central predictive quantiles,
+moments and per-row CRPS) into the figures every benchmark table reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+LEVELS = np.linspace(0.01, 0.99, 99)
+"""Central probabilities of the intervals scored (0.01 ... 0.99)."""
+
+
+@dataclass
+class Prediction:
+    """Point predictions and, for probabilistic models, predictive quantiles and moments for test rows."""
+
+    point: np.ndarray
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    quantiles: np.ndarray | None = None  # 2 x len(LEVELS) x n: lower bounds, then upper bounds of central intervals
+    crps: np.ndarray | None = None  # n: continuous ranked probability score of each test row (set with the targets)
+
+
+def gaussian_prediction(mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> Prediction:
+    """A Gaussian predictive distribution per test row; its CRPS against ``y`` in closed form."""
+    z = stats.norm.ppf(0.5 + LEVELS / 2)
+    quantiles = np.stack([mean - z[:, None] * std, mean + z[:, None] * std])
+    u = (y - mean) / std
+    crps = std * (u * (2 * stats.norm.cdf(u) - 1) + 2 * stats.norm.pdf(u) - 1 / np.sqrt(np.pi))
+    return Prediction(mean, mean, std, quantiles, crps)
+
+
+def draws_prediction(draws: np.ndarray, y: np.ndarray) -> Prediction:
+    """The predictive distribution of ``S x n`` draws; CRPS ``E|X - y| - E|X - X'| / 2`` of the empirical draws.
+
+    CRPS assumes no shape (the Gaussian NLL beside it does), so it scores heavy-tailed (Laplace) draws fairly.
+    """
+    probabilities = np.concatenate([0.5 - LEVELS / 2, 0.5 + LEVELS / 2])
+    quantiles = np.quantile(draws, probabilities, axis=0).reshape(2, len(LEVELS), -1)
+    ordered = np.sort(draws, axis=0)
+    n_draws = len(draws)
+    weights = (2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None]  # E|X - X'| from sorted draws
+    spread = 2 * (weights * ordered).sum(axis=0) / n_draws**2
+    crps = np.abs(draws - y).mean(axis=0) - spread / 2
+    return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles, crps)
+
+
+def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> np.ndarray:
+    """Winkler's interval score of central ``1 - alpha`` intervals: width plus ``2 / alpha`` times each miss's distance.
+
+    Lower is better; it rewards narrow intervals only as long as they cover (Gneiting & Raftery, JASA 2007).
+    """
+    below, above = np.clip(lower - y, 0, None), np.clip(y - upper, 0, None)
+    return (upper - lower) + (2 / alpha) * (below + above)
+
+
+def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None) -> dict[str, float]:
+    error = prediction.point - y
+    result = {
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "r2": float(1 - (error**2).sum() / ((y - y.mean()) ** 2).sum()),
+        "pearson_r": float(np.corrcoef(prediction.point, y)[0, 1]),
+    }
+    if high_threshold is not None:
+        within = np.abs(error) <= 0.05 * np.abs(y)
+        result["within_5pct"] = float(within.mean())
+        result["within_5pct_tc_gt_10K"] = float(within[y > 10].mean())
+        result["mae_tc_gt_77K"] = float(np.abs(error[y > high_threshold]).mean())
+    if prediction.quantiles is not None:
+        lower, upper = prediction.quantiles
+        covered = (y >= lower) & (y <= upper)  # len(LEVELS) x n
+        coverage = covered.mean(axis=1)
+        at_95 = int(np.argmin(np.abs(LEVELS - 0.95)))
+        std = np.maximum(prediction.std, 1e-9)
+        result.update(
+            coverage_95=float(coverage[at_95]),
+            miscalibration_area=float(np.abs(coverage - LEVELS).mean()),
+            nll_gaussian=float((0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y - prediction.mean) / std) ** 2).mean()),
+            crps=float(prediction.crps.mean()),
+            sharpness=float(np.sqrt((prediction.std**2).mean())),
+            interval_width_95=float((upper[at_95] - lower[at_95]).mean()),
+            median_width_95=float(np.median(upper[at_95] - lower[at_95])),
+            winkler_95=float(interval_score(y, lower[at_95], upper[at_95], 0.05).mean()),
+        )
+    return result
