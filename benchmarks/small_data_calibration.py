@@ -163,27 +163,23 @@ def target_check(results: list[dict], size: int) -> dict:
     """The recalibrated sbin's coverage and width at ``size`` rows against the narrower reference, paired by seed."""
 
     def per_seed(setting: str, key: str) -> np.ndarray:
-        rows = sorted((row for row in results if row["n_train"] == size and row["setting"] == setting), key=seed_of)
-        return np.asarray([row[key] for row in rows])
+        rows = [row for row in results if row["n_train"] == size and row["setting"] == setting]
+        return np.asarray([row[key] for row in sorted(rows, key=lambda row: row["seed"])])
 
     coverage, width = per_seed("recalibrated", "coverage_95"), per_seed("recalibrated", "interval_width_95")
-    reference = min(REFERENCES, key=lambda name: per_seed(name, "interval_width_95").mean())
-    difference = width - per_seed(reference, "interval_width_95")
+    reference_widths = {name: per_seed(name, "interval_width_95") for name in REFERENCES}
+    reference = min(reference_widths, key=lambda name: reference_widths[name].mean())
+    difference = width - reference_widths[reference]
     return {
         "coverage_95": float(coverage.mean()),
         "coverage_95_se": standard_error(list(coverage)),
         "interval_width_95": float(width.mean()),
         "reference": reference,
-        "reference_width_95": float(per_seed(reference, "interval_width_95").mean()),
+        "reference_width_95": float(reference_widths[reference].mean()),
         "width_difference": float(difference.mean()),
         "width_difference_se": standard_error(list(difference)),
         "met": bool(0.93 <= coverage.mean() <= 0.97 and difference.mean() <= 0),
     }
-
-
-def seed_of(row: dict) -> int:
-    """The seed of one benchmark row (orders the rows of one size and setting)."""
-    return int(row["seed"])
 
 
 if __name__ == "__main__":
