@@ -48,7 +48,7 @@ def test_shapes_of_draws(trained):
 
 
 def test_weight_set_evaluation_equals_one_network_per_draw(trained):
-    x = torch.as_tensor(_data(50, seed=2)[0])
+    x = trained.network_inputs(_data(50, seed=2)[0])
     weight_sets = trained.draw_weight_sets(5, seed=4)
     batched = VariationalMLP.evaluate_weight_sets(x, weight_sets)
     for draw in range(5):

@@ -1,8 +1,9 @@
 """Surrogate checkpoints as plain tensors (safetensors) plus JSON metadata, versioned.
 
 A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
-name) and ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
-config, the number of training rows).
+name), ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
+config, the number of training rows) and, for a model with boosted inputs (``ModelConfig.boosted_input_rows``), one
+``boosted_inputs_<j>.txt`` per output ``j`` that has a booster, in LightGBM's text model format.
 Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code. Nothing in it is trusted
 either: the metadata is validated (types, ranges, the model config as a campaign config's ``model`` section), and the
 tensor names and shapes in the weights file's header must be exactly those of the architecture it describes before
@@ -23,25 +24,29 @@ from safetensors.torch import load_file, save_file
 
 from sbin_loop.atomic import write_atomic
 from sbin_loop.files import FileLimitError, read_small_file
+from sbin_loop.model.boosted_inputs import BoostedInputs
 from sbin_loop.model.config import ModelConfig, stored_model_config
 from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 6
+CHECKPOINT_VERSION = 7
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
 
-READABLE_VERSIONS = (3, 4, 5, CHECKPOINT_VERSION)
+READABLE_VERSIONS = (3, 4, 5, 6, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
 deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
 may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``. Version 5 predates quantile input
 scaling (``ModelConfig.quantile_rows``: its config lacks the field and reads as null, so its inputs stay
-standardised; it has no ``x_knots`` or ``x_quantile``)."""
+standardised; it has no ``x_knots`` or ``x_quantile``). Version 6 predates boosted inputs (its config lacks
+``boosted_input_rows`` and reads as null: the networks read the descriptors alone)."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
 MAX_METADATA_BYTES = 1 << 20
 """Largest ``metadata.json`` read; a real one is a few kilobytes (descriptor names and model config)."""
+MAX_BOOSTER_BYTES = 256 << 20
+"""Largest ``boosted_inputs_<j>.txt`` read; 500 trees of 63 leaves are a few megabytes."""
 MAX_FEATURES = 100_000
 MAX_TARGETS = 1000
 
@@ -62,6 +67,7 @@ class CheckpointMetadata(BaseModel):
         config: The model config (validated as ``ModelConfig`` by ``model_config_of``).
         feature_names: Names of the input descriptors, if recorded.
         training_rows: Rows the model was trained on (every row it was given), if recorded.
+        boosted_outputs: The outputs with a ``boosted_inputs_<j>.txt`` booster (none if absent).
     """
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
@@ -72,12 +78,20 @@ class CheckpointMetadata(BaseModel):
     config: dict
     feature_names: list[str] | None = None
     training_rows: int | None = Field(default=None, ge=0)
+    boosted_outputs: list[int] = Field(default_factory=list, max_length=MAX_TARGETS)
 
     @model_validator(mode="after")
     def _one_transform_per_target(self) -> CheckpointMetadata:
         if len(self.transforms) != len(self.target_names):
             raise ValueError("transforms: need one per target name")
+        if any(not 0 <= j < len(self.target_names) for j in self.boosted_outputs):
+            raise ValueError("boosted_outputs: each must be the index of a target name")
         return self
+
+
+def booster_file(output: int) -> str:
+    """The file name of output ``output``'s booster (``BoostedInputs``)."""
+    return f"boosted_inputs_{output}.txt"
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -117,6 +131,10 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
             raise OSError(None, f"cannot write ({error})", str(directory / WEIGHTS_FILE)) from None
 
     write_atomic(directory / WEIGHTS_FILE, write_weights)
+    texts = surrogate.boosted.to_text()
+    for j, text in enumerate(texts):
+        if text is not None:
+            write_atomic(directory / booster_file(j), text)
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -126,6 +144,7 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
         "config": surrogate.config.model_dump(mode="json"),
         "feature_names": feature_names,
         "training_rows": surrogate.n_train_rows,
+        "boosted_outputs": [j for j, text in enumerate(texts) if text is not None],
     }
     write_atomic(directory / METADATA_FILE, json.dumps(metadata, indent=2))
     return directory
@@ -219,4 +238,28 @@ def load_surrogate(directory: str | Path) -> BNNSurrogate:
     except (OSError, RuntimeError, SafetensorError) as error:
         raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
     surrogate.n_train_rows = metadata.get("training_rows")
+    surrogate.boosted = _read_boosters(surrogate, metadata.get("boosted_outputs", []), directory)
     return surrogate.eval()
+
+
+def _read_boosters(surrogate: BNNSurrogate, outputs: list[int], directory: Path) -> BoostedInputs:
+    """The boosters of ``outputs`` (``booster_file``) for ``surrogate``'s boosted inputs.
+
+    Raises:
+        CheckpointError: If a model without boosted inputs lists one, or a file is missing, too large or not a
+            LightGBM model of the surrogate's input width.
+    """
+    if outputs and not surrogate.n_boosted:
+        raise CheckpointError(f"{directory}: {METADATA_FILE} lists boosters, but config.boosted_input_rows is null")
+    texts: list[str | None] = [None] * surrogate.n_boosted
+    for j in outputs:
+        path = directory / booster_file(j)
+        try:
+            texts[j] = read_small_file(path, MAX_BOOSTER_BYTES).decode()
+        except (OSError, FileLimitError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise CheckpointError(f"{directory}: cannot read {path.name}: {reason}") from None
+    try:
+        return BoostedInputs.from_text(texts, surrogate.n_features)
+    except ValueError as error:
+        raise CheckpointError(f"{directory}: boosted inputs: {error}") from None

@@ -24,6 +24,7 @@ from torch.nn import functional
 from sbin_loop.config_base import Bounds
 from sbin_loop.model import recalibration, training
 from sbin_loop.model.bnn import VariationalMLP
+from sbin_loop.model.boosted_inputs import BoostedInputs, with_boosted_inputs
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig, quantile_scaled
@@ -93,9 +94,17 @@ class BNNSurrogate(nn.Module):
         self.transforms = tuple(transforms)
         n_outputs = len(target_names)
         heads = 2 * n_outputs if config.noise == "heteroscedastic" else n_outputs
+        self.n_boosted = n_outputs if config.boosted_input_rows is not None else 0
+        """Extra network inputs, one per output: boosted trees' predictions (``ModelConfig.boosted_input_rows``)."""
+        self.boosted = BoostedInputs.empty(self.n_boosted)
         self.members = nn.ModuleList(
             VariationalMLP(
-                n_features, heads, config.hidden, config.prior_std, config.posterior_std_init, config.fan_in_scaling
+                n_features + self.n_boosted,
+                heads,
+                config.hidden,
+                config.prior_std,
+                config.posterior_std_init,
+                config.fan_in_scaling,
             )
             for _ in range(config.ensemble_size)
         )
@@ -237,6 +246,10 @@ class BNNSurrogate(nn.Module):
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, everything)
         mask = ~torch.isnan(y)
+        held = None
+        if warm_start is None:
+            held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
+        self.boosted, x = with_boosted_inputs(self, x, torch.nan_to_num(y), mask, held, seed, groups)
         data = FitData(x, torch.nan_to_num(y), mask, censored)
         self.calibration_scale.fill_(1.0)
         self.tail_factor.fill_(1.0)
@@ -248,9 +261,6 @@ class BNNSurrogate(nn.Module):
                 self.raw_noise.copy_(warm_start.raw_noise)
                 self.tail_factor.copy_(warm_start.tail_factor)
                 self.spread_offset.copy_(warm_start.spread_offset)
-        held = None
-        if warm_start is None:
-            held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
         generator = torch.Generator().manual_seed(seed)
         with training.torch_threads(cfg.train_threads):
             steps, nll, kl, best = training.fit_members(self, data, held, generator, warm_start)
@@ -306,6 +316,13 @@ class BNNSurrogate(nn.Module):
         knots = self.x_knots if self.x_quantile else None
         return scaled_inputs(x, self.x_mean, self.x_std, knots, self.config.input_clip)
 
+    def network_inputs(self, features: np.ndarray | Tensor) -> Tensor:
+        """``n x (d + n_boosted)``: what the members read for ``n x d`` descriptors (scaled, then boosted columns)."""
+        x = self._standardise_features(features)
+        if not self.n_boosted:
+            return x
+        return torch.cat([x, self.boosted.predict(x)], dim=1)
+
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
         """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.
 
@@ -358,7 +375,7 @@ class BNNSurrogate(nn.Module):
         Returns:
             ``S x n x m`` tensor.
         """
-        mean, _ = self._raw_draws(self._standardise_features(features), weight_sets)
+        mean, _ = self._raw_draws(self.network_inputs(features), weight_sets)
         return self._calibrated(mean)
 
     def to_target_units(self, standardised: Tensor) -> Tensor:
@@ -393,7 +410,7 @@ class BNNSurrogate(nn.Module):
         ``tail_factor``; both happen in the standardised transformed space where it was learned, then the draws
         are mapped back, so intervals of ``log1p`` targets are correctly skewed and never below -1.
         """
-        mean, noise = self._raw_draws(self._standardise_features(features), self.draw_weight_sets(n_draws, seed))
+        mean, noise = self._raw_draws(self.network_inputs(features), self.draw_weight_sets(n_draws, seed))
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             unit_noise = predictive_noise(mean.shape, self.config.likelihood, self.transforms, generator)

@@ -1,0 +1,195 @@
+"""Gradient-boosted trees' predictions as extra inputs of the BNN (stacking on a learned feature).
+
+From ``ModelConfig.boosted_input_rows`` observed values of an output on, a LightGBM model of that output is trained
+on the BNN's own scaled inputs and its prediction is appended to them, one column per output. The network learns how
+far to trust it; its posterior, noise level and recalibration stay the BNN's, so the intervals the loop uses are
+still the variational ensemble's.
+
+The training rows' column is out-of-fold: the booster that predicts a row never saw it, on the same folds as the
+cross-fitted members (whole groups where the fit has groups). A network trained on in-sample tree predictions would
+learn to copy a column that is nearly the target on its rows and far from it on new ones. Candidates get the
+prediction of a booster trained on every row.
+
+Trees are invariant to monotone maps of each input, so training them on the scaled (standardised or
+quantile-mapped, clipped) inputs is the same as on the raw descriptors, and prediction needs nothing but the inputs
+the network already gets. A booster is stored as LightGBM's text model format (no pickle): ``to_text``,
+``from_text``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sbin_loop.model.splits import cross_validation_folds
+
+if TYPE_CHECKING:
+    import lightgbm
+
+    from sbin_loop.model.surrogate import BNNSurrogate
+
+BOOSTER_PARAMS: dict[str, Any] = {
+    "objective": "regression_l1",
+    "learning_rate": 0.1,
+    "num_leaves": 63,
+    "min_data_in_leaf": 5,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "feature_fraction": 0.5,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbose": -1,
+}
+"""LightGBM settings of the boosted inputs: absolute error (the targets are heavy-tailed, like the BNN's Laplace
+likelihood), the leaves and sampling of ``benchmarks/model_accuracy.py``'s boosted baseline. Its learning rate of 0.03
+over 2,000 trees stacked to a BNN MAE of 4.94 K on the fixed 2,000-row SuperCon holdout (``benchmarks/holdout.py``,
+10,896 training rows), 0.1 over 500 trees to 5.02 K at a quarter of the cost; the plain BNN has 5.28 K."""
+
+BOOSTER_ROUNDS = 500
+"""Trees per booster (``BOOSTER_PARAMS``)."""
+
+
+def _lightgbm() -> Any:
+    import lightgbm  # imported when first used: its import costs every sbin command otherwise
+
+    return lightgbm
+
+
+def train_booster(x: np.ndarray, y: np.ndarray, seed: int, threads: int) -> lightgbm.Booster:
+    """A LightGBM model of ``y`` (``n``) on ``x`` (``n x d``) with ``BOOSTER_PARAMS``, seeded and deterministic."""
+    lightgbm = _lightgbm()
+    params = {**BOOSTER_PARAMS, "seed": seed, "num_threads": threads}
+    return lightgbm.train(params, lightgbm.Dataset(x, y, params={"verbose": -1}), num_boost_round=BOOSTER_ROUNDS)
+
+
+class BoostedInputs:
+    """Per output, the booster whose prediction is that output's extra input (None: the column is 0).
+
+    Args:
+        boosters: One entry per output.
+    """
+
+    def __init__(self, boosters: list[lightgbm.Booster | None]) -> None:
+        self.boosters = boosters
+
+    @classmethod
+    def empty(cls, n_outputs: int) -> BoostedInputs:
+        """No booster for any output: every extra column is 0."""
+        return cls([None] * n_outputs)
+
+    @classmethod
+    def fit(
+        cls,
+        x: Tensor,
+        y: Tensor,
+        mask: Tensor,
+        folds: list[np.ndarray],
+        min_rows: int,
+        seed: int,
+        threads: int,
+    ) -> tuple[BoostedInputs, Tensor]:
+        """Boosters on every row, and the training rows' out-of-fold column.
+
+        Args:
+            x: ``n x d`` scaled inputs.
+            y: ``n x m`` standardised targets (any value where not observed).
+            mask: ``n x m``, True where observed.
+            folds: Disjoint row sets covering the rows; a row's column comes from the booster trained without its fold.
+            min_rows: Fewest observed values of an output that get a booster; below, its column is 0.
+            seed: Seeds every booster.
+            threads: LightGBM threads while training.
+
+        Returns:
+            The fitted inputs and the ``n x m`` out-of-fold column.
+        """
+        x_np, y_np, observed = x.numpy(), y.numpy(), mask.numpy()
+        column = np.zeros(y_np.shape, dtype=np.float32)
+        boosters: list[lightgbm.Booster | None] = []
+        for j in range(y_np.shape[1]):
+            if observed[:, j].sum() < min_rows:
+                boosters.append(None)
+                continue
+            for k, rows in enumerate(folds):
+                train = np.ones(len(x_np), dtype=bool)
+                train[rows] = False
+                train &= observed[:, j]
+                column[rows, j] = train_booster(x_np[train], y_np[train, j], seed + k, threads).predict(x_np[rows])
+            boosters.append(train_booster(x_np[observed[:, j]], y_np[observed[:, j], j], seed, threads))
+        return cls(boosters), torch.as_tensor(column)
+
+    def predict(self, x: Tensor) -> Tensor:
+        """``n x m``: each output's booster prediction for scaled inputs ``x`` (``n x d``), 0 without a booster."""
+        column = torch.zeros(x.shape[0], len(self.boosters))
+        if x.shape[0]:
+            values = x.numpy()
+            for j, booster in enumerate(self.boosters):
+                if booster is not None:
+                    column[:, j] = torch.as_tensor(booster.predict(values, num_threads=torch.get_num_threads()))
+        return column
+
+    @property
+    def fitted(self) -> tuple[bool, ...]:
+        """Per output, whether it has a booster."""
+        return tuple(booster is not None for booster in self.boosters)
+
+    def to_text(self) -> list[str | None]:
+        """Per output, the booster in LightGBM's text model format (None without one)."""
+        return [None if booster is None else booster.model_to_string() for booster in self.boosters]
+
+    @classmethod
+    def from_text(cls, texts: list[str | None], n_inputs: int) -> BoostedInputs:
+        """Boosters from ``to_text``'s strings.
+
+        Raises:
+            ValueError: If a string is not a LightGBM model, or one of another input width than ``n_inputs``.
+        """
+        lightgbm = _lightgbm()
+        boosters: list[lightgbm.Booster | None] = []
+        for j, text in enumerate(texts):
+            if text is None:
+                boosters.append(None)
+                continue
+            try:
+                booster = lightgbm.Booster(model_str=text)
+            except lightgbm.basic.LightGBMError as error:
+                raise ValueError(f"output {j}: not a LightGBM model ({str(error).strip()})") from None
+            if booster.num_feature() != n_inputs:
+                raise ValueError(f"output {j}: the booster reads {booster.num_feature()} inputs, the model {n_inputs}")
+            boosters.append(booster)
+        return cls(boosters)
+
+
+def with_boosted_inputs(
+    surrogate: BNNSurrogate,
+    x: Tensor,
+    y: Tensor,
+    mask: Tensor,
+    held: list[np.ndarray] | None,
+    seed: int,
+    groups: np.ndarray | None,
+) -> tuple[BoostedInputs, Tensor]:
+    """The boosters a fit predicts candidates with, and its ``n x (d + n_boosted)`` training inputs.
+
+    Args:
+        surrogate: The model being fitted (its config and ``n_boosted``).
+        x: ``n x d`` scaled inputs.
+        y: ``n x m`` standardised targets, 0 where missing.
+        mask: ``n x m``, True where observed.
+        held: The members' held-out rows; None where they are not cross-fitted (one member, a warm start), when
+            ``ensemble_size`` folds of the same kind (whole groups) are dealt instead.
+        seed: Seeds the folds and boosters.
+        groups: Optional group label per row.
+    """
+    config, width = surrogate.config, surrogate.n_boosted
+    if config.boosted_input_rows is None:
+        return BoostedInputs.empty(0), x
+    if int(mask.sum(dim=0).max()) < config.boosted_input_rows:
+        return BoostedInputs.empty(width), torch.cat([x, torch.zeros(x.shape[0], width)], dim=1)
+    if held is None:
+        held = cross_validation_folds(x.shape[0], max(2, config.ensemble_size), seed, groups)
+    folds = list({tuple(int(i) for i in rows): rows for rows in held}.values())  # members may share a fold
+    boosted, column = BoostedInputs.fit(x, y, mask, folds, config.boosted_input_rows, seed, config.train_threads)
+    return boosted, torch.cat([x, column], dim=1)

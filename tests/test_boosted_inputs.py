@@ -1,0 +1,129 @@
+"""The BNN's boosted-tree inputs: out-of-fold on training rows, refitted for candidates, stored without pickle."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sbin_loop.model.boosted_inputs import BoostedInputs
+from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
+from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.splits import cross_validation_folds
+from sbin_loop.model.surrogate import BNNSurrogate
+
+FAST = {"hidden": (16, 16), "epochs": 30, "min_steps": 200, "max_steps": 400, "ensemble_size": 3}
+
+
+def _steps(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A target of thresholds (which trees fit in a few splits) and one smooth output, measured on half the rows."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    y = np.stack([4.0 * (x[:, 0] > 0.3) + 2.0 * (x[:, 1] > -0.5), x[:, 2]], axis=1)
+    y += rng.normal(scale=0.1, size=y.shape)
+    y[::2, 1] = np.nan
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def stacked() -> BNNSurrogate:
+    torch.set_num_threads(1)
+    x, y = _steps(300)
+    surrogate = BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=200, **FAST))
+    surrogate.fit(x, y, seed=0)
+    return surrogate
+
+
+def test_each_training_row_column_comes_from_a_booster_that_did_not_see_it():
+    x, y = _steps(200)
+    x, y = torch.as_tensor(x), torch.as_tensor(np.nan_to_num(y), dtype=torch.float32)
+    mask = torch.ones_like(y, dtype=torch.bool)
+    folds = cross_validation_folds(200, 4, seed=0)
+    _, column = BoostedInputs.fit(x, y, mask, folds, min_rows=50, seed=0, threads=1)
+    changed = y.clone()
+    changed[folds[0], 0] += 100.0  # only the booster that skips fold 0 does not see this
+    _, again = BoostedInputs.fit(x, changed, mask, folds, min_rows=50, seed=0, threads=1)
+    torch.testing.assert_close(again[folds[0]], column[folds[0]])
+    others = np.setdiff1d(np.arange(200), folds[0])
+    assert (again[others, 0] - column[others, 0]).abs().mean() > 10  # the other folds' boosters trained on it
+
+
+def test_outputs_with_too_few_values_get_no_booster_and_a_zero_column(stacked):
+    assert stacked.boosted.fitted == (True, False)  # 300 observed values of "steps", 150 of "smooth"
+    x, _ = _steps(20, seed=1)
+    inputs = stacked.network_inputs(x)
+    assert inputs.shape == (20, 5 + 2)
+    assert torch.equal(inputs[:, -1], torch.zeros(20))
+    assert inputs[:, -2].abs().sum() > 0
+
+
+def test_below_the_threshold_the_network_reads_zeros_and_nothing_is_boosted(tmp_path):
+    x, y = _steps(60)
+    surrogate = BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=1000, **FAST))
+    surrogate.fit(x, y, seed=0)
+    assert surrogate.boosted.fitted == (False, False)
+    assert torch.equal(surrogate.network_inputs(x)[:, 5:], torch.zeros(60, 2))
+    save_surrogate(surrogate, tmp_path / "ckpt")
+    assert not list((tmp_path / "ckpt").glob("boosted_inputs_*"))
+
+
+def test_boosted_inputs_lower_the_error_on_a_target_trees_fit_well(stacked):
+    x, y = _steps(300)
+    plain = BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=None, **FAST))
+    plain.fit(x, y, seed=0)
+    x_new, y_new = _steps(400, seed=7)
+
+    def error(model: BNNSurrogate) -> float:
+        median = model.predictive_draws(x_new, 200, seed=1).median(dim=0).values[:, 0].numpy()
+        return float(np.abs(median - y_new[:, 0]).mean())
+
+    assert error(stacked) < 0.8 * error(plain)
+
+
+def test_checkpoint_keeps_the_boosters(stacked, tmp_path):
+    x, _ = _steps(30, seed=2)
+    save_surrogate(stacked, tmp_path / "ckpt")
+    assert sorted(path.name for path in (tmp_path / "ckpt").glob("boosted_inputs_*")) == ["boosted_inputs_0.txt"]
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert loaded.boosted.fitted == (True, False)
+    assert torch.equal(loaded.predictive_draws(x, 50, seed=3), stacked.predictive_draws(x, 50, seed=3))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda path: path.write_text("tree\nnot a model"), "boosted inputs: output 0: not a LightGBM model"),
+        (lambda path: path.unlink(), "cannot read boosted_inputs_0.txt"),
+    ],
+)
+def test_a_damaged_booster_file_is_refused_by_name(stacked, tmp_path, damage, message):
+    save_surrogate(stacked, tmp_path / "ckpt")
+    damage(tmp_path / "ckpt" / "boosted_inputs_0.txt")
+    with pytest.raises(CheckpointError, match=message):
+        load_surrogate(tmp_path / "ckpt")
+
+
+def test_a_booster_of_another_input_width_is_refused(stacked, tmp_path):
+    save_surrogate(stacked, tmp_path / "ckpt")
+    x, y = _steps(300)
+    other = BoostedInputs.fit(
+        torch.as_tensor(x[:, :3]), torch.as_tensor(np.nan_to_num(y)), torch.ones(300, 2, dtype=torch.bool),
+        [np.arange(150), np.arange(150, 300)], min_rows=200, seed=0, threads=1,
+    )[0]  # fmt: skip
+    (tmp_path / "ckpt" / "boosted_inputs_0.txt").write_text(other.to_text()[0])
+    with pytest.raises(CheckpointError, match="reads 3 inputs, the model 5"):
+        load_surrogate(tmp_path / "ckpt")
+
+
+def test_checkpoint_written_before_boosted_inputs_loads_without_them(tmp_path):
+    x, y = _steps(60)
+    surrogate = BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=None, **FAST))
+    surrogate.fit(x, y, seed=0)
+    save_surrogate(surrogate, tmp_path / "ckpt")
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    metadata["version"] = 6
+    del metadata["config"]["boosted_input_rows"], metadata["boosted_outputs"]
+    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert loaded.config.boosted_input_rows is None and loaded.n_boosted == 0
+    assert torch.equal(loaded.predictive_draws(x, 20, seed=0), surrogate.predictive_draws(x, 20, seed=0))
