@@ -8,7 +8,7 @@ import torch
 
 from sbin_loop.model.boosted_inputs import BoostedInputs
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
-from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.config import ModelConfig, stored_model_config
 from sbin_loop.model.splits import cross_validation_folds
 from sbin_loop.model.surrogate import BNNSurrogate
 
@@ -127,3 +127,5 @@ def test_checkpoint_written_before_boosted_inputs_loads_without_them(tmp_path):
     loaded = load_surrogate(tmp_path / "ckpt")
     assert loaded.config.boosted_input_rows is None and loaded.n_boosted == 0
     assert torch.equal(loaded.predictive_draws(x, 20, seed=0), surrogate.predictive_draws(x, 20, seed=0))
+    # A campaign config stored before the setting existed resumes without boosted inputs too.
+    assert ModelConfig.model_validate(stored_model_config({"hidden": [8]})).boosted_input_rows is None

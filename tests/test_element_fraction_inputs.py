@@ -209,6 +209,7 @@ def test_model_train_adds_element_fractions_by_default_at_any_size(
     with_them, output = _train(tmp_path, rows, "auto")
     assert read_metadata(with_them)["feature_names"] == input_names(False, True)
     assert "element fractions on (--element-fractions)" in output and "inputs standardised" in output
+    assert "boosted-tree inputs off (model.boosted_input_rows)" in output  # 1,000 rows from which trees stack
     # Below quantile_rows the fraction inputs keep their own scale (BNNSurrogate's fraction_inputs).
     model = load_surrogate(with_them)
     fractions = slice(N_DESCRIPTORS, N_DESCRIPTORS + MAX_Z)

@@ -69,13 +69,13 @@ class ModelConfig(Section):
             K on 10,896 rows) and raised it below (10.7 / 8.9 against 9.9 / 8.5 K on two 120-row sets): a few dozen
             rows' ranks say less than their values.
         boosted_input_rows: Observed values of an output from which the network also gets, as one more input per
-            output, the prediction of gradient-boosted trees trained on the same inputs (stacking;
+            output, the prediction of gradient-boosted trees trained on the same descriptors (stacking;
             ``sbin_loop.model.boosted_inputs``), out-of-fold on its training rows; None never adds it. On the fixed
-            2,000-row SuperCon holdout (seed 12345, tuning rows; two training sets per size) it lowered the MAE at
-            1,000 rows (8.53 / 8.52 against 8.83 / 8.80 K, CRPS 6.33 / 6.31 against 6.66 / 6.51 K), at 3,000 (6.67
-            against 6.99 K, width 36.4 against 40.8 K) and at 10,896 (5.02 against 5.28 K, CRPS 3.94 against 4.14
-            K), with coverage 0.96-0.97 throughout; at 300 rows it did nothing (MAE 11.07 / 11.13 against 10.94 /
-            11.26 K), nor, with a random forest's prediction, at 30 and 120.
+            2,000-row SuperCon holdout (seed 12345, tuning rows) at 10,896 training rows: MAE 5.03 / 5.07 K (fit
+            seeds 0 / 1) against 5.28 K without, CRPS 3.98 / 4.05 against 4.14 K, coverage 0.966 / 0.964. In the
+            probe that found it (the same stacking outside the model), two training sets each: 1,000 rows 8.53 /
+            8.52 against 8.83 / 8.80 K, 3,000 rows 6.67 against 6.99 K; at 300 rows no gain (11.07 / 11.13 against
+            10.94 / 11.26 K), nor with a random forest's prediction at 30 and 120 rows.
         input_clip: Scaled descriptors of candidates are clipped to ``±input_clip`` (training standard deviations, or
             normal scores).
             A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic

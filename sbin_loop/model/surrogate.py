@@ -24,7 +24,7 @@ from torch.nn import functional
 from sbin_loop.config_base import Bounds
 from sbin_loop.model import recalibration, training
 from sbin_loop.model.bnn import VariationalMLP
-from sbin_loop.model.boosted_inputs import BoostedInputs, with_boosted_inputs
+from sbin_loop.model.boosted_inputs import BoostedInputs, scaled_column, with_boosted_inputs
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig, quantile_scaled
@@ -116,6 +116,9 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("x_quantile", torch.zeros(()))  # 1: inputs scaled through x_knots (quantile_rows)
         self.register_buffer("x_fraction", torch.zeros(n_features))  # 1: an atomic-fraction input (fraction_inputs)
         self.x_fraction[list(fraction_inputs)] = 1.0
+        self.register_buffer("boost_mean", torch.zeros(self.n_boosted))  # the boosted columns' scaler (as x_*)
+        self.register_buffer("boost_std", torch.ones(self.n_boosted))
+        self.register_buffer("boost_knots", torch.zeros(N_KNOTS, self.n_boosted))
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
@@ -125,7 +128,9 @@ class BNNSurrogate(nn.Module):
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
 
-    OPTIONAL_BUFFERS = ("support", "spread_offset", "x_knots", "x_quantile", "x_fraction")
+    OPTIONAL_BUFFERS = (
+        "support", "spread_offset", "x_knots", "x_quantile", "x_fraction", "boost_mean", "boost_std", "boost_knots",
+    )  # fmt: skip
     """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0,
     standardised inputs, no atomic-fraction input)."""
 
@@ -240,6 +245,7 @@ class BNNSurrogate(nn.Module):
         if warm_start is not None and not self.continues(warm_start):
             raise ValueError("warm_start model has other targets, transforms, likelihood or shapes than this one")
         everything = torch.arange(x.shape[0])
+        descriptors = x
         self._fit_input_scaler(x)
         if warm_start is not None and bool(warm_start.x_quantile) != bool(self.x_quantile):
             warm_start = None  # its weights read inputs scaled the other way (``quantile_rows`` was crossed)
@@ -249,7 +255,7 @@ class BNNSurrogate(nn.Module):
         held = None
         if warm_start is None:
             held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
-        self.boosted, x = with_boosted_inputs(self, x, torch.nan_to_num(y), mask, held, seed, groups)
+        self.boosted, x = with_boosted_inputs(self, descriptors, x, torch.nan_to_num(y), mask, seed, groups)
         data = FitData(x, torch.nan_to_num(y), mask, censored)
         self.calibration_scale.fill_(1.0)
         self.tail_factor.fill_(1.0)
@@ -321,7 +327,8 @@ class BNNSurrogate(nn.Module):
         x = self._standardise_features(features)
         if not self.n_boosted:
             return x
-        return torch.cat([x, self.boosted.predict(x)], dim=1)
+        column = self.boosted.predict(torch.as_tensor(features, dtype=torch.float32))
+        return torch.cat([x, scaled_column(self, self.boosted, column)], dim=1)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
         """``S`` posterior weight sets from a seed; pass them to ``evaluate`` to get the same functions anywhere.
