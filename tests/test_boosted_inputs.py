@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbin_loop.model.boosted_inputs import BoostedInputs
+from sbin_loop.model.boosted_inputs import BoostedInputs, with_boosted_inputs
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig, stored_model_config
 from sbin_loop.model.splits import cross_validation_folds
@@ -129,3 +129,26 @@ def test_checkpoint_written_before_boosted_inputs_loads_without_them(tmp_path):
     assert torch.equal(loaded.predictive_draws(x, 20, seed=0), surrogate.predictive_draws(x, 20, seed=0))
     # A campaign config stored before the setting existed resumes without boosted inputs too.
     assert ModelConfig.model_validate(stored_model_config({"hidden": [8]})).boosted_input_rows is None
+
+
+def test_rows_of_one_group_fall_in_one_fold_of_the_trees(monkeypatch):
+    """Both rows of a pair (one composition twice, e.g. two site assignments) are held out of the same trees."""
+    rng = np.random.default_rng(3)
+    x = torch.as_tensor(np.repeat(rng.normal(size=(150, 5)).astype(np.float32), 2, axis=0))  # rows 2k, 2k + 1 twins
+    y = torch.as_tensor(4.0 * (x[:, :1] > 0))
+    groups = np.repeat(np.arange(150), 2)
+    surrogate = BNNSurrogate(5, ("y",), ("none",), ModelConfig(boosted_input_rows=100, **FAST))
+    seen = []
+    fit = BoostedInputs.fit.__func__
+
+    def spy(cls, x, y, mask, folds, *args):
+        seen.append(folds)
+        return fit(cls, x, y, mask, folds, *args)
+
+    monkeypatch.setattr(BoostedInputs, "fit", classmethod(spy))
+    _, inputs = with_boosted_inputs(surrogate, x, x, y, torch.ones_like(y, dtype=torch.bool), seed=0, groups=groups)
+    assert inputs.shape == (300, 6) and len(seen[0]) == 5
+    fold_of_row = np.empty(300, dtype=int)
+    for k, rows in enumerate(seen[0]):
+        fold_of_row[rows] = k
+    assert (fold_of_row[0::2] == fold_of_row[1::2]).all()
