@@ -52,19 +52,35 @@ def test_outputs_with_too_few_values_get_no_booster_and_a_zero_column(stacked):
     assert stacked.boosted.fitted == (True, False)  # 300 observed values of "steps", 150 of "smooth"
     x, _ = _steps(20, seed=1)
     inputs = stacked.network_inputs(x)
-    assert inputs.shape == (20, 5 + 2)
+    assert stacked.n_boosted == 2 and inputs.shape == (20, 5 + 2)
     assert torch.equal(inputs[:, -1], torch.zeros(20))
     assert inputs[:, -2].abs().sum() > 0
 
 
-def test_below_the_threshold_the_network_reads_zeros_and_nothing_is_boosted(tmp_path):
+def test_below_the_threshold_the_model_is_the_one_without_boosted_inputs(tmp_path):
     x, y = _steps(60)
-    surrogate = BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=1000, **FAST))
-    surrogate.fit(x, y, seed=0)
-    assert surrogate.boosted.fitted == (False, False)
-    assert torch.equal(surrogate.network_inputs(x)[:, 5:], torch.zeros(60, 2))
-    save_surrogate(surrogate, tmp_path / "ckpt")
+    fits = [
+        BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=rows, **FAST))
+        for rows in (1000, None)
+    ]
+    for surrogate in fits:
+        surrogate.fit(x, y, seed=0)
+    assert fits[0].n_boosted == 0 and fits[0].network_inputs(x).shape == (60, 5)
+    assert torch.equal(fits[0].predictive_draws(x, 30, seed=2), fits[1].predictive_draws(x, 30, seed=2))
+    save_surrogate(fits[0], tmp_path / "ckpt")
     assert not list((tmp_path / "ckpt").glob("boosted_inputs_*"))
+    assert load_surrogate(tmp_path / "ckpt").n_boosted == 0
+
+
+def test_a_fit_that_reaches_the_threshold_rebuilds_the_members_and_one_below_it_drops_them(stacked):
+    x, y = _steps(300)
+    surrogate = BNNSurrogate(5, ("steps", "smooth"), ("none", "none"), ModelConfig(boosted_input_rows=200, **FAST))
+    assert surrogate.members[0].layers[0].weight_mu.shape[0] == 5
+    surrogate.fit(x, y, seed=0)
+    assert surrogate.members[0].layers[0].weight_mu.shape[0] == 7 and surrogate.boost_knots.shape[1] == 2
+    assert torch.equal(surrogate.predictive_draws(x[:9], 20, seed=1), stacked.predictive_draws(x[:9], 20, seed=1))
+    surrogate.fit(x[:100], y[:100], seed=0)
+    assert surrogate.n_boosted == 0 and surrogate.members[0].layers[0].weight_mu.shape[0] == 5
 
 
 def test_boosted_inputs_lower_the_error_on_a_target_trees_fit_well(stacked):
@@ -137,7 +153,7 @@ def test_rows_of_one_group_fall_in_one_fold_of_the_trees(monkeypatch):
     x = torch.as_tensor(np.repeat(rng.normal(size=(150, 5)).astype(np.float32), 2, axis=0))  # rows 2k, 2k + 1 twins
     y = torch.as_tensor(4.0 * (x[:, :1] > 0))
     groups = np.repeat(np.arange(150), 2)
-    surrogate = BNNSurrogate(5, ("y",), ("none",), ModelConfig(boosted_input_rows=100, **FAST))
+    surrogate = BNNSurrogate(5, ("y",), ("none",), ModelConfig(boosted_input_rows=100, **FAST), boosted=True)
     seen = []
     fit = BoostedInputs.fit.__func__
 

@@ -183,6 +183,9 @@ def with_boosted_inputs(
 ) -> tuple[BoostedInputs, Tensor]:
     """The boosters a fit predicts candidates with, and its ``n x (d + n_boosted)`` training inputs.
 
+    With ``n_boosted`` 0 (no output has ``boosted_input_rows`` values) the inputs are ``x`` alone. An output with
+    fewer values than that, beside one with enough, gets no booster and a column of 0.
+
     Args:
         surrogate: The model being fitted (its config and ``n_boosted``).
         descriptors: ``n x d`` descriptors as given (NaN where missing), which the trees read.
@@ -193,10 +196,8 @@ def with_boosted_inputs(
         groups: Optional group label per row.
     """
     config, width = surrogate.config, surrogate.n_boosted
-    if config.boosted_input_rows is None:
-        return BoostedInputs.empty(0), x
-    if int(mask.sum(dim=0).max()) < config.boosted_input_rows:
-        return BoostedInputs.empty(width), torch.cat([x, torch.zeros(x.shape[0], width)], dim=1)
+    if not width or config.boosted_input_rows is None:
+        return BoostedInputs.empty(width), x
     folds = cross_validation_folds(x.shape[0], BOOSTER_FOLDS, seed + 1, groups)
     boosted, column = BoostedInputs.fit(
         descriptors, y, mask, folds, config.boosted_input_rows, seed, config.train_threads

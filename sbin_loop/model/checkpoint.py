@@ -230,9 +230,10 @@ def load_surrogate(directory: str | Path) -> BNNSurrogate:
     metadata = read_metadata(directory)
     arguments = (metadata["n_features"], tuple(metadata["target_names"]), tuple(metadata["transforms"]))
     config = model_config_of(metadata, directory)
+    boosted = {"boosted": bool(metadata.get("boosted_outputs"))}
     with torch.device("meta"):  # shapes only: nothing is allocated until the file is known to hold them
-        _check_tensor_shapes(BNNSurrogate(*arguments, config), directory / WEIGHTS_FILE, directory)
-    surrogate = BNNSurrogate(*arguments, config)
+        _check_tensor_shapes(BNNSurrogate(*arguments, config, **boosted), directory / WEIGHTS_FILE, directory)
+    surrogate = BNNSurrogate(*arguments, config, **boosted)
     try:
         surrogate.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
     except (OSError, RuntimeError, SafetensorError) as error:
@@ -246,11 +247,8 @@ def _read_boosters(surrogate: BNNSurrogate, outputs: list[int], directory: Path)
     """The boosters of ``outputs`` (``booster_file``) for ``surrogate``'s boosted inputs.
 
     Raises:
-        CheckpointError: If a model without boosted inputs lists one, or a file is missing, too large or not a
-            LightGBM model of the surrogate's input width.
+        CheckpointError: If a file is missing, too large or not a LightGBM model of the surrogate's input width.
     """
-    if outputs and not surrogate.n_boosted:
-        raise CheckpointError(f"{directory}: {METADATA_FILE} lists boosters, but config.boosted_input_rows is null")
     texts: list[str | None] = [None] * surrogate.n_boosted
     for j in outputs:
         path = directory / booster_file(j)

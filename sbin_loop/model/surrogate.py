@@ -69,6 +69,8 @@ class BNNSurrogate(nn.Module):
             an unbounded output. Stored with the weights (the ``support`` buffer), so a checkpoint keeps it.
         fraction_inputs: Indices of the inputs that are atomic fractions of an element, which keep their own scale
             below ``quantile_rows`` training rows (``input_scaling.fit_scaler``); stored as the ``x_fraction`` buffer.
+        boosted: Build the members with the boosted-tree inputs (``boosted_inputs``), as a checkpoint of a model
+            fitted with them needs; ``fit`` rebuilds them either way as its rows ask.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class BNNSurrogate(nn.Module):
         config: ModelConfig,
         bounds: tuple[Bounds | None, ...] | None = None,
         fraction_inputs: Sequence[int] = (),
+        boosted: bool = False,
     ) -> None:
         super().__init__()
         if len(target_names) != len(transforms):
@@ -93,21 +96,10 @@ class BNNSurrogate(nn.Module):
         self.target_names = tuple(target_names)
         self.transforms = tuple(transforms)
         n_outputs = len(target_names)
-        heads = 2 * n_outputs if config.noise == "heteroscedastic" else n_outputs
-        self.n_boosted = n_outputs if config.boosted_input_rows is not None else 0
+        self.n_boosted = n_outputs if boosted else 0
         """Extra network inputs, one per output: boosted trees' predictions (``ModelConfig.boosted_input_rows``)."""
         self.boosted = BoostedInputs.empty(self.n_boosted)
-        self.members = nn.ModuleList(
-            VariationalMLP(
-                n_features + self.n_boosted,
-                heads,
-                config.hidden,
-                config.prior_std,
-                config.posterior_std_init,
-                config.fan_in_scaling,
-            )
-            for _ in range(config.ensemble_size)
-        )
+        self.members = self._new_members(n_features + self.n_boosted)
         # Noise offset per member and output: the noise level itself (homoscedastic) or added to the noise head.
         self.raw_noise = nn.Parameter(torch.full((config.ensemble_size, n_outputs), math.log(math.expm1(0.3))))
         self.register_buffer("x_mean", torch.zeros(n_features))
@@ -116,9 +108,7 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("x_quantile", torch.zeros(()))  # 1: inputs scaled through x_knots (quantile_rows)
         self.register_buffer("x_fraction", torch.zeros(n_features))  # 1: an atomic-fraction input (fraction_inputs)
         self.x_fraction[list(fraction_inputs)] = 1.0
-        self.register_buffer("boost_mean", torch.zeros(self.n_boosted))  # the boosted columns' scaler (as x_*)
-        self.register_buffer("boost_std", torch.ones(self.n_boosted))
-        self.register_buffer("boost_knots", torch.zeros(N_KNOTS, self.n_boosted))
+        self._register_boost_scaler()
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
@@ -127,6 +117,35 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("support", support_tensor(bounds, self.transforms, self.target_names))  # m x 2
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
+
+    def _new_members(self, width: int) -> nn.ModuleList:
+        """``ensemble_size`` fresh (uninitialised) members reading ``width`` inputs."""
+        cfg, m = self.config, len(self.target_names)
+        heads = 2 * m if cfg.noise == "heteroscedastic" else m
+        return nn.ModuleList(
+            VariationalMLP(width, heads, cfg.hidden, cfg.prior_std, cfg.posterior_std_init, cfg.fan_in_scaling)
+            for _ in range(cfg.ensemble_size)
+        )
+
+    def _register_boost_scaler(self) -> None:
+        """The boosted columns' scaler buffers (as ``x_mean``, ``x_std``, ``x_knots``), sized ``n_boosted``."""
+        self.register_buffer("boost_mean", torch.zeros(self.n_boosted))
+        self.register_buffer("boost_std", torch.ones(self.n_boosted))
+        self.register_buffer("boost_knots", torch.zeros(N_KNOTS, self.n_boosted))
+
+    def _use_boosted_inputs(self, mask: Tensor) -> bool:
+        """Give the members boosted inputs if an output has ``boosted_input_rows`` observed values; True on a change.
+
+        Members of the other input width are replaced by fresh ones (``fit`` initialises them).
+        """
+        threshold = self.config.boosted_input_rows
+        wanted = self.n_outputs if threshold is not None and int(mask.sum(dim=0).max()) >= threshold else 0
+        if wanted == self.n_boosted:
+            return False
+        self.n_boosted = wanted
+        self.members = self._new_members(self.n_features + wanted)
+        self._register_boost_scaler()
+        return True
 
     OPTIONAL_BUFFERS = (
         "support", "spread_offset", "x_knots", "x_quantile", "x_fraction", "boost_mean", "boost_std", "boost_knots",
@@ -252,6 +271,8 @@ class BNNSurrogate(nn.Module):
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, everything)
         mask = ~torch.isnan(y)
+        if self._use_boosted_inputs(mask):
+            warm_start = None  # its members read the other number of inputs
         held = None
         if warm_start is None:
             held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
