@@ -54,8 +54,9 @@ def fit_and_score(
     train: np.ndarray,
     test: np.ndarray,
     fraction_inputs: tuple[int, ...] | None = None,
+    seed: int = 0,
 ) -> str:
-    """Fit a ``BNNSurrogate`` with ``config`` (Tc on ``[0, inf)``, seed 0) on ``train`` and score it on ``test``.
+    """Fit a ``BNNSurrogate`` with ``config`` (Tc on ``[0, inf)``, ``seed``) on ``train`` and score it on ``test``.
 
     ``fraction_inputs`` defaults to the product's: the positions of the element fractions when ``x`` holds them.
     """
@@ -65,5 +66,5 @@ def fit_and_score(
         )
     surrogate = BNNSurrogate(x.shape[1], ("Tc_K",), ("none",), config, ((0.0, None),), fraction_inputs)
     start = time.perf_counter()
-    surrogate.fit(x[train], y[train, None], seed=0)
+    surrogate.fit(x[train], y[train, None], seed=seed)
     return f"{holdout_scores(surrogate, x[test], y[test])} ({time.perf_counter() - start:.0f} s)"
