@@ -70,7 +70,9 @@ class ModelConfig(Section):
             rows' ranks say less than their values.
         boosted_input_rows: Observed values of an output from which the network also gets, as one more input per
             output, the prediction of gradient-boosted trees trained on the same descriptors (stacking;
-            ``sbin_loop.model.boosted_inputs``), out-of-fold on its training rows; None never adds it. On the fixed
+            ``sbin_loop.model.boosted_inputs``), out-of-fold on its training rows; None never adds it. Below it the
+            networks read the descriptors alone, exactly as with None; a fit that reaches it builds members with the
+            extra inputs, and a warm start (``warm_start_steps``) does not continue such a model. On the fixed
             2,000-row SuperCon holdout (seed 12345, tuning rows) at 10,896 training rows: MAE 5.03 / 5.07 K (fit
             seeds 0 / 1) against 5.28 K without, CRPS 3.98 / 4.05 against 4.14 K, coverage 0.966 / 0.964. In the
             probe that found it (the same stacking outside the model), two training sets each: 1,000 rows 8.53 /
