@@ -73,11 +73,12 @@ class ModelConfig(Section):
             ``sbin_loop.model.boosted_inputs``), out-of-fold on its training rows; None never adds it. Below it the
             networks read the descriptors alone, exactly as with None; a fit that reaches it builds members with the
             extra inputs, and a warm start (``warm_start_steps``) does not continue such a model. On the fixed
-            2,000-row SuperCon holdout (seed 12345, tuning rows) at 10,896 training rows: MAE 5.03 / 5.07 K (fit
-            seeds 0 / 1) against 5.28 K without, CRPS 3.98 / 4.05 against 4.14 K, coverage 0.966 / 0.964. In the
-            probe that found it (the same stacking outside the model), two training sets each: 1,000 rows 8.53 /
-            8.52 against 8.83 / 8.80 K, 3,000 rows 6.67 against 6.99 K; at 300 rows no gain (11.07 / 11.13 against
-            10.94 / 11.26 K), nor with a random forest's prediction at 30 and 120 rows.
+            2,000-row SuperCon holdout (seed 12345, tuning rows; ``benchmarks/boosted_inputs_probe.py``), MAE / CRPS
+            in K with against without, two disjoint training sets a size: 1,000 rows 8.69 / 6.44 and 8.56 / 6.58
+            against 8.83 / 6.66 and 8.80 / 6.51; 3,000 rows 6.65 / 5.13 and 7.20 / 5.44 against 6.99 / 5.25 and
+            7.41 / 5.64; 10,896 rows (fit seeds 0 and 1) 5.03 / 3.98 and 5.07 / 4.05 against 5.28 / 4.14 (seed
+            0); coverage 0.96-0.97 throughout. Stacking outside the model did nothing at 300 rows (MAE 11.07 / 11.13
+            against 10.94 / 11.26 K), nor with a random forest's prediction at 30 and 120 rows.
         input_clip: Scaled descriptors of candidates are clipped to ``±input_clip`` (training standard deviations, or
             normal scores).
             A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic
