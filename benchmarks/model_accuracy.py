@@ -68,6 +68,7 @@ SEED_CONFIG = ModelConfig(
     kl_weight=1.0,
     kl_rows=None,
     quantile_rows=None,
+    boosted_input_rows=None,
     learning_rate=1e-3,
     learning_rate_schedule="constant",
     batch_size=32,
