@@ -3,15 +3,21 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from sbin_loop.cli import app
+from sbin_loop.model import cli as model_cli
 from sbin_loop.model.boosted_inputs import BoostedInputs, with_boosted_inputs
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig, stored_model_config
+from sbin_loop.model.sites import formula_inputs
 from sbin_loop.model.splits import cross_validation_folds
 from sbin_loop.model.surrogate import BNNSurrogate
 
+runner = CliRunner()
 FAST = {"hidden": (16, 16), "epochs": 30, "min_steps": 200, "max_steps": 400, "ensemble_size": 3}
 
 
@@ -168,3 +174,26 @@ def test_rows_of_one_group_fall_in_one_fold_of_the_trees(monkeypatch):
     for k, rows in enumerate(seen[0]):
         fold_of_row[rows] = k
     assert (fold_of_row[0::2] == fold_of_row[1::2]).all()
+
+
+def test_model_train_and_predict_carry_the_trees(tmp_path, supercon, monkeypatch):
+    """Through the commands users run: the trees are trained, stored with the model and used by ``predict``."""
+    monkeypatch.setattr(model_cli, "ModelConfig", lambda: ModelConfig(boosted_input_rows=60, **FAST))
+    data, queries, out = tmp_path / "train.csv", tmp_path / "q.csv", tmp_path / "model"
+    supercon.iloc[:120][["formula", "Tc_K"]].to_csv(data, index=False)
+    pd.DataFrame({"formula": ["La2CuO4", "Nb3Sn", "MgB2"]}).to_csv(queries, index=False)
+    args = ["model", "train", "--data", str(data), "--target", "Tc_K", "--out", str(out), "--bounds", "0,"]
+    trained = runner.invoke(app, args)
+    assert trained.exit_code == 0, trained.output
+    assert "boosted-tree inputs on (model.boosted_input_rows)" in trained.output
+    assert (out / "boosted_inputs_0.txt").is_file()
+    predicted_csv = tmp_path / "p.csv"
+    args = ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predicted_csv)]
+    predicted = runner.invoke(app, args)
+    assert predicted.exit_code == 0, predicted.output
+    frame = pd.read_csv(predicted_csv)
+    assert np.isfinite(frame[["Tc_K_mean", "Tc_K_lower", "Tc_K_upper"]].to_numpy()).all()
+    assert (frame.Tc_K_lower >= 0).all()
+    model = load_surrogate(out)
+    column = model.network_inputs(formula_inputs(pd.Series(["La2CuO4", "Nb3Sn", "MgB2"]), True))[:, -1]
+    assert model.boosted.fitted == (True,) and column.abs().sum() > 0
