@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sbin_loop.model.input_scaling import fit_scaler, scaled_inputs
+from sbin_loop.model.input_scaling import N_KNOTS, fit_scaler, scaled_inputs
 from sbin_loop.model.splits import cross_validation_folds
 
 if TYPE_CHECKING:
@@ -219,3 +219,30 @@ def scaled_column(surrogate: BNNSurrogate, boosted: BoostedInputs, column: Tenso
     knots = surrogate.boost_knots if surrogate.x_quantile else None
     scaled = scaled_inputs(column, surrogate.boost_mean, surrogate.boost_std, knots, surrogate.config.input_clip)
     return torch.where(torch.as_tensor(boosted.fitted), scaled, torch.zeros(()))
+
+
+def register_scaler(surrogate: BNNSurrogate) -> None:
+    """The boosted columns' scaler buffers (as ``x_mean``, ``x_std``, ``x_knots``), sized ``n_boosted``."""
+    surrogate.register_buffer("boost_mean", torch.zeros(surrogate.n_boosted))
+    surrogate.register_buffer("boost_std", torch.ones(surrogate.n_boosted))
+    surrogate.register_buffer("boost_knots", torch.zeros(N_KNOTS, surrogate.n_boosted))
+
+
+def use_boosted_inputs(surrogate: BNNSurrogate, mask: Tensor) -> bool:
+    """Give the members boosted inputs if an output has ``boosted_input_rows`` observed values; True on a change.
+
+    Members of the other input width are replaced by fresh ones (``BNNSurrogate.fit`` initialises them), and the
+    scaler buffers resized.
+
+    Args:
+        surrogate: The model about to be fitted.
+        mask: ``n x m``, True where a target is observed.
+    """
+    threshold = surrogate.config.boosted_input_rows
+    wanted = surrogate.n_outputs if threshold is not None and int(mask.sum(dim=0).max()) >= threshold else 0
+    if wanted == surrogate.n_boosted:
+        return False
+    surrogate.n_boosted = wanted
+    surrogate.members = surrogate.new_members(surrogate.n_features + wanted)
+    register_scaler(surrogate)
+    return True

@@ -7,7 +7,11 @@ An ensemble of ``ensemble_size`` variational networks makes the posterior an equ
 ``draw_weight_sets`` splits its ``S`` draws across the members. Every row trains the ensemble: the members are
 cross-fitted (each skips one fold of the rows), and their out-of-fold predictions choose the stopping point, the
 noise level and the recalibration of the predictive spread (``sbin_loop.model.training``,
-``sbin_loop.model.recalibration``).
+``sbin_loop.model.recalibration``). From ``boosted_input_rows`` training values on, the members also read the
+predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``).
+
+The module is a little over 400 lines: it is one ``nn.Module`` whose buffers fitting, prediction and checkpoints all
+read; its training, recalibration, input scaling and boosted inputs already live in modules of their own.
 """
 
 from __future__ import annotations
@@ -24,7 +28,13 @@ from torch.nn import functional
 from sbin_loop.config_base import Bounds
 from sbin_loop.model import recalibration, training
 from sbin_loop.model.bnn import VariationalMLP
-from sbin_loop.model.boosted_inputs import BoostedInputs, scaled_column, with_boosted_inputs
+from sbin_loop.model.boosted_inputs import (
+    BoostedInputs,
+    register_scaler,
+    scaled_column,
+    use_boosted_inputs,
+    with_boosted_inputs,
+)
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig, quantile_scaled
@@ -99,7 +109,7 @@ class BNNSurrogate(nn.Module):
         self.n_boosted = n_outputs if boosted else 0
         """Extra network inputs, one per output: boosted trees' predictions (``ModelConfig.boosted_input_rows``)."""
         self.boosted = BoostedInputs.empty(self.n_boosted)
-        self.members = self._new_members(n_features + self.n_boosted)
+        self.members = self.new_members(n_features + self.n_boosted)
         # Noise offset per member and output: the noise level itself (homoscedastic) or added to the noise head.
         self.raw_noise = nn.Parameter(torch.full((config.ensemble_size, n_outputs), math.log(math.expm1(0.3))))
         self.register_buffer("x_mean", torch.zeros(n_features))
@@ -108,7 +118,7 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("x_quantile", torch.zeros(()))  # 1: inputs scaled through x_knots (quantile_rows)
         self.register_buffer("x_fraction", torch.zeros(n_features))  # 1: an atomic-fraction input (fraction_inputs)
         self.x_fraction[list(fraction_inputs)] = 1.0
-        self._register_boost_scaler()
+        register_scaler(self)
         self.register_buffer("y_mean", torch.zeros(n_outputs))
         self.register_buffer("y_std", torch.ones(n_outputs))
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
@@ -118,7 +128,7 @@ class BNNSurrogate(nn.Module):
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
 
-    def _new_members(self, width: int) -> nn.ModuleList:
+    def new_members(self, width: int) -> nn.ModuleList:
         """``ensemble_size`` fresh (uninitialised) members reading ``width`` inputs."""
         cfg, m = self.config, len(self.target_names)
         heads = 2 * m if cfg.noise == "heteroscedastic" else m
@@ -127,31 +137,11 @@ class BNNSurrogate(nn.Module):
             for _ in range(cfg.ensemble_size)
         )
 
-    def _register_boost_scaler(self) -> None:
-        """The boosted columns' scaler buffers (as ``x_mean``, ``x_std``, ``x_knots``), sized ``n_boosted``."""
-        self.register_buffer("boost_mean", torch.zeros(self.n_boosted))
-        self.register_buffer("boost_std", torch.ones(self.n_boosted))
-        self.register_buffer("boost_knots", torch.zeros(N_KNOTS, self.n_boosted))
-
-    def _use_boosted_inputs(self, mask: Tensor) -> bool:
-        """Give the members boosted inputs if an output has ``boosted_input_rows`` observed values; True on a change.
-
-        Members of the other input width are replaced by fresh ones (``fit`` initialises them).
-        """
-        threshold = self.config.boosted_input_rows
-        wanted = self.n_outputs if threshold is not None and int(mask.sum(dim=0).max()) >= threshold else 0
-        if wanted == self.n_boosted:
-            return False
-        self.n_boosted = wanted
-        self.members = self._new_members(self.n_features + wanted)
-        self._register_boost_scaler()
-        return True
-
     OPTIONAL_BUFFERS = (
         "support", "spread_offset", "x_knots", "x_quantile", "x_fraction", "boost_mean", "boost_std", "boost_knots",
     )  # fmt: skip
     """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0,
-    standardised inputs, no atomic-fraction input)."""
+    standardised inputs, no atomic-fraction input, no boosted inputs)."""
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         """Load a state dict, keeping the defaults of ``OPTIONAL_BUFFERS`` it lacks."""
@@ -271,7 +261,7 @@ class BNNSurrogate(nn.Module):
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, everything)
         mask = ~torch.isnan(y)
-        if self._use_boosted_inputs(mask):
+        if use_boosted_inputs(self, mask):
             warm_start = None  # its members read the other number of inputs
         held = None
         if warm_start is None:
