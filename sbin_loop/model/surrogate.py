@@ -261,13 +261,14 @@ class BNNSurrogate(nn.Module):
         x = self._standardise_features(x)
         y = self._standardise_targets(y_raw, everything)
         mask = ~torch.isnan(y)
+        y = torch.nan_to_num(y)
         if use_boosted_inputs(self, mask):
             warm_start = None  # its members read the other number of inputs
         held = None
         if warm_start is None:
             held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
-        self.boosted, x = with_boosted_inputs(self, descriptors, x, torch.nan_to_num(y), mask, seed, groups)
-        data = FitData(x, torch.nan_to_num(y), mask, censored)
+        self.boosted, x = with_boosted_inputs(self, descriptors, x, y, mask, seed, groups)
+        data = FitData(x, y, mask, censored)
         self.calibration_scale.fill_(1.0)
         self.tail_factor.fill_(1.0)
         self.spread_offset.fill_(0.0)
