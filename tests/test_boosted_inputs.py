@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from sbin_loop.cli import app
 from sbin_loop.model import cli as model_cli
 from sbin_loop.model.boosted_inputs import BoostedInputs, with_boosted_inputs
+from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig, stored_model_config
 from sbin_loop.model.sites import formula_inputs
@@ -197,3 +198,12 @@ def test_model_train_and_predict_carry_the_trees(tmp_path, supercon, monkeypatch
     model = load_surrogate(out)
     column = model.network_inputs(formula_inputs(pd.Series(["La2CuO4", "Nb3Sn", "MgB2"]), True))[:, -1]
     assert model.boosted.fitted == (True,) and column.abs().sum() > 0
+
+
+def test_acquisition_reads_the_boosted_column(stacked):
+    """The BoTorch model the policies use evaluates the same functions as the surrogate, trees included."""
+    x, _ = _steps(12, seed=5)
+    model = BNNModel(stacked, n_draws=16, seed=0)
+    mean = model.posterior(torch.as_tensor(x, dtype=torch.float64).unsqueeze(1)).mean  # 12 x 1 x 2
+    expected = stacked.function_draws(x, 16, seed=0).mean(dim=0)  # 12 x 2
+    torch.testing.assert_close(mean[:, 0].float(), expected, rtol=1e-4, atol=1e-4)
