@@ -150,6 +150,20 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
     return directory
 
 
+def _read_text(path: Path, max_bytes: int) -> str:
+    """The UTF-8 text of a checkpoint file of at most ``max_bytes``.
+
+    Raises:
+        CheckpointError: ``<directory>: cannot read <file>: <reason>`` if it is missing, not a regular file, too large
+            or not UTF-8.
+    """
+    try:
+        return read_small_file(path, max_bytes).decode()
+    except (OSError, FileLimitError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise CheckpointError(f"{path.parent}: cannot read {path.name}: {reason}") from None
+
+
 def read_metadata(directory: str | Path) -> dict:
     """The checkpoint's metadata (format, targets, config, descriptor names).
 
@@ -159,11 +173,11 @@ def read_metadata(directory: str | Path) -> dict:
     """
     directory = Path(directory)
     path = directory / METADATA_FILE
+    text = _read_text(path, MAX_METADATA_BYTES)
     try:
-        metadata = json.loads(read_small_file(path, MAX_METADATA_BYTES))
-    except (OSError, FileLimitError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {reason}") from None
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{directory}: cannot read {METADATA_FILE}: {error}") from None
     if not isinstance(metadata, dict):
         raise CheckpointError(f"{path}: a JSON object is required, got {type(metadata).__name__}")
     if metadata.get("format") != CHECKPOINT_FORMAT or metadata.get("version") not in READABLE_VERSIONS:
@@ -251,12 +265,7 @@ def _read_boosters(surrogate: BNNSurrogate, outputs: list[int], directory: Path)
     """
     texts: list[str | None] = [None] * surrogate.n_boosted
     for j in outputs:
-        path = directory / booster_file(j)
-        try:
-            texts[j] = read_small_file(path, MAX_BOOSTER_BYTES).decode()
-        except (OSError, FileLimitError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-            raise CheckpointError(f"{directory}: cannot read {path.name}: {reason}") from None
+        texts[j] = _read_text(directory / booster_file(j), MAX_BOOSTER_BYTES)
     try:
         return BoostedInputs.from_text(texts, surrogate.n_features)
     except ValueError as error:

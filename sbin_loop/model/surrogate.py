@@ -336,10 +336,11 @@ class BNNSurrogate(nn.Module):
 
     def network_inputs(self, features: np.ndarray | Tensor) -> Tensor:
         """``n x (d + n_boosted)``: what the members read for ``n x d`` descriptors (scaled, then boosted columns)."""
-        x = self._standardise_features(features)
+        descriptors = torch.as_tensor(features, dtype=torch.float32)
+        x = self._standardise_features(descriptors)
         if not self.n_boosted:
             return x
-        column = self.boosted.predict(torch.as_tensor(features, dtype=torch.float32))
+        column = self.boosted.predict(descriptors)
         return torch.cat([x, scaled_column(self, self.boosted, column)], dim=1)
 
     def draw_weight_sets(self, n_draws: int, seed: int) -> list[tuple[Tensor, Tensor]]:
