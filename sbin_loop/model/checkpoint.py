@@ -30,16 +30,17 @@ from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 7
+CHECKPOINT_VERSION = 8
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
 
-READABLE_VERSIONS = (3, 4, 5, 6, CHECKPOINT_VERSION)
+READABLE_VERSIONS = (3, 4, 5, 6, 7, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
 deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
 may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``. Version 5 predates quantile input
 scaling (``ModelConfig.quantile_rows``: its config lacks the field and reads as null, so its inputs stay
 standardised; it has no ``x_knots`` or ``x_quantile``). Version 6 predates boosted inputs (its config lacks
-``boosted_input_rows`` and reads as null: the networks read the descriptors alone)."""
+``boosted_input_rows`` and reads as null: the networks read the descriptors alone). Version 7 predates the
+conformal shape of recalibration (``conformal_template``): its intervals keep the per-level factors."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"

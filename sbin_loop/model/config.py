@@ -90,10 +90,11 @@ class ModelConfig(Section):
             ``likelihood``), ``mse`` (squared error of its mean, standardised units) or ``mae`` (absolute error of its
             mean, the natural match of the ``laplace`` likelihood). The NLL of a heteroscedastic network is best
             early, before the mean has converged, so selecting on it stops too soon.
-        recalibrate: Fit, per output on the out-of-fold predictions, factors that scale the predictive spread (one
-            per central level for the tails, and an offset that evens out the widths) so that central intervals
-            have their nominal coverage. They widen predictive draws (intervals) only; acquisition keeps the
-            ensemble's own function spread.
+        recalibrate: Fit, per output on the out-of-fold predictions, the map of predictive draws under which central
+            intervals have their nominal coverage: factors that scale the spread (one per central level for the
+            tails, and an offset that evens out the widths), or a conformal shape scaled by each row's central
+            spread, whichever gives the narrower out-of-fold 95% interval (``sbin_loop.model.recalibration``). It
+            changes predictive draws (intervals) only; acquisition keeps the ensemble's own function spread.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more (on a busy
             machine more threads make training several times slower); one thread also makes trained weights
             independent of the machine's thread setting.

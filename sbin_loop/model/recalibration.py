@@ -3,8 +3,10 @@
 Each member predicts the fold it did not train on (``out_of_fold_draws``); the errors of those draws fit per-level
 spread factors and a spread offset (``recalibrate``, ``calibration.fit_output``), and a last split-conformal factor
 makes the widest (95%) interval, with the draws mapped as prediction maps them, cover its finite-sample share of the
-out-of-fold values (``match_widest_level``). The factors widen or narrow predictive draws only; function draws, which
-acquisition uses, keep the ensemble's own spread.
+out-of-fold values (``match_widest_level``). A fixed conformal shape scaled by each row's central spread
+(``calibration.fit_conformal_shape``) is fitted to the same errors, and whichever of the two gives the narrower widest
+interval on the out-of-fold rows is kept (``calibrate``). Both widen or narrow predictive draws only; function draws,
+which acquisition uses, keep the ensemble's own spread.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ from sbin_loop.model.calibration import (
     MIN_CALIBRATION_ROWS,
     HeldOutErrors,
     conformal_scale,
+    fit_conformal_shape,
     fit_output,
+    row_spread,
     tail_calibrated,
+    widest_width,
 )
 from sbin_loop.model.likelihood import predictive_noise
 
@@ -123,7 +128,7 @@ def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> i
 
 
 def match_widest_level(
-    surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], draws: list[Tensor]
+    surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], draws: list[Tensor], outputs: set[int] | None = None
 ) -> tuple[float, ...]:
     """Scale each output's factors so that its widest interval, as prediction maps draws, covers its conformal share.
 
@@ -131,17 +136,87 @@ def match_widest_level(
     draw by draw (``tail_calibrated``: the factor at each draw's rank, a monotone rearrangement), which need not give
     exactly the fitted interval where the factors fall steeply towards the tails. This maps the same out-of-fold draws
     as prediction does and scales all of an output's factors by the split-conformal factor of its widest level
-    (``calibration.conformal_scale``), so that the interval sbin reports has its nominal coverage on those rows.
+    (``calibration.conformal_scale``), so that the interval sbin reports has its nominal coverage on those rows. An
+    output mapped onto a conformal shape has the shape scaled instead: its draws nearest the widest level sit a
+    little inside it, and the reported interval interpolates between them.
+
+    Args:
+        surrogate: The model, its factors (or conformal shapes) set.
+        data: The fit's rows.
+        held: Per member, the rows it did not train on.
+        draws: Per member, its uncalibrated predictive draws of those rows.
+        outputs: The outputs to match (all when None).
 
     Returns:
         Per output, the factor applied (1 for an output with fewer than ``MIN_CALIBRATION_ROWS`` held-out values,
-        which ``recalibrate`` leaves alone too).
+        which ``recalibrate`` leaves alone too, or one not in ``outputs``).
     """
-    mapped = [tail_calibrated(member_draws, surrogate.tail_factor, surrogate.spread_offset) for member_draws in draws]
+    mapped = [mapped_draws(surrogate, member_draws) for member_draws in draws]
     errors = out_of_fold_errors(surrogate, data, held, mapped)
     scales = [1.0] * surrogate.n_outputs
     for j, pooled in calibrated_outputs(surrogate, errors):
+        if outputs is not None and j not in outputs:
+            continue
         scales[j] = conformal_scale(pooled, CALIBRATION_LEVELS[-1])
         if math.isfinite(scales[j]) and scales[j] > 0:
-            surrogate.tail_factor[j] *= scales[j]
+            shaped = bool(surrogate.conformal_template[j, -1] > 0)
+            (surrogate.conformal_template if shaped else surrogate.tail_factor)[j] *= scales[j]
     return tuple(scales)
+
+
+def mapped_draws(surrogate: BNNSurrogate, draws: Tensor) -> Tensor:
+    """``S x n x m`` standardised predictive draws mapped by the surrogate's recalibration, as prediction maps them."""
+    return tail_calibrated(draws, surrogate.tail_factor, surrogate.spread_offset, surrogate.conformal_template)
+
+
+def calibrate(
+    surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], seed: int
+) -> tuple[int, tuple[float, ...]]:
+    """Recalibrate every output's predictive draws on the members' out-of-fold errors.
+
+    Two maps are fitted to the same errors, each covering the split-conformal share of them with its widest (95%)
+    interval: the per-level factors with the spread offset (``recalibrate`` then ``match_widest_level``), which keep
+    each row's own shape, and a fixed conformal shape scaled by the row's central spread (``fit_conformal_shape``).
+    Per output, the one whose widest interval is narrower on the out-of-fold rows is kept.
+
+    On SuperCon tuning rows (eight training sets a size, drawn apart from the benchmarks' rows) this gave mean 95%
+    widths of 61.1 / 56.1 K at 60 / 120 rows against 68.6 / 59.0 K with the per-level factors alone (coverage 0.977 /
+    0.957 against 0.982 / 0.961; CRPS 10.09 / 9.78 against 10.12 / 9.82 K). On the fixed 2,000-row holdout with
+    10,896 training rows it kept the conformal shape: 29.0 against 31.3 K wide, coverage 0.964 against 0.961, but
+    CRPS 4.05 against 3.99 K and interval score 56.0 against 54.6 K. Choosing between the two by their out-of-fold
+    interval score instead kept most of the per-level fits at 60 rows (67.1 K wide).
+
+    Returns:
+        The held-out predictions the maps were fitted on (all outputs), and per output the median factor by which
+        the kept map scales the out-of-fold rows' 95% half-width (1 for an output left alone).
+    """
+    return calibrate_on_draws(surrogate, data, held, out_of_fold_draws(surrogate, data, held, seed))
+
+
+def calibrate_on_draws(
+    surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], draws: list[Tensor]
+) -> tuple[int, tuple[float, ...]]:
+    """``calibrate`` on given out-of-fold predictive ``draws`` (per member, ``S x n_e x m``, of its ``held`` rows)."""
+    errors = out_of_fold_errors(surrogate, data, held, draws)
+    used = recalibrate(surrogate, errors)
+    match_widest_level(surrogate, data, held, draws)
+    mapped = [mapped_draws(surrogate, member_draws) for member_draws in draws]
+    kept_errors = dict(calibrated_outputs(surrogate, out_of_fold_errors(surrogate, data, held, mapped)))
+    shaped = set()
+    for j, pooled in calibrated_outputs(surrogate, errors):
+        template, gamma, width = fit_conformal_shape(pooled)
+        if width < widest_width(kept_errors[j]):
+            surrogate.tail_factor[j] = 1.0
+            surrogate.spread_offset[j] = gamma
+            surrogate.conformal_template[j] = torch.as_tensor(template, dtype=torch.float32)
+            shaped.add(j)
+    if shaped:
+        match_widest_level(surrogate, data, held, draws, shaped)
+    factors = [float(v) for v in surrogate.tail_factor[:, -1]]
+    for j, pooled in calibrated_outputs(surrogate, errors):
+        if j in shaped:
+            reach = (row_spread(pooled.lower, pooled.upper) + float(surrogate.spread_offset[j])) * float(
+                surrogate.conformal_template[j, -1]
+            )
+            factors[j] = float(np.median(2 * reach / np.maximum(pooled.upper[-1] - pooled.lower[-1], 1e-12)))
+    return used, tuple(factors)

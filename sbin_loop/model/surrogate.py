@@ -124,6 +124,7 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("calibration_scale", torch.ones(n_outputs))
         self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
         self.register_buffer("spread_offset", torch.zeros(n_outputs))
+        self.register_buffer("conformal_template", torch.zeros(n_outputs, len(CALIBRATION_LEVELS)))
         self.register_buffer("support", support_tensor(bounds, self.transforms, self.target_names))  # m x 2
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
@@ -138,10 +139,11 @@ class BNNSurrogate(nn.Module):
         )
 
     OPTIONAL_BUFFERS = (
-        "support", "spread_offset", "x_knots", "x_quantile", "x_fraction", "boost_mean", "boost_std", "boost_knots",
+        "support", "spread_offset", "conformal_template", "x_knots", "x_quantile", "x_fraction", "boost_mean",
+        "boost_std", "boost_knots",
     )  # fmt: skip
-    """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0,
-    standardised inputs, no atomic-fraction input, no boosted inputs)."""
+    """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0, no
+    conformal shape, standardised inputs, no atomic-fraction input, no boosted inputs)."""
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         """Load a state dict, keeping the defaults of ``OPTIONAL_BUFFERS`` it lacks."""
@@ -272,6 +274,7 @@ class BNNSurrogate(nn.Module):
         self.calibration_scale.fill_(1.0)
         self.tail_factor.fill_(1.0)
         self.spread_offset.fill_(0.0)
+        self.conformal_template.fill_(0.0)
         with torch.no_grad():
             if warm_start is None:
                 self.raw_noise.fill_(math.log(math.expm1(0.3)))
@@ -279,19 +282,18 @@ class BNNSurrogate(nn.Module):
                 self.raw_noise.copy_(warm_start.raw_noise)
                 self.tail_factor.copy_(warm_start.tail_factor)
                 self.spread_offset.copy_(warm_start.spread_offset)
+                self.conformal_template.copy_(warm_start.conformal_template)
         generator = torch.Generator().manual_seed(seed)
         with training.torch_threads(cfg.train_threads):
             steps, nll, kl, best = training.fit_members(self, data, held, generator, warm_start)
         self.eval()
         self.check_finite()
         shifts, n_calibration = (0.0,) * self.n_outputs, 0
+        factors = tuple(float(v) for v in self.tail_factor[:, -1])
         if held is not None:
             shifts = training.fit_noise_level(self, data, held)
             if cfg.recalibrate:
-                draws = recalibration.out_of_fold_draws(self, data, held, seed)
-                errors = recalibration.out_of_fold_errors(self, data, held, draws)
-                n_calibration = recalibration.recalibrate(self, errors)
-                recalibration.match_widest_level(self, data, held, draws)
+                n_calibration, factors = recalibration.calibrate(self, data, held, seed)
         self.n_train_rows = int(x.shape[0])
         return TrainingReport(
             n_train=int(x.shape[0]),
@@ -302,7 +304,7 @@ class BNNSurrogate(nn.Module):
             n_held_out=int(sum(int(mask[rows].sum()) for rows in held)) if held is not None else 0,
             best_held_out_loss=best,
             noise_shift=shifts,
-            interval_factor_95=tuple(float(v) for v in self.tail_factor[:, -1]),
+            interval_factor_95=factors,
             n_calibration=n_calibration,
             warm_started=warm_start is not None,
         )
@@ -435,5 +437,5 @@ class BNNSurrogate(nn.Module):
         with torch.no_grad():
             unit_noise = predictive_noise(mean.shape, self.config.likelihood, self.transforms, generator)
             draws = self._calibrated(mean) + self.calibration_scale * noise * unit_noise
-            draws = tail_calibrated(draws, self.tail_factor, self.spread_offset)
+            draws = tail_calibrated(draws, self.tail_factor, self.spread_offset, self.conformal_template)
         return self.to_target_units(draws)

@@ -11,8 +11,9 @@ need rows held out from the final model:
   and its intervals cover a fraction of new points. Each output's noise offset is shifted by the amount that
   maximises the out-of-fold likelihood (a one-dimensional held-out maximum-likelihood fit), so the posterior's own
   intervals are about right before any recalibration;
-- the recalibration (``sbin_loop.model.recalibration``): per-level spread factors that make the out-of-fold central
-  intervals reach their nominal coverage. They only fine-tune what the noise level already got about right.
+- the recalibration (``sbin_loop.model.recalibration``): per-level spread factors, or a conformal shape scaled by
+  each row's central spread, that make the out-of-fold central intervals reach their nominal coverage. They only
+  fine-tune what the noise level already got about right.
 
 With one member, or rows too few to deal into two folds, every member trains on every row for the full step budget
 and the spread is the network's own.
