@@ -93,6 +93,21 @@ def test_draws_land_on_the_template_on_their_own_side_of_the_median_in_their_own
     assert beyond > (spread[1] + 0.5) * template[0, -1]  # the far draws stay beyond the widest level
 
 
+def test_an_ensembles_central_spread_is_its_members_own_not_their_disagreement():
+    """Two members, each with unit-Gaussian draws, centred 4 apart: the mixture's central half spans the gap, each
+    member's does not. The shape was fitted on one member's draws, so it is scaled by the members' own spread."""
+    rng = np.random.default_rng(6)
+    draws = torch.as_tensor(rng.normal(size=(2000, 1, 1)), dtype=torch.float32)
+    draws[1000:] += 4.0
+    template = torch.ones(1, len(LEVELS))
+    mapped = tail_calibrated(draws, torch.ones(1, len(LEVELS)), torch.zeros(1), template, [1000, 1000])
+    low, high = torch.quantile(mapped[:, 0, 0], torch.tensor([0.025, 0.975]))
+    assert float(high - low) / 2 == pytest.approx(0.674, rel=0.05)  # one member's central half-width
+    whole = tail_calibrated(draws, torch.ones(1, len(LEVELS)), torch.zeros(1), template)
+    low, high = torch.quantile(whole[:, 0, 0], torch.tensor([0.025, 0.975]))
+    assert float(high - low) / 2 > 1.5  # the mixture's, which spans the members' disagreement
+
+
 def _members(draws: list[np.ndarray], offsets: np.ndarray) -> tuple[BNNSurrogate, FitData, list[np.ndarray], list]:
     """A surrogate and two members' out-of-fold draws (``S x n_e``) of rows whose targets sit at ``offsets``."""
     n = len(offsets)

@@ -198,7 +198,11 @@ def conformal_scale(errors: HeldOutErrors, level: float) -> float:
 
 
 def tail_calibrated(
-    draws: Tensor, tail_factor: Tensor, spread_offset: Tensor, conformal_template: Tensor | None = None
+    draws: Tensor,
+    tail_factor: Tensor,
+    spread_offset: Tensor,
+    conformal_template: Tensor | None = None,
+    member_draws: list[int] | None = None,
 ) -> Tensor:
     """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level.
 
@@ -211,13 +215,19 @@ def tail_calibrated(
 
     An output with a ``conformal_template`` (``fit_conformal_shape``; its last entry above 0) is mapped onto that
     fixed shape instead: the draw at central level ``p`` lands at ``median ± (s + gamma) T(p)``, on its own side of
-    the median; a draw beyond the widest level keeps its distance relative to the row's own draw at that level.
+    the median; a draw beyond the widest level keeps its distance relative to the row's own draw at that level. The
+    shape was fitted with ``s`` of one member's draws (each out-of-fold row is predicted by one member), so for an
+    ensemble's draws ``s`` is the mean over members of each member's own (``member_draws``): the spread of the
+    mixture also holds the members' disagreement, and with it the intervals came out wider than on the out-of-fold
+    rows.
 
     Args:
         draws: ``S x n x m`` predictive draws in standardised units.
         tail_factor: ``m x L`` per-level factors.
         spread_offset: ``m`` offsets ``gamma``.
         conformal_template: ``m x L`` conformal shapes ``T``; an output whose row is all 0 uses ``tail_factor``.
+        member_draws: How many consecutive draws each ensemble member gave (``splits.split_draws``); None: all
+            from one model.
     """
     n_draws = draws.shape[0]
     centre = draws.median(dim=0, keepdim=True).values
@@ -233,12 +243,23 @@ def tail_calibrated(
         table = tail_factor[j].numpy()
         factors[..., j] = np.interp(level[..., j], levels, np.concatenate([table[:1], table, table[-1:]]))
     scaled = centre + torch.as_tensor(factors) * (draws - centre)
-    if conformal_template is not None:
-        for j in torch.nonzero(conformal_template[:, -1] > 0).flatten().tolist():
+    shaped = [] if conformal_template is None else torch.nonzero(conformal_template[:, -1] > 0).flatten().tolist()
+    if shaped:
+        own = member_spread(unstretched, member_draws or [n_draws])  # n x m
+        for j in shaped:
             scaled[..., j] = conformal_shaped(
-                unstretched[..., j], level[..., j], spread[..., j], spread_offset[j], conformal_template[j]
+                unstretched[..., j], level[..., j], own[..., j], spread_offset[j], conformal_template[j]
             )
     return scaled.sort(dim=0).values.gather(0, rank)
+
+
+def member_spread(draws: Tensor, member_draws: list[int]) -> Tensor:
+    """``n x m``: the mean over members of the half-width of each member's central 50% interval of its draws."""
+    halves = []
+    for block in torch.split(draws, member_draws, dim=0):
+        quartiles = torch.quantile(block, torch.tensor([0.25, 0.75]), dim=0)
+        halves.append((quartiles[1] - quartiles[0]) / 2)
+    return torch.stack(halves).mean(dim=0).clamp(min=SPREAD_EPSILON)
 
 
 def conformal_shaped(draws: Tensor, level: np.ndarray, spread: Tensor, gamma: Tensor, template: Tensor) -> Tensor:

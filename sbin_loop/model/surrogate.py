@@ -437,5 +437,11 @@ class BNNSurrogate(nn.Module):
         with torch.no_grad():
             unit_noise = predictive_noise(mean.shape, self.config.likelihood, self.transforms, generator)
             draws = self._calibrated(mean) + self.calibration_scale * noise * unit_noise
-            draws = tail_calibrated(draws, self.tail_factor, self.spread_offset, self.conformal_template)
+            draws = tail_calibrated(
+                draws,
+                self.tail_factor,
+                self.spread_offset,
+                self.conformal_template,
+                split_draws(n_draws, len(self.members)),
+            )
         return self.to_target_units(draws)

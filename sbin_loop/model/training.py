@@ -71,7 +71,8 @@ class TrainingReport:
             cross-fitting).
         noise_shift: Per output, the shift of the noise offset fitted on the out-of-fold likelihood (0 without).
         interval_factor_95: Per output, the factor by which recalibration scales the 95% interval (1: not
-            recalibrated).
+            recalibrated); for an output mapped onto a conformal shape, the median of that factor over the
+            out-of-fold rows.
         n_calibration: Held-out predictions the recalibration was fitted on (0: not recalibrated).
         warm_started: Whether training continued from an earlier model (``warm_start``) instead of a fresh one.
     """
