@@ -108,6 +108,14 @@ def test_an_ensembles_central_spread_is_its_members_own_not_their_disagreement()
     assert float(high - low) / 2 > 1.5  # the mixture's, which spans the members' disagreement
 
 
+def test_fewer_draws_than_members_still_give_finite_shaped_draws():
+    draws = torch.as_tensor(np.random.default_rng(7).normal(size=(3, 4, 1)), dtype=torch.float32)
+    template = torch.linspace(0.1, 2.0, len(LEVELS))[None, :]
+    mapped = tail_calibrated(draws, torch.ones(1, len(LEVELS)), torch.tensor([0.1]), template, [1, 1, 1, 0, 0])
+    assert torch.isfinite(mapped).all()
+    assert torch.equal(mapped.argsort(dim=0), draws.argsort(dim=0))
+
+
 def _members(draws: list[np.ndarray], offsets: np.ndarray) -> tuple[BNNSurrogate, FitData, list[np.ndarray], list]:
     """A surrogate and two members' out-of-fold draws (``S x n_e``) of rows whose targets sit at ``offsets``."""
     n = len(offsets)

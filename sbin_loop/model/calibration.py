@@ -254,9 +254,14 @@ def tail_calibrated(
 
 
 def member_spread(draws: Tensor, member_draws: list[int]) -> Tensor:
-    """``n x m``: the mean over members of the half-width of each member's central 50% interval of its draws."""
+    """``n x m``: the mean over members of the half-width of each member's central 50% interval of its draws.
+
+    Members with fewer than 4 draws are left out (all draws are one block when none has 4: fewer draws than members
+    were asked for).
+    """
+    blocks = [block for block in torch.split(draws, member_draws, dim=0) if block.shape[0] >= 4] or [draws]
     halves = []
-    for block in torch.split(draws, member_draws, dim=0):
+    for block in blocks:
         quartiles = torch.quantile(block, torch.tensor([0.25, 0.75]), dim=0)
         halves.append((quartiles[1] - quartiles[0]) / 2)
     return torch.stack(halves).mean(dim=0).clamp(min=SPREAD_EPSILON)

@@ -207,7 +207,7 @@ def calibrate_on_draws(
     shaped = set()
     for j, pooled in calibrated_outputs(surrogate, errors):
         template, gamma, width = fit_conformal_shape(pooled)
-        if width < widest_width(kept_errors[j]):
+        if template[-1] > 0 and width < widest_width(kept_errors[j]):
             surrogate.tail_factor[j] = 1.0
             surrogate.spread_offset[j] = gamma
             surrogate.conformal_template[j] = torch.as_tensor(template, dtype=torch.float32)
