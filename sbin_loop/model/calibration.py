@@ -231,8 +231,7 @@ def tail_calibrated(
     """
     n_draws = draws.shape[0]
     centre = draws.median(dim=0, keepdim=True).values
-    quartiles = torch.quantile(draws, torch.tensor([0.25, 0.75]), dim=0)  # 2 x n x m
-    spread = ((quartiles[1] - quartiles[0]) / 2).clamp(min=SPREAD_EPSILON)
+    spread = member_spread(draws, [n_draws])  # n x m
     unstretched = draws
     draws = centre + (draws - centre) * (spread + spread_offset) / spread
     rank = draws.argsort(dim=0).argsort(dim=0)  # S x n x m
@@ -245,10 +244,10 @@ def tail_calibrated(
     scaled = centre + torch.as_tensor(factors) * (draws - centre)
     shaped = [] if conformal_template is None else torch.nonzero(conformal_template[:, -1] > 0).flatten().tolist()
     if shaped:
-        own = member_spread(unstretched, member_draws or [n_draws])  # n x m
+        own = member_spread(unstretched, member_draws) if member_draws else spread  # n x m
         for j in shaped:
             scaled[..., j] = conformal_shaped(
-                unstretched[..., j], level[..., j], own[..., j], spread_offset[j], conformal_template[j]
+                unstretched[..., j], centre[..., j], level[..., j], own[..., j], spread_offset[j], conformal_template[j]
             )
     return scaled.sort(dim=0).values.gather(0, rank)
 
@@ -267,18 +266,20 @@ def member_spread(draws: Tensor, member_draws: list[int]) -> Tensor:
     return torch.stack(halves).mean(dim=0).clamp(min=SPREAD_EPSILON)
 
 
-def conformal_shaped(draws: Tensor, level: np.ndarray, spread: Tensor, gamma: Tensor, template: Tensor) -> Tensor:
+def conformal_shaped(
+    draws: Tensor, centre: Tensor, level: np.ndarray, spread: Tensor, gamma: Tensor, template: Tensor
+) -> Tensor:
     """One output's ``S x n`` draws moved onto a conformal shape (``tail_calibrated``): ``median ± (s + gamma) T``.
 
     Args:
         draws: ``S x n`` predictive draws (standardised).
+        centre: ``1 x n`` their medians.
         level: ``S x n`` each draw's central level among its row's draws.
         spread: ``n`` half-widths ``s`` of the rows' central 50% intervals.
         gamma: The spread offset.
         template: ``L`` conformal quantiles ``T`` at ``CALIBRATION_LEVELS``.
     """
     widest = CALIBRATION_LEVELS[-1]
-    centre = draws.median(dim=0, keepdim=True).values
     ends = torch.quantile(draws, torch.tensor([(1 - widest) / 2, (1 + widest) / 2]), dim=0)  # 2 x n
     side = torch.where(draws >= centre, 1.0, -1.0)
     own_reach = torch.where(side > 0, ends[1] - centre, centre - ends[0]).clamp(min=SPREAD_EPSILON)
