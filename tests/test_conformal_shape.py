@@ -19,7 +19,7 @@ from sbin_loop.model.calibration import (
 )
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.recalibration import calibrate_on_draws, out_of_fold_errors
+from sbin_loop.model.recalibration import calibrate_on_draws, mapped_draws, out_of_fold_errors
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.model.training import FitData
 
@@ -135,9 +135,7 @@ def _members(draws: list[np.ndarray], offsets: np.ndarray) -> tuple[BNNSurrogate
 def _mapped_coverage(surrogate: BNNSurrogate, data: FitData, held: list, draws: list) -> int:
     level, covered = CALIBRATION_LEVELS[-1], 0
     for member_draws, rows in zip(draws, held, strict=True):
-        mapped = tail_calibrated(
-            member_draws, surrogate.tail_factor, surrogate.spread_offset, surrogate.conformal_template
-        )
+        mapped = mapped_draws(surrogate, member_draws)
         low, high = torch.quantile(mapped, torch.tensor([(1 - level) / 2, (1 + level) / 2]), dim=0)
         covered += int(((data.y[rows] >= low - 1e-5) & (data.y[rows] <= high + 1e-5)).sum())
     return covered
