@@ -119,6 +119,11 @@ def test_model_train_and_predict(tmp_path: Path, supercon: pd.DataFrame):
     assert frame.Tc_K_mean.isna().tolist() == [False, True, False, False]
     assert "not a chemical element" in frame.error[1]
     assert (valid.Tc_K_lower >= 0).all()  # the support stored with the model holds in every prediction
+    # the share of draws at Tc = 0, the probability of no transition: 0 where the whole interval is above 0 K
+    assert frame.Tc_K_p_at_low.isna().tolist() == [False, True, False, False]
+    assert valid.Tc_K_p_at_low.between(0, 1).all()
+    assert (valid.Tc_K_p_at_low[valid.Tc_K_lower > 0] <= 0.025).all()
+    assert (valid.Tc_K_lower[valid.Tc_K_p_at_low > 0.05] == 0).all()
 
 
 def test_model_train_uses_every_row_by_default_and_bounds_change_the_model(tmp_path: Path, supercon: pd.DataFrame):

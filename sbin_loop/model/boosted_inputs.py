@@ -68,10 +68,15 @@ def _lightgbm() -> Any:
     return lightgbm
 
 
-def train_booster(x: np.ndarray, y: np.ndarray, seed: int, threads: int) -> lightgbm.Booster:
-    """A LightGBM model of ``y`` (``n``) on ``x`` (``n x d``) with ``BOOSTER_PARAMS``, seeded and deterministic."""
+def train_booster(
+    x: np.ndarray, y: np.ndarray, seed: int, threads: int, objective: str = "regression_l1"
+) -> lightgbm.Booster:
+    """A LightGBM model of ``y`` (``n``) on ``x`` (``n x d``) with ``BOOSTER_PARAMS``, seeded and deterministic.
+
+    ``objective`` replaces the absolute error, e.g. ``binary`` for a classifier whose prediction is a probability.
+    """
     lightgbm = _lightgbm()
-    params = {**BOOSTER_PARAMS, "seed": seed, "num_threads": threads}
+    params = {**BOOSTER_PARAMS, "objective": objective, "seed": seed, "num_threads": threads}
     return lightgbm.train(params, lightgbm.Dataset(x, y, params={"verbose": -1}), num_boost_round=BOOSTER_ROUNDS)
 
 

@@ -3,7 +3,8 @@
 A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
 name), ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
 config, the number of training rows) and, for a model with boosted inputs (``ModelConfig.boosted_input_rows``), one
-``boosted_inputs_<j>.txt`` per output ``j`` that has a booster, in LightGBM's text model format.
+``boosted_inputs_<j>.txt`` per output ``j`` that has a booster and one ``floor_mass_<j>.txt`` per output with a
+classifier of values at its lower bound (``sbin_loop.model.floor_mass``), in LightGBM's text model format.
 Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code. Nothing in it is trusted
 either: the metadata is validated (types, ranges, the model config as a campaign config's ``model`` section), and the
 tensor names and shapes in the weights file's header must be exactly those of the architecture it describes before
@@ -30,17 +31,18 @@ from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 8
+CHECKPOINT_VERSION = 9
 """Bumped whenever the tensors or metadata of a checkpoint change meaning."""
 
-READABLE_VERSIONS = (3, 4, 5, 6, 7, CHECKPOINT_VERSION)
+READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
 deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
 may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``. Version 5 predates quantile input
 scaling (``ModelConfig.quantile_rows``: its config lacks the field and reads as null, so its inputs stay
 standardised; it has no ``x_knots`` or ``x_quantile``). Version 6 predates boosted inputs (its config lacks
 ``boosted_input_rows`` and reads as null: the networks read the descriptors alone). Version 7 predates the
-conformal shape of recalibration (``conformal_template``): its intervals keep the per-level factors."""
+conformal shape of recalibration (``conformal_template``): its intervals keep the per-level factors. Version 8 predates
+the classifiers of values at the lower bound (``floor_outputs``): its draws carry no extra mass there."""
 
 WEIGHTS_FILE = "weights.safetensors"
 METADATA_FILE = "metadata.json"
@@ -69,6 +71,7 @@ class CheckpointMetadata(BaseModel):
         feature_names: Names of the input descriptors, if recorded.
         training_rows: Rows the model was trained on (every row it was given), if recorded.
         boosted_outputs: The outputs with a ``boosted_inputs_<j>.txt`` booster (none if absent).
+        floor_outputs: The outputs with a ``floor_mass_<j>.txt`` classifier (none if absent).
     """
 
     model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
@@ -80,19 +83,28 @@ class CheckpointMetadata(BaseModel):
     feature_names: list[str] | None = None
     training_rows: int | None = Field(default=None, ge=0)
     boosted_outputs: list[int] = Field(default_factory=list, max_length=MAX_TARGETS)
+    floor_outputs: list[int] = Field(default_factory=list, max_length=MAX_TARGETS)
 
     @model_validator(mode="after")
     def _one_transform_per_target(self) -> CheckpointMetadata:
         if len(self.transforms) != len(self.target_names):
             raise ValueError("transforms: need one per target name")
-        if any(not 0 <= j < len(self.target_names) for j in self.boosted_outputs):
-            raise ValueError("boosted_outputs: each must be the index of a target name")
+        for key in ("boosted_outputs", "floor_outputs"):
+            if any(not 0 <= j < len(self.target_names) for j in getattr(self, key)):
+                raise ValueError(f"{key}: each must be the index of a target name")
         return self
 
 
-def booster_file(output: int) -> str:
-    """The file name of output ``output``'s booster (``BoostedInputs``)."""
-    return f"boosted_inputs_{output}.txt"
+BOOSTER_FILES = {
+    "boosted": ("boosted_inputs_{}.txt", "boosted inputs"),
+    "floor_mass": ("floor_mass_{}.txt", "floor mass"),
+}
+"""File name pattern and name in messages of each ``BoostedInputs`` attribute's per-output boosters."""
+
+
+def booster_file(output: int, kind: str = "boosted") -> str:
+    """The file name of output ``output``'s booster of ``kind`` (a ``BOOSTER_FILES`` key)."""
+    return BOOSTER_FILES[kind][0].format(output)
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -132,10 +144,11 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
             raise OSError(None, f"cannot write ({error})", str(directory / WEIGHTS_FILE)) from None
 
     write_atomic(directory / WEIGHTS_FILE, write_weights)
-    texts = surrogate.boosted.to_text()
-    for j, text in enumerate(texts):
-        if text is not None:
-            write_atomic(directory / booster_file(j), text)
+    texts = {kind: getattr(surrogate, kind).to_text() for kind in BOOSTER_FILES}
+    for kind, kind_texts in texts.items():
+        for j, text in enumerate(kind_texts):
+            if text is not None:
+                write_atomic(directory / booster_file(j, kind), text)
     metadata = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -145,7 +158,8 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
         "config": surrogate.config.model_dump(mode="json"),
         "feature_names": feature_names,
         "training_rows": surrogate.n_train_rows,
-        "boosted_outputs": [j for j, text in enumerate(texts) if text is not None],
+        "boosted_outputs": [j for j, text in enumerate(texts["boosted"]) if text is not None],
+        "floor_outputs": [j for j, text in enumerate(texts["floor_mass"]) if text is not None],
     }
     write_atomic(directory / METADATA_FILE, json.dumps(metadata, indent=2))
     return directory
@@ -254,20 +268,21 @@ def load_surrogate(directory: str | Path) -> BNNSurrogate:
     except (OSError, RuntimeError, SafetensorError) as error:
         raise CheckpointError(f"{directory}: cannot load {WEIGHTS_FILE}: {error}") from None
     surrogate.n_train_rows = metadata.get("training_rows")
-    surrogate.boosted = _read_boosters(surrogate, metadata.get("boosted_outputs", []), directory)
+    surrogate.boosted = _read_boosters(surrogate, "boosted", metadata.get("boosted_outputs", []), directory)
+    surrogate.floor_mass = _read_boosters(surrogate, "floor_mass", metadata.get("floor_outputs", []), directory)
     return surrogate.eval()
 
 
-def _read_boosters(surrogate: BNNSurrogate, outputs: list[int], directory: Path) -> BoostedInputs:
-    """The boosters of ``outputs`` (``booster_file``) for ``surrogate``'s boosted inputs.
+def _read_boosters(surrogate: BNNSurrogate, kind: str, outputs: list[int], directory: Path) -> BoostedInputs:
+    """The boosters of ``outputs`` (``booster_file``) for ``surrogate``'s attribute ``kind`` (``BOOSTER_FILES``).
 
     Raises:
         CheckpointError: If a file is missing, too large or not a LightGBM model of the surrogate's input width.
     """
-    texts: list[str | None] = [None] * surrogate.n_boosted
+    texts: list[str | None] = [None] * len(getattr(surrogate, kind).boosters)
     for j in outputs:
-        texts[j] = _read_text(directory / booster_file(j), MAX_BOOSTER_BYTES)
+        texts[j] = _read_text(directory / booster_file(j, kind), MAX_BOOSTER_BYTES)
     try:
         return BoostedInputs.from_text(texts, surrogate.n_features)
     except ValueError as error:
-        raise CheckpointError(f"{directory}: boosted inputs: {error}") from None
+        raise CheckpointError(f"{directory}: {BOOSTER_FILES[kind][1]}: {error}") from None

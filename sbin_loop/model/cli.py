@@ -312,6 +312,9 @@ def model_predict(
 ) -> None:
     """Predict every input row, in order: mean, std and central predictive interval per target.
 
+    A target with a lower bound (``--bounds``, e.g. Tc >= 0) also gets ``<target>_p_at_low``: the share of the
+    predictive draws at that bound, the probability that a measurement sits there (Tc = 0: no transition found).
+
     Rows whose formula (or, with ``--sites``, site species) cannot be used get empty values and the reason in an
     ``error`` column.
     """
@@ -343,8 +346,9 @@ def model_predict(
             errors[position] = problem
             typer.secho(f"line {position + 2}: {formula!r}: {problem}", fg=typer.colors.YELLOW, err=True)
     out = pd.DataFrame({"formula": frame[formula_column]})
-    for name in surrogate.target_names:
-        for suffix in ("mean", "std", "lower", "upper"):
+    floors = [None if bounds is None else bounds[0] for bounds in surrogate.bounds]
+    for name, floor in zip(surrogate.target_names, floors, strict=True):
+        for suffix in ("mean", "std", "lower", "upper") + (("p_at_low",) if floor is not None else ()):
             out[f"{name}_{suffix}"] = np.nan
     if valid:
         rows = frame.iloc[valid]
@@ -357,6 +361,8 @@ def model_predict(
             intervals = candidate_intervals(predictive[..., j], level, surrogate.bounds[j])
             for suffix in ("mean", "std", "lower", "upper"):
                 out.loc[valid, f"{name}_{suffix}"] = [getattr(interval, suffix) for interval in intervals]
+            if floors[j] is not None:
+                out.loc[valid, f"{name}_p_at_low"] = (predictive[..., j] <= floors[j]).mean(axis=0)
     if any(errors):
         out["error"] = errors
     output.parent.mkdir(parents=True, exist_ok=True)

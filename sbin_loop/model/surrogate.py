@@ -8,7 +8,8 @@ An ensemble of ``ensemble_size`` variational networks makes the posterior an equ
 cross-fitted (each skips one fold of the rows), and their out-of-fold predictions choose the stopping point, the
 noise level and the recalibration of the predictive spread (``sbin_loop.model.training``,
 ``sbin_loop.model.recalibration``). From ``boosted_input_rows`` training values on, the members also read the
-predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``).
+predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``), and the predictive draws of an output
+with a lower bound carry a tree classifier's probability of a value at that bound (``sbin_loop.model.floor_mass``).
 
 The module is a little over 400 lines: it is one ``nn.Module`` whose buffers fitting, prediction and checkpoints all
 read; its training, recalibration, input scaling and boosted inputs already live in modules of their own.
@@ -38,6 +39,7 @@ from sbin_loop.model.boosted_inputs import (
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig, quantile_scaled
+from sbin_loop.model.floor_mass import fit_floor_mass, floored_draws, rows_above_floor
 from sbin_loop.model.input_scaling import N_KNOTS, fit_scaler, scaled_inputs
 from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
@@ -109,6 +111,8 @@ class BNNSurrogate(nn.Module):
         self.n_boosted = n_outputs if boosted else 0
         """Extra network inputs, one per output: boosted trees' predictions (``ModelConfig.boosted_input_rows``)."""
         self.boosted = BoostedInputs.empty(self.n_boosted)
+        self.floor_mass = BoostedInputs.empty(n_outputs)
+        """Per output, the classifier of a value at the lower bound (``floor_mass``), or None."""
         self.members = self.new_members(n_features + self.n_boosted)
         # Noise offset per member and output: the noise level itself (homoscedastic) or added to the noise head.
         self.raw_noise = nn.Parameter(torch.full((config.ensemble_size, n_outputs), math.log(math.expm1(0.3))))
@@ -255,6 +259,11 @@ class BNNSurrogate(nn.Module):
             warm_start = None
         if warm_start is not None and not self.continues(warm_start):
             raise ValueError("warm_start model has other targets, transforms, likelihood or shapes than this one")
+        n_rows = int(x.shape[0])
+        if use_boosted_inputs(self, ~torch.isnan(y_raw)):
+            warm_start = None  # its members read the other number of inputs
+        self.floor_mass = fit_floor_mass(self, x, censored, ~torch.isnan(y_raw), seed)
+        x, y_raw, censored, groups = rows_above_floor(self, x, y_raw, censored, groups)
         everything = torch.arange(x.shape[0])
         descriptors = x
         self._fit_input_scaler(x)
@@ -264,8 +273,6 @@ class BNNSurrogate(nn.Module):
         y = self._standardise_targets(y_raw, everything)
         mask = ~torch.isnan(y)
         y = torch.nan_to_num(y)
-        if use_boosted_inputs(self, mask):
-            warm_start = None  # its members read the other number of inputs
         held = None
         if warm_start is None:
             held = training.cross_fit_folds(len(y), mask.numpy(), len(self.members), seed, groups)
@@ -294,9 +301,9 @@ class BNNSurrogate(nn.Module):
             shifts = training.fit_noise_level(self, data, held)
             if cfg.recalibrate:
                 n_calibration, factors = recalibration.calibrate(self, data, held, seed)
-        self.n_train_rows = int(x.shape[0])
+        self.n_train_rows = n_rows
         return TrainingReport(
-            n_train=int(x.shape[0]),
+            n_train=n_rows,
             steps=steps,
             final_nll=nll,
             final_kl_per_datum=kl,
@@ -430,9 +437,11 @@ class BNNSurrogate(nn.Module):
         The noise (each draw with its own member's and, if heteroscedastic, input's noise level, scaled by the
         recalibration factor) is added, and the draws' distances from their median are scaled by the per-level
         ``tail_factor``; both happen in the standardised transformed space where it was learned, then the draws
-        are mapped back, so intervals of ``log1p`` targets are correctly skewed and never below -1.
+        are mapped back, so intervals of ``log1p`` targets are correctly skewed and never below -1. Where an output
+        has a classifier of values at its lower bound (``floor_mass``), each draw is that bound with its probability.
         """
-        mean, noise = self._raw_draws(self.network_inputs(features), self.draw_weight_sets(n_draws, seed))
+        descriptors = torch.as_tensor(features, dtype=torch.float32)
+        mean, noise = self._raw_draws(self.network_inputs(descriptors), self.draw_weight_sets(n_draws, seed))
         generator = torch.Generator().manual_seed(seed + 1)
         with torch.no_grad():
             unit_noise = predictive_noise(mean.shape, self.config.likelihood, self.transforms, generator)
@@ -444,4 +453,4 @@ class BNNSurrogate(nn.Module):
                 self.conformal_template,
                 split_draws(n_draws, len(self.members)),
             )
-        return self.to_target_units(draws)
+        return floored_draws(self, descriptors, self.to_target_units(draws), seed)

@@ -1,0 +1,152 @@
+"""The classifier of values at the lower bound: its mass in the predictive draws, where it is fitted, checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
+from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.floor_mass import MIN_FLOOR_ROWS, rows_above_floor
+from sbin_loop.model.surrogate import BNNSurrogate
+
+FAST = {"hidden": (16, 16), "epochs": 30, "min_steps": 200, "max_steps": 400, "ensemble_size": 3}
+
+
+def _hurdle(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``tc``: 0 (no transition) where ``x0 < 0``, else about ``6 + 2 x1``; ``free``: unbounded, always measured."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    tc = np.where(x[:, 0] < 0, 0.0, np.clip(6.0 + 2.0 * x[:, 1] + rng.normal(scale=0.3, size=n), 0.5, None))
+    return x, np.stack([tc, x[:, 2] + rng.normal(scale=0.1, size=n)], axis=1)
+
+
+def _model(rows: int = 200) -> BNNSurrogate:
+    config = ModelConfig(boosted_input_rows=rows, **FAST)
+    return BNNSurrogate(4, ("tc", "free"), ("none", "none"), config, ((0.0, None), None))
+
+
+@pytest.fixture(scope="module")
+def hurdle() -> BNNSurrogate:
+    torch.set_num_threads(1)
+    surrogate = _model()
+    surrogate.fit(*_hurdle(400), seed=0)
+    return surrogate
+
+
+def _candidates() -> np.ndarray:
+    """Two clear non-superconductors (``x0 = -2``) and two clear superconductors (``x0 = 2``)."""
+    return np.array([[-2, 0, 0, 0], [-2, 1, 0, 0], [2, 0, 0, 0], [2, 1, 0, 0]], dtype=np.float32)
+
+
+def _without_classifier(surrogate: BNNSurrogate) -> BNNSurrogate:
+    """The same networks and boosted inputs, without the classifier of values at the bound."""
+    without = BNNSurrogate(4, ("tc", "free"), ("none", "none"), surrogate.config, ((0.0, None), None), boosted=True)
+    without.load_state_dict(surrogate.state_dict())
+    without.boosted = surrogate.boosted
+    return without.eval()
+
+
+def test_a_bounded_output_with_both_kinds_gets_a_classifier_and_an_unbounded_one_none(hurdle):
+    assert hurdle.floor_mass.fitted == (True, False)
+    probability = hurdle.floor_mass.predict(torch.as_tensor(_candidates()))[:, 0]
+    assert (probability[:2] > 0.9).all() and (probability[2:] < 0.1).all()
+
+
+def test_draws_sit_at_the_bound_with_the_classifier_probability(hurdle):
+    draws = hurdle.predictive_draws(_candidates(), 2000, seed=1)[..., 0]  # S x 4
+    at_bound = (draws == 0).double().mean(dim=0)
+    probability = hurdle.floor_mass.predict(torch.as_tensor(_candidates()))[:, 0].double()
+    assert (at_bound >= probability - 0.03).all()  # at least the classifier's share; the network adds its own
+    assert (at_bound[:2] > 0.9).all() and (at_bound[2:] < 0.2).all()
+    assert (draws >= 0).all() and torch.isfinite(draws).all()
+    median = draws.median(dim=0).values
+    assert (median[:2] == 0).all()
+    assert median[2] > 3 and median[3] > median[2]
+
+
+def test_the_classifier_lowers_the_error_of_the_median_on_new_rows(hurdle):
+    x_new, y_new = _hurdle(300, seed=5)
+    without = _without_classifier(hurdle)
+    assert not any(without.floor_mass.fitted)
+
+    def error(model: BNNSurrogate) -> float:
+        median = model.predictive_draws(x_new, 400, seed=2).median(dim=0).values[:, 0].numpy()
+        return float(np.abs(median - y_new[:, 0]).mean())
+
+    assert error(hurdle) < error(without)
+
+
+def test_function_draws_and_other_outputs_do_not_carry_the_mass(hurdle):
+    x = _candidates()
+    without = _without_classifier(hurdle)
+    assert torch.equal(hurdle.function_draws(x, 100, seed=3), without.function_draws(x, 100, seed=3))
+    assert torch.equal(
+        hurdle.predictive_draws(x, 100, seed=3)[..., 1], without.predictive_draws(x, 100, seed=3)[..., 1]
+    )
+
+
+def test_no_classifier_below_the_boosted_rows_or_with_few_values_at_the_bound():
+    x, y = _hurdle(150)
+    small = _model(rows=200)
+    small.fit(x, y, seed=0)
+    assert small.floor_mass.fitted == (False, False)  # 150 rows: no boosted inputs, no classifier
+    x, y = _hurdle(400)
+    zeros = np.flatnonzero(y[:, 0] == 0)
+    y[zeros[MIN_FLOOR_ROWS - 1 :], 0] = 0.25  # one value too few at the bound
+    few = _model()
+    few.fit(x, y, seed=0)
+    assert few.floor_mass.fitted == (False, False)
+
+
+def test_a_checkpoint_keeps_the_classifier(hurdle, tmp_path):
+    save_surrogate(hurdle, tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "floor_mass_0.txt").is_file()
+    assert json.loads((tmp_path / "ckpt" / "metadata.json").read_text())["floor_outputs"] == [0]
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert loaded.floor_mass.fitted == (True, False)
+    x = _candidates()
+    assert torch.equal(loaded.predictive_draws(x, 100, seed=4), hurdle.predictive_draws(x, 100, seed=4))
+
+
+def test_a_damaged_classifier_file_is_refused_by_name(hurdle, tmp_path):
+    save_surrogate(hurdle, tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "floor_mass_0.txt").write_text("tree\nnot a model")
+    with pytest.raises(CheckpointError, match="floor mass: output 0: not a LightGBM model"):
+        load_surrogate(tmp_path / "ckpt")
+
+
+def test_a_version_8_checkpoint_loads_without_the_classifier(hurdle, tmp_path):
+    save_surrogate(hurdle, tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "floor_mass_0.txt").unlink()
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    metadata["version"] = 8
+    del metadata["floor_outputs"]
+    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert loaded.floor_mass.fitted == (False, False)
+    x = _candidates()
+    without = _without_classifier(hurdle)
+    assert torch.equal(loaded.predictive_draws(x, 100, seed=4), without.predictive_draws(x, 100, seed=4))
+
+
+def test_the_network_trains_on_the_values_above_the_bound_and_every_row_is_counted():
+    x, y = _hurdle(400)
+    surrogate = _model()
+    report = surrogate.fit(x, y, seed=0)
+    above = int((y[:, 0] > 0).sum())
+    assert report.n_train == 400 and surrogate.n_train_rows == 400
+    assert report.n_held_out == above + 400  # out-of-fold values: tc above 0 K, and every value of "free"
+    single = BNNSurrogate(4, ("tc",), ("none",), surrogate.config, ((0.0, None),))
+    report = single.fit(x, y[:, :1], seed=0)
+    assert report.n_train == 400 and report.n_held_out == above  # rows at 0 K train the classifier only
+
+
+def test_rows_left_without_a_value_are_dropped_with_their_groups(hurdle):
+    x = torch.arange(8, dtype=torch.float32).reshape(4, 2)
+    y = torch.tensor([[0.0, 1.0], [0.0, float("nan")], [2.0, float("nan")], [3.0, 4.0]])
+    censored = torch.tensor([[-1, 0], [-1, 0], [0, 0], [0, 0]], dtype=torch.int8)
+    kept_x, kept_y, kept_censored, groups = rows_above_floor(hurdle, x, y, censored, np.array([7, 8, 9, 10]))
+    assert torch.equal(kept_x, x[[0, 2, 3]]) and groups.tolist() == [7, 9, 10]
+    assert torch.isnan(kept_y[0, 0]) and kept_y[0, 1] == 1.0 and (kept_censored == 0).all()
