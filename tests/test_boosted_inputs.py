@@ -181,21 +181,23 @@ def test_model_train_and_predict_carry_the_trees(tmp_path, supercon, monkeypatch
     """Through the commands users run: the trees are trained, stored with the model and used by ``predict``."""
     monkeypatch.setattr(model_cli, "ModelConfig", lambda: ModelConfig(boosted_input_rows=60, **FAST))
     data, queries, out = tmp_path / "train.csv", tmp_path / "q.csv", tmp_path / "model"
-    supercon.iloc[:120][["formula", "Tc_K"]].to_csv(data, index=False)
+    supercon.iloc[:300][["formula", "Tc_K"]].to_csv(data, index=False)  # 66 at 0 K: a classifier of Tc = 0 too
     pd.DataFrame({"formula": ["La2CuO4", "Nb3Sn", "MgB2"]}).to_csv(queries, index=False)
     args = ["model", "train", "--data", str(data), "--target", "Tc_K", "--out", str(out), "--bounds", "0,"]
     trained = runner.invoke(app, args)
     assert trained.exit_code == 0, trained.output
     assert "boosted-tree inputs on (model.boosted_input_rows)" in trained.output
-    assert (out / "boosted_inputs_0.txt").is_file()
+    assert "classifier of values at the lower bound on" in trained.output
+    assert (out / "boosted_inputs_0.txt").is_file() and (out / "floor_mass_0.txt").is_file()
     predicted_csv = tmp_path / "p.csv"
     args = ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predicted_csv)]
     predicted = runner.invoke(app, args)
     assert predicted.exit_code == 0, predicted.output
     frame = pd.read_csv(predicted_csv)
     assert np.isfinite(frame[["Tc_K_mean", "Tc_K_lower", "Tc_K_upper"]].to_numpy()).all()
-    assert (frame.Tc_K_lower >= 0).all()
+    assert (frame.Tc_K_lower >= 0).all() and frame.Tc_K_p_at_low.between(0, 1).all()
     model = load_surrogate(out)
+    assert model.floor_mass.fitted == (True,)
     column = model.network_inputs(formula_inputs(pd.Series(["La2CuO4", "Nb3Sn", "MgB2"]), True))[:, -1]
     assert model.boosted.fitted == (True,) and column.abs().sum() > 0
 
