@@ -78,7 +78,9 @@ class ModelConfig(Section):
             against 8.83 / 6.66 and 8.80 / 6.51; 3,000 rows 6.65 / 5.13 and 7.20 / 5.44 against 6.99 / 5.25 and
             7.41 / 5.64; 10,896 rows (fit seeds 0 and 1) 5.03 / 3.98 and 5.07 / 4.05 against 5.28 / 4.14 (seed
             0); coverage 0.96-0.97 throughout. Stacking outside the model did nothing at 300 rows (MAE 11.07 / 11.13
-            against 10.94 / 11.26 K), nor with a random forest's prediction at 30 and 120 rows.
+            against 10.94 / 11.26 K), nor with a random forest's prediction at 30 and 120 rows. From the same
+            count on, an output with a lower bound gets the hurdle of ``sbin_loop.model.floor_mass`` (a classifier of
+            values at the bound; the networks train on the values above it); None turns that off too.
         input_clip: Scaled descriptors of candidates are clipped to ``±input_clip`` (training standard deviations, or
             normal scores).
             A descriptor nearly constant over a small training set (e.g. magnetic moment over 6 non-magnetic
