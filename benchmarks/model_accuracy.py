@@ -273,12 +273,13 @@ def run_task(task: Task, args: argparse.Namespace) -> dict:
 def print_table(task: str, unit: str, results: dict) -> None:
     columns = [
         "mae", "rmse", "r2", "pearson_r", "coverage_95", "interval_width_95", "median_width_95", "winkler_95",
-        "miscalibration_area", "nll_gaussian", "crps", "sharpness", "within_5pct", "within_5pct_tc_gt_10K",
-        "mae_tc_gt_77K", "seconds_all_folds",
+        "miscalibration_area", "miscalibration_area_pit", "nll_gaussian", "crps", "sharpness", "within_5pct",
+        "within_5pct_tc_gt_10K", "mae_tc_gt_77K", "seconds_all_folds",
     ]  # fmt: skip
+    short = {"miscalibration_area": "miscal", "miscalibration_area_pit": "miscal_pit"}
     present = [c for c in columns if any(c in r for r in results.values())]
     print(f"\n{task} (errors in {unit}, mean over 5 folds)")
-    print(f"{'model':<15}" + "".join(f"{c[:13]:>14}" for c in present))
+    print(f"{'model':<15}" + "".join(f"{short.get(c, c)[:13]:>14}" for c in present))
     for name, result in results.items():
         print(f"{name:<15}" + "".join(f"{result.get(c, float('nan')):>14.3f}" for c in present))
 

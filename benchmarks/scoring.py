@@ -1,7 +1,14 @@
-"""Scores of predictive distributions shared by the accuracy benchmarks: points, intervals, CRPS, NLL.
+"""Scores of predictive distributions shared by the accuracy benchmarks: points, intervals, CRPS, NLL, calibration.
 
 ``metrics`` turns a ``Prediction`` (point predictions, and for probabilistic models central predictive quantiles,
-moments and per-row CRPS) into the figures every benchmark table reports.
+moments, per-row CRPS and PIT) into the figures every benchmark table reports.
+
+Two miscalibration areas: ``miscalibration_area`` compares the coverage of central intervals with their level, and
+``miscalibration_area_pit`` the share of randomised PIT values within ``level / 2`` of 0.5 with the level. For a
+continuous predictive they are the same number. Where a predictive has a point mass (Tc = 0 K), a central interval
+with its end on the mass holds more than its level, and only the randomised PIT (the share of draws below the value
+plus a uniform share of those equal to it; Czado, Gneiting and Held, Biometrics 2009) is uniform for a calibrated
+model.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class Prediction:
     std: np.ndarray | None = None
     quantiles: np.ndarray | None = None  # 2 x len(LEVELS) x n: lower bounds, then upper bounds of central intervals
     crps: np.ndarray | None = None  # n: continuous ranked probability score of each test row (set with the targets)
+    pit: np.ndarray | None = None  # n: (randomised) probability integral transform of each test row
 
 
 def gaussian_prediction(mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> Prediction:
@@ -32,7 +40,7 @@ def gaussian_prediction(mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> Pre
     quantiles = np.stack([mean - z[:, None] * std, mean + z[:, None] * std])
     u = (y - mean) / std
     crps = std * (u * (2 * stats.norm.cdf(u) - 1) + 2 * stats.norm.pdf(u) - 1 / np.sqrt(np.pi))
-    return Prediction(mean, mean, std, quantiles, crps)
+    return Prediction(mean, mean, std, quantiles, crps, stats.norm.cdf(u))
 
 
 def draws_prediction(draws: np.ndarray, y: np.ndarray) -> Prediction:
@@ -47,7 +55,13 @@ def draws_prediction(draws: np.ndarray, y: np.ndarray) -> Prediction:
     weights = (2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None]  # E|X - X'| from sorted draws
     spread = 2 * (weights * ordered).sum(axis=0) / n_draws**2
     crps = np.abs(draws - y).mean(axis=0) - spread / 2
-    return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles, crps)
+    pit = (draws < y).mean(axis=0) + np.random.default_rng(0).random(len(y)) * (draws == y).mean(axis=0)
+    return Prediction(np.median(draws, axis=0), draws.mean(axis=0), draws.std(axis=0), quantiles, crps, pit)
+
+
+def pit_coverage(pit: np.ndarray) -> np.ndarray:
+    """Per ``LEVELS`` entry, the share of PIT values within ``level / 2`` of 0.5 (the level itself when calibrated)."""
+    return (np.abs(pit - 0.5)[None, :] <= LEVELS[:, None] / 2).mean(axis=1)
 
 
 def interval_score(y: np.ndarray, lower: np.ndarray, upper: np.ndarray, alpha: float) -> np.ndarray:
@@ -85,6 +99,7 @@ def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None)
         result.update(
             coverage_95=float(coverage[at_95]),
             miscalibration_area=float(np.abs(coverage - LEVELS).mean()),
+            miscalibration_area_pit=float(np.abs(pit_coverage(prediction.pit) - LEVELS).mean()),
             nll_gaussian=float((0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y - prediction.mean) / std) ** 2).mean()),
             crps=float(prediction.crps.mean()),
             sharpness=float(np.sqrt((prediction.std**2).mean())),

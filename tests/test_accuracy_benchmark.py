@@ -38,6 +38,26 @@ def test_metrics_reward_the_right_distribution() -> None:
     assert abs(scores["truth"]["coverage_95"] - 0.95) < 0.03
 
 
+def test_a_calibrated_point_mass_is_calibrated_by_the_pit_and_not_by_central_intervals() -> None:
+    """Half the mass at 0 (Tc = 0), half spread above; targets drawn from that same distribution."""
+    rng = np.random.default_rng(2)
+    n, n_draws = 2000, 1000
+    probability = rng.uniform(0.0, 0.9, size=n)  # each row's own chance of 0
+
+    def sample(size: tuple[int, ...]) -> np.ndarray:
+        return np.where(rng.random(size) < probability, 0.0, rng.exponential(10.0, size=size))
+
+    y = sample((n,))
+    calibrated = benchmark.metrics(y, benchmark.draws_prediction(sample((n_draws, n)), y), None)
+    assert calibrated["miscalibration_area_pit"] < 0.02
+    assert calibrated["miscalibration_area"] > 0.1  # [0, 0] covers a 0 at every level where the mass is large
+    shifted = benchmark.metrics(y, benchmark.draws_prediction(sample((n_draws, n)) + 5.0, y), None)
+    assert shifted["miscalibration_area_pit"] > 0.1
+    normal = rng.normal(size=n)
+    scores = benchmark.metrics(normal, benchmark.gaussian_prediction(np.zeros(n), np.full(n, 1.3), normal), None)
+    assert scores["miscalibration_area_pit"] == pytest.approx(scores["miscalibration_area"], abs=0.005)
+
+
 def test_small_data_calibration_benchmark_runs_end_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

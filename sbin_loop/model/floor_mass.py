@@ -18,18 +18,9 @@ bound and at least ``MIN_FLOOR_ROWS`` values at it and above it gets a hurdle:
 Only the predictive draws (intervals, medians, stored predictions) carry the classifier's mass: the noise-free function
 draws that acquisition reads are the network's, a superconductor's Tc as the network sees it.
 
-On the fixed SuperCon holdout (``benchmarks/holdout.py``, 10,896 training rows, fit seed 0; a classifier of 1,000 trees
-at learning rate 0.03):
-
-| model | MAE (K) | CRPS (K) | 95% coverage | mean 95% width (K) |
-|---|---|---|---|---|
-| network on every row (censored likelihood) | 5.03 | 4.06 | 0.962 | 28.9 |
-| the same, its draws mixed with the classifier's mass | 4.91 | 3.88 | 0.958 | 29.0 |
-| the same, the classifier's out-of-fold probability as a network input | 5.11 | 3.98 | 0.966 | 28.7 |
-| hurdle: network on the values above 0 K, mixed with the classifier's mass | 4.77 | 3.56 | 0.969 | 24.9 |
-
-The hurdle's network alone predicted the superconductors of the holdout to 4.02 K, against 4.82 K for the network
-trained on every row.
+On the fixed SuperCon holdout (``benchmarks/holdout.py``, 10,896 training rows) the hurdle lowered the MAE from 5.03 to
+4.77 K and the mean 95% width from 28.9 to 22.7 K; mixing the classifier's mass into networks trained on every row
+gave 4.91 K, and its probability as one more network input 5.11 K (``benchmarks/README.md``, "Hurdle at 0 K").
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ An ensemble of ``ensemble_size`` variational networks makes the posterior an equ
 cross-fitted (each skips one fold of the rows), and their out-of-fold predictions choose the stopping point, the
 noise level and the recalibration of the predictive spread (``sbin_loop.model.training``,
 ``sbin_loop.model.recalibration``). From ``boosted_input_rows`` training values on, the members also read the
-predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``), and the predictive draws of an output
-with a lower bound carry a tree classifier's probability of a value at that bound (``sbin_loop.model.floor_mass``).
+predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``), and an output with a lower bound gets a
+hurdle: a tree classifier gives the probability of a value at the bound, the members train on the values above it
+(``sbin_loop.model.floor_mass``).
 
 The module is a little over 400 lines: it is one ``nn.Module`` whose buffers fitting, prediction and checkpoints all
 read; its training, recalibration, input scaling and boosted inputs already live in modules of their own.
@@ -259,10 +260,10 @@ class BNNSurrogate(nn.Module):
             warm_start = None
         if warm_start is not None and not self.continues(warm_start):
             raise ValueError("warm_start model has other targets, transforms, likelihood or shapes than this one")
-        n_rows = int(x.shape[0])
-        if use_boosted_inputs(self, ~torch.isnan(y_raw)):
+        n_rows, observed = int(x.shape[0]), ~torch.isnan(y_raw)
+        if use_boosted_inputs(self, observed):
             warm_start = None  # its members read the other number of inputs
-        self.floor_mass = fit_floor_mass(self, x, censored, ~torch.isnan(y_raw), seed)
+        self.floor_mass = fit_floor_mass(self, x, censored, observed, seed)
         x, y_raw, censored, groups = rows_above_floor(self, x, y_raw, censored, groups)
         everything = torch.arange(x.shape[0])
         descriptors = x
