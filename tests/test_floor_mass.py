@@ -1,14 +1,17 @@
-"""The classifier of values at the lower bound: its mass in the predictive draws, where it is fitted, checkpoints."""
+"""The classifier of values at the lower bound: its mass in the predictive and function draws, where it is fitted,
+checkpoints."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.floor_mass import MIN_FLOOR_ROWS, rows_above_floor
+from sbin_loop.model.floor_mass import MIN_FLOOR_ROWS, floored_functions, rows_above_floor
 from sbin_loop.model.surrogate import BNNSurrogate
 
 FAST = {"hidden": (16, 16), "epochs": 30, "min_steps": 200, "max_steps": 400, "ensemble_size": 3}
@@ -78,13 +81,65 @@ def test_the_classifier_lowers_the_error_of_the_median_on_new_rows(hurdle):
     assert error(hurdle) < error(without)
 
 
-def test_function_draws_and_other_outputs_do_not_carry_the_mass(hurdle):
+def test_function_draws_carry_the_mass_and_other_outputs_do_not(hurdle):
     x = _candidates()
     without = _without_classifier(hurdle)
-    assert torch.equal(hurdle.function_draws(x, 100, seed=3), without.function_draws(x, 100, seed=3))
+    functions, network = hurdle.function_draws(x, 200, seed=3), without.function_draws(x, 200, seed=3)
+    probability = hurdle.floor_mass.predict(torch.as_tensor(x))[:, 0].double()
+    at_bound = (functions[..., 0] == 0).double().mean(dim=0)
+    assert (at_bound >= probability - 3 / 200).all()
+    assert (at_bound[:2] > 0.9).all() and (at_bound[2:] < 0.2).all()
+    kept = functions[..., 0] != 0
+    assert torch.equal(functions[..., 0][kept], network[..., 0][kept])  # elsewhere the network's own draws
+    assert torch.equal(functions[..., 1], network[..., 1])
     assert torch.equal(
         hurdle.predictive_draws(x, 100, seed=3)[..., 1], without.predictive_draws(x, 100, seed=3)[..., 1]
     )
+
+
+def test_function_draws_are_the_same_in_any_batch_and_through_botorch(hurdle):
+    x = np.concatenate([_candidates(), _hurdle(40, seed=9)[0]])
+    whole = hurdle.function_draws(x, 64, seed=5)
+    order = np.random.default_rng(0).permutation(len(x))
+    shuffled = hurdle.function_draws(x[order], 64, seed=5)
+    assert torch.equal(shuffled, whole[:, order])
+    assert torch.equal(hurdle.function_draws(x[:7], 64, seed=5), whole[:, :7])
+    posterior = BNNModel(hurdle, 64, seed=5).posterior(torch.as_tensor(x, dtype=torch.float64))
+    assert torch.allclose(posterior.values.float(), whole)  # S x n x m, the same functions
+    assert not torch.equal(hurdle.function_draws(x, 64, seed=6)[..., 0] == 0, whole[..., 0] == 0)
+
+
+class _Classifier:
+    """A stand-in for the fitted classifiers: a fixed probability per row for output 0, none for output 1."""
+
+    def __init__(self, probability: np.ndarray) -> None:
+        self.probability = torch.as_tensor(probability, dtype=torch.float32)
+        self.fitted = (True, False)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.probability[: x.shape[0]], torch.zeros(x.shape[0])], dim=1)
+
+
+def test_the_share_of_function_draws_at_the_bound_is_the_probability_in_every_member():
+    rng = np.random.default_rng(3)
+    n, n_draws, members = 500, 100, 5
+    probability = rng.random(n)
+    model = SimpleNamespace(
+        floor_mass=_Classifier(probability), support=torch.tensor([[0.0, np.inf], [-np.inf, np.inf]])
+    )
+    x = torch.as_tensor(rng.normal(size=(n, 6)), dtype=torch.float32)
+    values = torch.as_tensor(rng.uniform(1, 2, size=(n_draws, n, 2)), dtype=torch.float32)
+    floored = floored_functions(model, x, values, seed=0)
+    at_bound = (floored[..., 0] == 0).double()  # S x n
+    assert (at_bound.sum(dim=0) - torch.as_tensor(probability) * n_draws).abs().max() <= 3
+    per_member = at_bound.view(members, n_draws // members, n).sum(dim=1)  # members x n
+    assert (per_member - torch.as_tensor(probability) * n_draws / members).abs().max() <= 3
+    assert torch.equal(floored[..., 1], values[..., 1])
+    # Expected improvement over an incumbent above the bound: the network's times the probability of a transition.
+    improvement = (floored[..., 0] - 1.2).clamp(min=0).mean(dim=0)
+    network = (values[..., 0] - 1.2).clamp(min=0).mean(dim=0)
+    gap = (improvement - network * torch.as_tensor(1 - probability, dtype=torch.float32)).abs()
+    assert gap.mean() < 0.015 and gap.max() < 0.08  # the draws kept are a subsample of the network's
 
 
 def test_no_classifier_below_the_boosted_rows_or_with_few_values_at_the_bound():

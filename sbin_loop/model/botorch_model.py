@@ -19,6 +19,7 @@ from botorch.posteriors.ensemble import EnsemblePosterior
 from botorch.sampling.index_sampler import IndexSampler
 from torch import Tensor
 
+from sbin_loop.model.floor_mass import floored_functions
 from sbin_loop.model.surrogate import BNNSurrogate
 
 
@@ -37,14 +38,17 @@ class BNNModel(EnsembleModel):
     def __init__(self, surrogate: BNNSurrogate, n_draws: int, seed: int) -> None:
         super().__init__()
         self.surrogate = surrogate
+        self.seed = seed
         self._weight_sets = surrogate.draw_weight_sets(n_draws, seed)
         self._num_outputs = len(surrogate.target_names)
 
     def forward(self, X: Tensor) -> Tensor:
-        """``batch x n x d`` inputs -> ``batch x S x n x m`` ensemble outputs."""
+        """``batch x n x d`` inputs -> ``batch x S x n x m`` ensemble outputs (``BNNSurrogate.function_draws``'s)."""
         batch_shape, n, d = X.shape[:-2], X.shape[-2], X.shape[-1]
-        standardised = self.surrogate.evaluate(X.reshape(-1, d), self._weight_sets)  # S x (batch*n) x m
-        values = self.surrogate.to_target_units(standardised).to(X.dtype)
+        descriptors = X.reshape(-1, d).detach().float()
+        standardised = self.surrogate.evaluate(descriptors, self._weight_sets)  # S x (batch*n) x m
+        values = self.surrogate.to_target_units(standardised)
+        values = floored_functions(self.surrogate, descriptors, values, self.seed).to(X.dtype)
         n_draws = values.shape[0]
         return values.reshape(n_draws, *batch_shape, n, self._num_outputs).movedim(0, -3)
 

@@ -40,7 +40,7 @@ from sbin_loop.model.boosted_inputs import (
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, tail_calibrated
 from sbin_loop.model.checks import check_training_rows
 from sbin_loop.model.config import ModelConfig, quantile_scaled
-from sbin_loop.model.floor_mass import fit_floor_mass, floored_draws, rows_above_floor
+from sbin_loop.model.floor_mass import fit_floor_mass, floored_draws, floored_functions, rows_above_floor
 from sbin_loop.model.input_scaling import N_KNOTS, fit_scaler, scaled_inputs
 from sbin_loop.model.likelihood import predictive_noise
 from sbin_loop.model.splits import split_draws
@@ -429,8 +429,14 @@ class BNNSurrogate(nn.Module):
         return values
 
     def function_draws(self, features: np.ndarray | Tensor, n_draws: int, seed: int) -> Tensor:
-        """``S x n x m`` posterior draws of the noise-free function, in target units."""
-        return self.to_target_units(self.evaluate(features, self.draw_weight_sets(n_draws, seed)))
+        """``S x n x m`` posterior draws of the noise-free function, in target units.
+
+        Where an output has a classifier of values at its lower bound, a share of each row's draws equal to its
+        probability is that bound (``floor_mass.floored_functions``), the same draws in any batch.
+        """
+        descriptors = torch.as_tensor(features, dtype=torch.float32)
+        values = self.to_target_units(self.evaluate(descriptors, self.draw_weight_sets(n_draws, seed)))
+        return floored_functions(self, descriptors, values, seed)
 
     def predictive_draws(self, features: np.ndarray | Tensor, n_draws: int, seed: int) -> Tensor:
         """``S x n x m`` posterior predictive draws (function + observation noise), in target units.
