@@ -19,7 +19,6 @@ from botorch.posteriors.ensemble import EnsemblePosterior
 from botorch.sampling.index_sampler import IndexSampler
 from torch import Tensor
 
-from sbin_loop.model.floor_mass import floored_functions
 from sbin_loop.model.surrogate import BNNSurrogate
 
 
@@ -45,10 +44,8 @@ class BNNModel(EnsembleModel):
     def forward(self, X: Tensor) -> Tensor:
         """``batch x n x d`` inputs -> ``batch x S x n x m`` ensemble outputs (``BNNSurrogate.function_draws``'s)."""
         batch_shape, n, d = X.shape[:-2], X.shape[-2], X.shape[-1]
-        descriptors = X.reshape(-1, d).detach().float()
-        standardised = self.surrogate.evaluate(descriptors, self._weight_sets)  # S x (batch*n) x m
-        values = self.surrogate.to_target_units(standardised)
-        values = floored_functions(self.surrogate, descriptors, values, self.seed).to(X.dtype)
+        values = self.surrogate.function_values(X.reshape(-1, d).detach(), self._weight_sets, self.seed)  # S x bn x m
+        values = values.to(X.dtype)
         n_draws = values.shape[0]
         return values.reshape(n_draws, *batch_shape, n, self._num_outputs).movedim(0, -3)
 

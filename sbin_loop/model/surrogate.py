@@ -12,7 +12,7 @@ predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``), and 
 hurdle: a tree classifier gives the probability of a value at the bound, the members train on the values above it
 (``sbin_loop.model.floor_mass``).
 
-The module is a little over 400 lines: it is one ``nn.Module`` whose buffers fitting, prediction and checkpoints all
+The module is about 470 lines: it is one ``nn.Module`` whose buffers fitting, prediction and checkpoints all
 read; its training, recalibration, input scaling and boosted inputs already live in modules of their own.
 """
 
@@ -434,8 +434,18 @@ class BNNSurrogate(nn.Module):
         Where an output has a classifier of values at its lower bound, a share of each row's draws equal to its
         probability is that bound (``floor_mass.floored_functions``), the same draws in any batch.
         """
+        return self.function_values(features, self.draw_weight_sets(n_draws, seed), seed)
+
+    def function_values(
+        self, features: np.ndarray | Tensor, weight_sets: list[tuple[Tensor, Tensor]], seed: int
+    ) -> Tensor:
+        """``S x n x m`` posterior functions of drawn weight sets in target units, the bound's mass included.
+
+        ``seed`` places the mass (``floor_mass.floored_functions``); ``function_draws`` and ``BNNModel``, which keeps
+        its weight sets, both come here.
+        """
         descriptors = torch.as_tensor(features, dtype=torch.float32)
-        values = self.to_target_units(self.evaluate(descriptors, self.draw_weight_sets(n_draws, seed)))
+        values = self.to_target_units(self.evaluate(descriptors, weight_sets))
         return floored_functions(self, descriptors, values, seed)
 
     def predictive_draws(self, features: np.ndarray | Tensor, n_draws: int, seed: int) -> Tensor:
