@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from sbin_loop.model.boosted_inputs import train_booster
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
-from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.floor_mass import MIN_FLOOR_ROWS, floored_functions, rows_above_floor
+from sbin_loop.model.config import ModelConfig, stored_model_config
+from sbin_loop.model.floor_mass import MIN_FLOOR_ROWS, floored_functions, rows_above_floor, train_classifier
 from sbin_loop.model.surrogate import BNNSurrogate
 
 FAST = {"hidden": (16, 16), "epochs": 30, "min_steps": 200, "max_steps": 400, "ensemble_size": 3}
@@ -25,8 +26,8 @@ def _hurdle(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, np.stack([tc, x[:, 2] + rng.normal(scale=0.1, size=n)], axis=1)
 
 
-def _model(rows: int = 200) -> BNNSurrogate:
-    config = ModelConfig(boosted_input_rows=rows, **FAST)
+def _model(rows: int = 200, **settings) -> BNNSurrogate:
+    config = ModelConfig(**{"boosted_input_rows": rows, "floor_mass_rows": rows, **FAST, **settings})
     return BNNSurrogate(4, ("tc", "free"), ("none", "none"), config, ((0.0, None), None))
 
 
@@ -142,7 +143,7 @@ def test_the_share_of_function_draws_at_the_bound_is_the_probability_in_every_me
     assert gap.mean() < 0.015 and gap.max() < 0.08  # the draws kept are a subsample of the network's
 
 
-def test_no_classifier_below_the_boosted_rows_or_with_few_values_at_the_bound():
+def test_no_classifier_below_its_rows_or_with_few_values_at_the_bound():
     x, y = _hurdle(150)
     small = _model(rows=200)
     small.fit(x, y, seed=0)
@@ -205,3 +206,40 @@ def test_rows_left_without_a_value_are_dropped_with_their_groups(hurdle):
     kept_x, kept_y, kept_censored, groups = rows_above_floor(hurdle, x, y, censored, np.array([7, 8, 9, 10]))
     assert torch.equal(kept_x, x[[0, 2, 3]]) and groups.tolist() == [7, 9, 10]
     assert torch.isnan(kept_y[0, 0]) and kept_y[0, 1] == 1.0 and (kept_censored == 0).all()
+
+
+def test_the_hurdle_has_its_own_threshold():
+    x, y = _hurdle(400)
+    alone = _model(rows=200, boosted_input_rows=None)
+    alone.fit(x, y, seed=0)
+    assert alone.floor_mass.fitted == (True, False) and not alone.n_boosted
+    without = _model(rows=200, floor_mass_rows=None)
+    without.fit(x, y, seed=0)
+    assert without.floor_mass.fitted == (False, False) and without.n_boosted == 2
+
+
+def test_a_stored_config_without_the_setting_keeps_the_hurdle_with_the_boosted_inputs():
+    assert stored_model_config({"boosted_input_rows": 1000})["floor_mass_rows"] == 1000
+    assert stored_model_config({"boosted_input_rows": None})["floor_mass_rows"] is None
+    assert stored_model_config({})["floor_mass_rows"] is None  # before both: neither
+    assert stored_model_config({"boosted_input_rows": 1000, "floor_mass_rows": 300})["floor_mass_rows"] == 300
+    assert ModelConfig(**stored_model_config({"floor_mass_rows": None})).floor_mass_rows is None
+
+
+def test_the_forest_gives_probabilities_where_boosting_gives_certainties():
+    """300 rows whose labels are noisy near the boundary: P(at the bound) = sigmoid(-3 x0)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2300, 8))
+    truth = 1 / (1 + np.exp(3 * x[:, 0]))
+    labels = (rng.uniform(size=2300) < truth).astype(np.float64)
+    train, new = slice(0, 300), slice(300, None)
+
+    def log_loss(probability: np.ndarray) -> float:
+        p = np.clip(probability, 1e-6, 1 - 1e-6)
+        return float(-np.mean(labels[new] * np.log(p) + (1 - labels[new]) * np.log(1 - p)))
+
+    forest = train_classifier(x[train], labels[train], 0, 1).predict(x[new])
+    boosted = train_booster(x[train], labels[train], 0, 1, "binary").predict(x[new])
+    assert -1e-6 <= forest.min() and forest.max() <= 1 + 1e-6  # leaf shares, up to rounding
+    assert log_loss(forest) < 0.6 < log_loss(boosted)  # measured: about 0.4 against 1.0
+    assert log_loss(forest) < log_loss(truth[new]) + 0.15
