@@ -2,9 +2,9 @@
 
 A checkpoint is a directory with ``weights.safetensors`` (every parameter and buffer of the surrogate, by state-dict
 name), ``metadata.json`` (format version, descriptor count and names, target names and transforms, the full model
-config, the number of training rows) and, for a model with boosted inputs (``ModelConfig.boosted_input_rows``), one
-``boosted_inputs_<j>.txt`` per output ``j`` that has a booster and one ``floor_mass_<j>.txt`` per output with a
-classifier of values at its lower bound (``sbin_loop.model.floor_mass``), in LightGBM's text model format.
+config, the number of training rows), one ``boosted_inputs_<j>.txt`` per output ``j`` that has a booster
+(``ModelConfig.boosted_input_rows``) and one ``floor_mass_<j>.txt`` per output with a classifier of values at its
+lower bound (``ModelConfig.floor_mass_rows``, ``sbin_loop.model.floor_mass``), in LightGBM's text model format.
 Loading never unpickles anything, so a checkpoint from an untrusted source cannot run code. Nothing in it is trusted
 either: the metadata is validated (types, ranges, the model config as a campaign config's ``model`` section), and the
 tensor names and shapes in the weights file's header must be exactly those of the architecture it describes before

@@ -235,8 +235,8 @@ def model_train(
         f"{'quantile-scaled' if surrogate.x_quantile else 'standardised'} (model.quantile_rows), element fractions "
         f"{'on' if element_fractions else 'off'} (--element-fractions), boosted-tree inputs "
         f"{'on' if any(surrogate.boosted.fitted) else 'off'} (model.boosted_input_rows), classifier of values at "
-        f"the lower bound {'on' if any(surrogate.floor_mass.fitted) else 'off'}, {report.steps} "
-        f"steps in {report.seconds:.1f} s; saved to {out}"
+        f"the lower bound {'on' if any(surrogate.floor_mass.fitted) else 'off'} (model.floor_mass_rows), "
+        f"{report.steps} steps in {report.seconds:.1f} s; saved to {out}"
     )
     if n_test:
         draws = surrogate.predictive_draws(features[test], 1000, seed).numpy()[..., 0]  # S x n_test

@@ -8,9 +8,9 @@ An ensemble of ``ensemble_size`` variational networks makes the posterior an equ
 cross-fitted (each skips one fold of the rows), and their out-of-fold predictions choose the stopping point, the
 noise level and the recalibration of the predictive spread (``sbin_loop.model.training``,
 ``sbin_loop.model.recalibration``). From ``boosted_input_rows`` training values on, the members also read the
-predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``), and an output with a lower bound gets a
-hurdle: a tree classifier gives the probability of a value at the bound, the members train on the values above it
-(``sbin_loop.model.floor_mass``).
+predictions of gradient-boosted trees (``sbin_loop.model.boosted_inputs``). From ``floor_mass_rows`` on, an output
+with a lower bound gets a hurdle: a random-forest classifier gives the probability of a value at the bound, the members
+train on the values above it (``sbin_loop.model.floor_mass``).
 
 The module is about 470 lines: it is one ``nn.Module`` whose buffers fitting, prediction and checkpoints all
 read; its training, recalibration, input scaling and boosted inputs already live in modules of their own.
