@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import argparse
 import time
+from collections.abc import Iterator
 
 import numpy as np
+import torch
 
 from sbin_loop.features import composition_input_names, fraction_columns
 from sbin_loop.model.config import ModelConfig
@@ -25,6 +28,36 @@ def supercon_holdout(seed: int, element_fractions: bool) -> tuple[np.ndarray, np
     x, y = formula_inputs(frame["formula"], element_fractions), frame["Tc_K"].to_numpy(float)
     order = np.random.default_rng(seed).permutation(len(y))
     return x, y, order[:HOLDOUT_ROWS], order[HOLDOUT_ROWS:]
+
+
+ProbeData = tuple[argparse.Namespace, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""``(args, x, y, test, pool)`` of ``probe_setup``."""
+
+
+def probe_setup(description: str, rows: str, sets: int) -> ProbeData:
+    """A probe's command line and data: ``(args, x, y, test, pool)``, one torch thread.
+
+    The options are ``--rows`` (comma-separated sizes, default ``rows``), ``--sets`` per size (default ``sets``),
+    ``--seed`` of the fits and ``--holdout-seed``; the data are ``supercon_holdout`` with the element fractions.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rows", default=rows, help="comma-separated training sizes")
+    parser.add_argument("--sets", type=int, default=sets, help="disjoint training sets per size (as the pool allows)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fits")
+    parser.add_argument("--holdout-seed", type=int, default=12345, help="seed of the holdout permutation")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    return (args, *supercon_holdout(args.holdout_seed, element_fractions=True))
+
+
+def training_sets(pool: np.ndarray, rows: str, sets: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(n, k, train)``: the ``k``-th disjoint block of ``n`` pool rows, for each size of ``rows`` and ``k < sets``.
+
+    A size larger than the pool gives the whole pool once.
+    """
+    for n in (int(value) for value in rows.split(",")):
+        for k in range(min(sets, max(1, len(pool) // n))):
+            yield n, k, pool[k * n : (k + 1) * n]
 
 
 def crps_of_draws(draws: np.ndarray, observed: np.ndarray) -> float:

@@ -14,13 +14,11 @@ Usage: ``PYTHONPATH=. python benchmarks/hurdle_probe.py --rows 300,1000,3000 --s
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
-import torch
 
-from benchmarks.holdout import supercon_holdout
+from benchmarks.holdout import probe_setup, training_sets
 from benchmarks.scoring import draws_prediction, metrics
 from sbin_loop.features import composition_input_names, fraction_columns
 from sbin_loop.model.config import ModelConfig
@@ -45,28 +43,19 @@ def scores(config: ModelConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="300,1000,3000", help="comma-separated training sizes")
-    parser.add_argument("--sets", type=int, default=2, help="disjoint training sets per size")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fits")
-    parser.add_argument("--holdout-seed", type=int, default=12345, help="seed of the holdout permutation")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    x, y, test, pool = supercon_holdout(args.holdout_seed, element_fractions=True)
+    args, x, y, test, pool = probe_setup(__doc__.splitlines()[0], "300,1000,3000", 2)
     header = "  ".join(f"{name:>10}" for name in ("MAE", "cov95", "width", "CRPS", "PIT area", "fit s"))
     print(f"{'rows':>6} {'set':>4} {'setting':<9} {header}")
-    for n in (int(value) for value in args.rows.split(",")):
-        runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
-        for k in range(min(args.sets, max(1, len(pool) // n))):
-            train = pool[k * n : (k + 1) * n]
-            for name, config in SETTINGS.items():
-                runs[name].append(scores(config, x, y, train, test, args.seed))
-                row = runs[name][-1]
-                values = "  ".join(f"{row[key]:10.3f}" for key in (*COLUMNS, "seconds"))
-                print(f"{len(train):>6} {k:>4} {name:<9} {values}", flush=True)
-        for name, rows in runs.items():
-            values = "  ".join(f"{np.mean([row[key] for row in rows]):10.3f}" for key in (*COLUMNS, "seconds"))
-            print(f"{n:>6} {'mean':>4} {name:<9} {values}", flush=True)
+    runs: dict[tuple[int, str], list[dict]] = {}
+    for n, k, train in training_sets(pool, args.rows, args.sets):
+        for name, config in SETTINGS.items():
+            row = scores(config, x, y, train, test, args.seed)
+            runs.setdefault((n, name), []).append(row)
+            values = "  ".join(f"{row[key]:10.3f}" for key in (*COLUMNS, "seconds"))
+            print(f"{len(train):>6} {k:>4} {name:<9} {values}", flush=True)
+    for (n, name), rows in runs.items():
+        values = "  ".join(f"{np.mean([row[key] for row in rows]):10.3f}" for key in (*COLUMNS, "seconds"))
+        print(f"{n:>6} {'mean':>4} {name:<9} {values}", flush=True)
 
 
 if __name__ == "__main__":
