@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbin_loop.model.boosted_inputs import train_booster
+from sbin_loop.model.boosted_inputs import BOOSTER_PARAMS, train_booster
 from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig, stored_model_config
@@ -239,7 +239,7 @@ def test_the_forest_gives_probabilities_where_boosting_gives_certainties():
         return float(-np.mean(labels[new] * np.log(p) + (1 - labels[new]) * np.log(1 - p)))
 
     forest = train_classifier(x[train], labels[train], 0, 1).predict(x[new])
-    boosted = train_booster(x[train], labels[train], 0, 1, "binary").predict(x[new])
+    boosted = train_booster(x[train], labels[train], 0, 1, {**BOOSTER_PARAMS, "objective": "binary"}).predict(x[new])
     assert -1e-6 <= forest.min() and forest.max() <= 1 + 1e-6  # leaf shares, up to rounding
-    assert log_loss(forest) < 0.6 < log_loss(boosted)  # measured: about 0.4 against 1.0
+    assert log_loss(forest) < 0.6 < log_loss(boosted)  # measured: 0.44 against 0.90
     assert log_loss(forest) < log_loss(truth[new]) + 0.15

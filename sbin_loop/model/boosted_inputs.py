@@ -69,15 +69,21 @@ def _lightgbm() -> Any:
 
 
 def train_booster(
-    x: np.ndarray, y: np.ndarray, seed: int, threads: int, objective: str = "regression_l1"
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    threads: int,
+    params: dict[str, Any] = BOOSTER_PARAMS,
+    rounds: int = BOOSTER_ROUNDS,
 ) -> lightgbm.Booster:
-    """A LightGBM model of ``y`` (``n``) on ``x`` (``n x d``) with ``BOOSTER_PARAMS``, seeded and deterministic.
+    """A LightGBM model of ``y`` (``n``) on ``x`` (``n x d``), seeded and deterministic.
 
-    ``objective`` replaces the absolute error, e.g. ``binary`` for a classifier whose prediction is a probability.
+    ``params`` and ``rounds`` default to the boosted inputs' (``BOOSTER_PARAMS``, ``BOOSTER_ROUNDS``); the hurdle's
+    classifier passes its own (``sbin_loop.model.floor_mass``).
     """
     lightgbm = _lightgbm()
-    params = {**BOOSTER_PARAMS, "objective": objective, "seed": seed, "num_threads": threads}
-    return lightgbm.train(params, lightgbm.Dataset(x, y, params={"verbose": -1}), num_boost_round=BOOSTER_ROUNDS)
+    params = {**params, "seed": seed, "num_threads": threads}
+    return lightgbm.train(params, lightgbm.Dataset(x, y, params={"verbose": -1}), num_boost_round=rounds)
 
 
 class BoostedInputs:
