@@ -39,7 +39,7 @@ def scores(config: ModelConfig, x: np.ndarray, y: np.ndarray, train: np.ndarray,
     surrogate.fit(x[train], y[train, None], seed=seed)
     seconds = time.perf_counter() - start
     draws = surrogate.predictive_draws(x[test], 1000, seed=1).numpy()[..., 0]  # S x n_test
-    return {**metrics(y[test], draws_prediction(draws, y[test]), None), "seconds": seconds}
+    return {**metrics(y[test], draws_prediction(draws, y[test], (0.0, None)), None), "seconds": seconds}
 
 
 def main() -> None:

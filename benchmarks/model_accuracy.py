@@ -28,9 +28,9 @@ Point predictions are predictive medians (optimal for absolute error); intervals
 NLL uses a Gaussian with the predictive mean and standard deviation. The random forest, boosted trees and nearest
 neighbours give points only. Every model sees the same inputs.
 
-With ``--models`` only the named models are fitted; ``--merge PATH`` then keeps every other model's result from an
-earlier JSON of the same protocol (same seed, inputs, ``--quick`` and ``--rows``, which is checked), so a change to sbin
-is re-measured without refitting baselines it does not affect. The JSON's ``merged_from`` lists the models taken
+With ``--models`` only the named models are fitted; ``--merge PATH`` then keeps every other model's result, and every
+task not in ``--tasks``, from an earlier JSON of the same protocol (same seed, inputs, ``--quick`` and ``--rows``,
+which is checked), so a change to sbin is re-measured without refitting what it does not affect. The JSON's ``merged_from`` lists the models taken
 over, and their seconds are those of the run that produced them.
 
 Usage: ``python benchmarks/model_accuracy.py [--quick] [--[no-]element-fractions] [--models sbin --merge PATH] [--json
@@ -102,7 +102,7 @@ def fit_sbin(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_draws
     groups = task.groups[train] if task.groups is not None else None
     report = surrogate.fit(task.features[train], task.target[train, None], seed=seed, groups=groups)
     draws = surrogate.predictive_draws(task.features[test], n_draws, seed=seed + 1).numpy()[:, :, 0]
-    return draws_prediction(draws, task.target[test]), report.seconds
+    return draws_prediction(draws, task.target[test], task.bounds or (None, None)), report.seconds
 
 
 def fit_forest(task: Task, train: np.ndarray, test: np.ndarray, seed: int, n_trees: int) -> Prediction:
@@ -352,6 +352,10 @@ def main() -> None:
             output.setdefault("merged_from", {})[task.name] = {"path": args.merge, "models": sorted(kept)}
         print_table(task.name, task.unit, results)
         output[task.name] = results
+    for name in builders if earlier is not None else ():
+        if name not in output and name in earlier:  # a task not run keeps every model's earlier result
+            output[name] = earlier[name]
+            output.setdefault("merged_from", {})[name] = {"path": args.merge, "models": sorted(earlier[name])}
 
     if not args.quick and "sbin" in args.models:
         full = supercon_task(False, args.seed, None, args.element_fractions)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from sbin_loop.model.intervals import bounded_quantiles
+
 LEVELS = np.linspace(0.01, 0.99, 99)
 """Central probabilities of the intervals scored (0.01 ... 0.99)."""
 
@@ -43,13 +45,27 @@ def gaussian_prediction(mean: np.ndarray, std: np.ndarray, y: np.ndarray) -> Pre
     return Prediction(mean, mean, std, quantiles, crps, stats.norm.cdf(u))
 
 
-def draws_prediction(draws: np.ndarray, y: np.ndarray) -> Prediction:
+def draws_prediction(
+    draws: np.ndarray, y: np.ndarray, bounds: tuple[float | None, float | None] | None = None
+) -> Prediction:
     """The predictive distribution of ``S x n`` draws; CRPS ``E|X - y| - E|X - X'| / 2`` of the empirical draws.
 
     CRPS assumes no shape (the Gaussian NLL beside it does), so it scores heavy-tailed (Laplace) draws fairly.
+
+    Args:
+        draws: ``S x n`` predictive draws.
+        y: ``n`` measured values.
+        bounds: The support of sbin's draws: its intervals are then the ones sbin reports
+            (``intervals.bounded_quantiles``: started at an end of the support that holds a point mass). None: central
+            quantile intervals, as the references report theirs.
     """
-    probabilities = np.concatenate([0.5 - LEVELS / 2, 0.5 + LEVELS / 2])
-    quantiles = np.quantile(draws, probabilities, axis=0).reshape(2, len(LEVELS), -1)
+    if bounds is None:
+        probabilities = np.concatenate([0.5 - LEVELS / 2, 0.5 + LEVELS / 2])
+        quantiles = np.quantile(draws, probabilities, axis=0).reshape(2, len(LEVELS), -1)
+    else:
+        low, high = bounds
+        support = (-np.inf if low is None else low, np.inf if high is None else high)
+        quantiles = np.stack(bounded_quantiles(draws, LEVELS, support))
     ordered = np.sort(draws, axis=0)
     n_draws = len(draws)
     weights = (2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None]  # E|X - X'| from sorted draws

@@ -98,12 +98,14 @@ def main() -> None:
                 scored[name] = (draws, float("nan"), time.perf_counter() - start)
             for name in (*SETTINGS, *REFERENCES):
                 draws, factor, seconds = scored[name]
-                lower, upper = np.quantile(draws, [0.025, 0.975], axis=0)
+                prediction = draws_prediction(draws, y[test], (bounds or (None, None)) if name in SETTINGS else None)
+                at_95 = int(np.argmin(np.abs(LEVELS - 0.95)))
+                lower, upper = prediction.quantiles[:, at_95]
                 row = {
                     "setting": name,
                     "n_train": size,
                     "seed": seed,
-                    **metrics(y[test], draws_prediction(draws, y[test]), None),
+                    **metrics(y[test], prediction, None),
                     "mae_train_mean": float(np.abs(y[test] - y[train].mean()).mean()),  # baseline to beat
                     "below_95": float((y[test] < lower).mean()),
                     "above_95": float((y[test] > upper).mean()),

@@ -1,3 +1,3 @@
 """sbin: closed-loop active-learning discovery of materials with a Bayesian neural network surrogate."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

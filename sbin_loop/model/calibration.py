@@ -112,6 +112,10 @@ class HeldOutErrors:
         floor: ``n`` (or a scalar): the support's lower bound minus the median (``-inf`` when unbounded). Predictive
             draws are clamped to the support, so a scaled interval reaches no further than this.
         ceiling: The same for the upper bound.
+        mass_at_bounds: Whether the draws' mass at an end of the support is a value the model predicts there, so
+            the reported interval starts at that end (``reported_ends``). False for a network beside a classifier of
+            values at the bound (``floor_mass``): its held-out values all lie above the bound, its draws describe
+            those, and the mixture with the classifier's mass is what gets reported; its intervals stay central.
     """
 
     offset: np.ndarray
@@ -119,6 +123,7 @@ class HeldOutErrors:
     upper: np.ndarray
     floor: np.ndarray | float = -np.inf
     ceiling: np.ndarray | float = np.inf
+    mass_at_bounds: bool = True
 
     @staticmethod
     def pooled(parts: list[HeldOutErrors]) -> HeldOutErrors:
@@ -129,6 +134,7 @@ class HeldOutErrors:
             upper=np.concatenate([part.upper for part in parts], axis=1),
             floor=np.concatenate([np.broadcast_to(part.floor, part.offset.shape) for part in parts]),
             ceiling=np.concatenate([np.broadcast_to(part.ceiling, part.offset.shape) for part in parts]),
+            mass_at_bounds=all(part.mass_at_bounds for part in parts),
         )
 
 
@@ -310,11 +316,13 @@ def conformal_shape(errors: HeldOutErrors, gamma: float) -> tuple[np.ndarray, fl
     """
     spread = row_spread(errors.lower, errors.upper) + gamma  # n
     unit = np.broadcast_to(spread, errors.lower.shape)
-    scaled = HeldOutErrors(errors.offset, -unit, unit, errors.floor, errors.ceiling)
+    scaled = HeldOutErrors(errors.offset, -unit, unit, errors.floor, errors.ceiling, errors.mass_at_bounds)
     template = np.asarray([conformal_scale(scaled, level) for level in CALIBRATION_LEVELS])
     template = np.maximum.accumulate(np.nan_to_num(template, nan=0.0, posinf=0.0))
     reach = template[:, None] * spread[None, :]  # L x n
-    return template, widest_width(HeldOutErrors(errors.offset, -reach, reach, errors.floor, errors.ceiling))
+    return template, widest_width(
+        HeldOutErrors(errors.offset, -reach, reach, errors.floor, errors.ceiling, errors.mass_at_bounds)
+    )
 
 
 def fit_conformal_shape(errors: HeldOutErrors) -> tuple[np.ndarray, float, float]:
@@ -336,7 +344,77 @@ def fit_conformal_shape(errors: HeldOutErrors) -> tuple[np.ndarray, float, float
     return template, float(gamma), width
 
 
+def reported_ends(errors: HeldOutErrors, scale: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """The widest level's intervals of held-out rows as sbin reports them, with every row's offsets times ``scale``.
+
+    The rule of ``intervals.bounded_quantiles``: a row whose central interval reaches the lower end of the support
+    (its ``(1 - level) / 2`` quantile at or below ``floor``: that share of its draws is clamped there) starts at the
+    end and reaches its ``level`` quantile, the upper bound of the central ``2 level - 1`` interval; the same at the
+    upper end; elsewhere the central interval. Offsets from the median, standardised units. Without
+    ``errors.mass_at_bounds``, the central interval clamped to the support.
+
+    Args:
+        errors: One output's held-out errors (``lower`` and ``upper`` at every ``CALIBRATION_LEVELS`` entry).
+        scale: A factor on every offset (a scalar, or one per row).
+
+    Returns:
+        ``(lower, upper)``, one entry per row.
+    """
+    widest = CALIBRATION_LEVELS[-1]
+    inner = CALIBRATION_LEVELS.index(round(2 * widest - 1, 2))
+    floor = np.broadcast_to(errors.floor, errors.offset.shape)
+    ceiling = np.broadcast_to(errors.ceiling, errors.offset.shape)
+    lower, upper = scale * errors.lower[-1], scale * errors.upper[-1]
+    if not errors.mass_at_bounds:
+        return clamped(lower, floor, ceiling), clamped(upper, floor, ceiling)
+    at_low, at_high = lower <= floor, upper >= ceiling
+    inner_low = np.maximum(scale * errors.lower[inner], floor)
+    inner_high = np.minimum(scale * errors.upper[inner], ceiling)
+    low = np.where(at_low, floor, np.where(at_high, inner_low, lower))
+    high = np.where(at_high, ceiling, np.where(at_low, inner_high, upper))
+    return low, high
+
+
+def reported_scale(errors: HeldOutErrors) -> float:
+    """The smallest factor on every row's offsets under which the reported intervals cover their conformal share.
+
+    ``conformal_scale`` for the interval sbin reports (``reported_ends``) rather than the central one. A row's
+    coverage is no longer monotone in the factor: as the lower end of a wider interval reaches the support's end, its
+    upper end falls back from the 97.5% to the 95% quantile. So each row's coverage is evaluated at every factor where
+    it can change (where an end reaches the row's value or the support), which makes it a union of ranges of factors,
+    and the answer is the smallest factor that lies in ``ceil(level (n + 1))`` of them (all ``n`` at most).
+
+    Returns:
+        The factor, ``inf`` if no factor covers enough rows.
+    """
+    if not errors.mass_at_bounds:
+        return conformal_scale(errors, CALIBRATION_LEVELS[-1])
+    offset = errors.offset
+    floor = np.broadcast_to(errors.floor, offset.shape)
+    ceiling = np.broadcast_to(errors.ceiling, offset.shape)
+    inner = CALIBRATION_LEVELS.index(round(2 * CALIBRATION_LEVELS[-1] - 1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = [
+            target / end
+            for target in (offset, floor, ceiling)
+            for end in (errors.lower[-1], errors.upper[-1], errors.lower[inner], errors.upper[inner])
+        ]
+    points = np.stack([np.zeros_like(offset), *ratios])  # P x n: the factors where a row's coverage can change
+    points = np.sort(np.where(np.isfinite(points) & (points > 0), points, 0.0), axis=0)
+    low, high = reported_ends(errors, points)
+    covered = (offset >= low - 1e-6) & (offset <= high + 1e-6)  # P x n, each until the row's next point
+    previous = np.vstack([np.zeros((1, len(offset)), dtype=bool), covered[:-1]])
+    values = np.concatenate([points[covered & ~previous], points[~covered & previous]])
+    steps = np.concatenate([np.ones(int((covered & ~previous).sum())), -np.ones(int((~covered & previous).sum()))])
+    order = np.lexsort((steps, values))  # at a tie, a row's range ends before another's starts
+    values, counts = values[order], np.cumsum(steps[order])
+    last = np.r_[values[1:] != values[:-1], True]  # the count once every change at a factor is in
+    rank = int(conformal_count(np.asarray(CALIBRATION_LEVELS[-1]), len(offset)))
+    reaching = np.flatnonzero(last & (counts >= rank))
+    return float(values[reaching[0]]) if len(reaching) else float("inf")
+
+
 def widest_width(errors: HeldOutErrors) -> float:
-    """Mean width of the widest level's intervals of held-out rows, clamped to the support (standardised units)."""
-    low = clamped(errors.lower[-1], errors.floor, errors.ceiling)
-    return float((clamped(errors.upper[-1], errors.floor, errors.ceiling) - low).mean())
+    """Mean width of the widest level's intervals of held-out rows as reported (``reported_ends``; standardised)."""
+    low, high = reported_ends(errors)
+    return float((high - low).mean())

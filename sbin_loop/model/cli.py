@@ -21,7 +21,7 @@ from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
 from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.intervals import candidate_intervals
+from sbin_loop.model.intervals import candidate_intervals, summarise_draws
 from sbin_loop.model.sites import (
     formula_inputs,
     input_names,
@@ -240,10 +240,11 @@ def model_train(
     )
     if n_test:
         draws = surrogate.predictive_draws(features[test], 1000, seed).numpy()[..., 0]  # S x n_test
-        lower, upper = np.quantile(draws, [0.025, 0.975], axis=0)
+        summary = summarise_draws(draws, 0.95, surrogate.bounds[0])
+        lower, upper = summary.quantile_interval
         measured = values[test]
         typer.echo(
-            f"held-out test ({n_test} compositions): MAE {np.abs(np.median(draws, axis=0) - measured).mean():.3g}, "
+            f"held-out test ({n_test} compositions): MAE {np.abs(summary.median - measured).mean():.3g}, "
             f"95% interval coverage {((measured >= lower) & (measured <= upper)).mean():.3f}"
         )
 

@@ -2,7 +2,7 @@
 
 Each member predicts the fold it did not train on (``out_of_fold_draws``); the errors of those draws fit per-level
 spread factors and a spread offset (``recalibrate``, ``calibration.fit_output``), and a last split-conformal factor
-makes the widest (95%) interval, with the draws mapped as prediction maps them, cover its finite-sample share of the
+makes the reported 95% interval, with the draws mapped as prediction maps them, cover its finite-sample share of the
 out-of-fold values (``match_widest_level``). A fixed conformal shape scaled by each row's central spread
 (``calibration.fit_conformal_shape``) is fitted to the same errors, and whichever of the two gives the narrower widest
 interval on the out-of-fold rows is kept (``calibrate``). Both widen or narrow predictive draws only; function draws,
@@ -25,9 +25,9 @@ from sbin_loop.model.calibration import (
     CALIBRATION_LEVELS,
     MIN_CALIBRATION_ROWS,
     HeldOutErrors,
-    conformal_scale,
     fit_conformal_shape,
     fit_output,
+    reported_scale,
     row_spread,
     tail_calibrated,
     widest_width,
@@ -54,8 +54,11 @@ def member_predictive_draws(surrogate: BNNSurrogate, member: int, x: Tensor, n_d
 def held_out_errors(surrogate: BNNSurrogate, draws: Tensor, y: Tensor, mask: Tensor) -> list[HeldOutErrors]:
     """Per output, how far observed held-out targets fall from the median of a model's uncalibrated draws.
 
+    An output with a classifier of values at its lower bound reports the mixture of the classifier's mass and the
+    network's draws, so the network's own intervals are calibrated central (``HeldOutErrors.mass_at_bounds``).
+
     Args:
-        surrogate: The model (for its support).
+        surrogate: The model (for its support and its classifiers).
         draws: ``S x n x m`` predictive draws (standardised) of rows that did not train them.
         y: ``n x m`` the rows' standardised targets (any value where not observed).
         mask: ``n x m``, True where a target is observed.
@@ -75,6 +78,7 @@ def held_out_errors(surrogate: BNNSurrogate, draws: Tensor, y: Tensor, mask: Ten
                 upper=quantiles[len(levels) :, observed, j],
                 floor=low[j] - centre[observed, j],
                 ceiling=high[j] - centre[observed, j],
+                mass_at_bounds=not surrogate.floor_mass.fitted[j],
             )
         )
     return errors
@@ -135,10 +139,11 @@ def match_widest_level(
     ``recalibrate`` fits the factors on interval bounds computed from the draws; predictive draws are then mapped
     draw by draw (``tail_calibrated``: the factor at each draw's rank, a monotone rearrangement), which need not give
     exactly the fitted interval where the factors fall steeply towards the tails. This maps the same out-of-fold draws
-    as prediction does and scales all of an output's factors by the split-conformal factor of its widest level
-    (``calibration.conformal_scale``), so that the interval sbin reports has its nominal coverage on those rows. An
-    output mapped onto a conformal shape has the shape scaled instead: its draws nearest the widest level sit a
-    little inside it, and the reported interval interpolates between them.
+    as prediction does and scales all of an output's factors by the split-conformal factor of the interval sbin
+    reports (``calibration.reported_scale``: central, or from an end of the support that holds a point mass to the
+    95% quantile, as ``intervals.bounded_quantiles`` gives it), so that this interval has its nominal coverage on
+    those rows. An output mapped onto a conformal shape has the shape scaled instead: its draws nearest the widest
+    level sit a little inside it, and the reported interval interpolates between them.
 
     Args:
         surrogate: The model, its factors (or conformal shapes) set.
@@ -157,7 +162,7 @@ def match_widest_level(
     for j, pooled in calibrated_outputs(surrogate, errors):
         if outputs is not None and j not in outputs:
             continue
-        scales[j] = conformal_scale(pooled, CALIBRATION_LEVELS[-1])
+        scales[j] = reported_scale(pooled)
         if math.isfinite(scales[j]) and scales[j] > 0:
             shaped = bool(surrogate.conformal_template[j, -1] > 0)
             (surrogate.conformal_template if shaped else surrogate.tail_factor)[j] *= scales[j]
