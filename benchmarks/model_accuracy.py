@@ -30,8 +30,8 @@ neighbours give points only. Every model sees the same inputs.
 
 With ``--models`` only the named models are fitted; ``--merge PATH`` then keeps every other model's result, and every
 task not in ``--tasks``, from an earlier JSON of the same protocol (same seed, inputs, ``--quick`` and ``--rows``,
-which is checked), so a change to sbin is re-measured without refitting what it does not affect. The JSON's ``merged_from`` lists the models taken
-over, and their seconds are those of the run that produced them.
+which is checked), so a change to sbin is re-measured without refitting what it does not affect. The JSON's
+``merged_from`` lists the models taken over, and their seconds are those of the run that produced them.
 
 Usage: ``python benchmarks/model_accuracy.py [--quick] [--[no-]element-fractions] [--models sbin --merge PATH] [--json
 PATH]``.
