@@ -179,9 +179,10 @@ class CampaignView:
 
         Adds ``inside`` (the observed value lies in the stored interval) and ``z``, the standardised residual under
         the calibration assumption: the predictive distribution is normal in the objective's transformed space
-        (``log1p`` for Tc), centred on and scaled to the stored central quantile interval. Under that assumption
-        the central interval at level ``p`` contains the observation exactly when ``|z| <= Φ⁻¹((1 + p) / 2)``, and
-        at the stored level this is the same test as ``inside``.
+        (``log1p`` for Tc), centred on and scaled to the stored quantile interval (which starts at 0 K where the
+        prediction puts enough mass there, ``intervals.bounded_quantiles``). Under that assumption the central
+        interval at level ``p`` contains the observation exactly when ``|z| <= Φ⁻¹((1 + p) / 2)``, and at the stored
+        level this is the same test as ``inside``.
         """
         frame = self.selections()
         if frame.empty:
