@@ -4,9 +4,10 @@ Trains the product's ``BNNSurrogate`` with ``ModelConfig()`` defaults (the hurdl
 a random-forest classifier of Tc = 0 beside networks trained on the values above 0 K) and with ``floor_mass_rows:
 null`` (networks on every row, censored at 0 K) on the same rows of the bundled SuperCon split outside a fixed
 2,000-row holdout (``holdout.py``; the default inputs, Tc on ``[0, inf)``). Prints, per fit, the MAE of the predictive
-median, the 95% coverage and mean width, the CRPS and the miscalibration area of the randomised probability integral
-transform (``scoring.py``; a central interval whose lower end is 0 K also holds the mass at 0 K, so it covers more
-than its level even for a calibrated predictive), and the mean over the training sets. Training sets of ``n`` rows
+median, the 95% coverage and mean width of the interval sbin reports (``intervals.bounded_quantiles``: from 0 K to
+the 95% quantile where 2.5% of the draws are at 0 K), the CRPS and the miscalibration area of the randomised
+probability integral transform (``scoring.py``, which measures calibration at every level and counts the mass at 0 K
+as it should), and the mean over the training sets. Training sets of ``n`` rows
 are the ``k``-th disjoint block of the remaining rows (``--sets``).
 
 Usage: ``PYTHONPATH=. python benchmarks/hurdle_probe.py --rows 300,1000,3000 --sets 2 --seed 0``.
