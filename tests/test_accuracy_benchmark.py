@@ -53,6 +53,13 @@ def test_a_calibrated_point_mass_is_calibrated_by_the_pit_and_not_by_central_int
     assert calibrated["miscalibration_area"] > 0.1  # [0, 0] covers a 0 at every level where the mass is large
     shifted = benchmark.metrics(y, benchmark.draws_prediction(sample((n_draws, n)) + 5.0, y), None)
     assert shifted["miscalibration_area_pit"] > 0.1
+    # the 95% intervals sbin reports start at 0 where the mass there is 2.5% or more, and hold 95% (an interval that
+    # holds 0 holds all its mass, so a level below a row's mass at 0 is still over-covered)
+    reported = benchmark.metrics(y, benchmark.draws_prediction(sample((n_draws, n)), y, (0.0, None)), None)
+    assert calibrated["coverage_95"] > 0.96
+    assert reported["coverage_95"] == pytest.approx(0.95, abs=0.012)
+    assert reported["interval_width_95"] < calibrated["interval_width_95"]
+    assert reported["miscalibration_area"] < calibrated["miscalibration_area"]
     normal = rng.normal(size=n)
     scores = benchmark.metrics(normal, benchmark.gaussian_prediction(np.zeros(n), np.full(n, 1.3), normal), None)
     assert scores["miscalibration_area_pit"] == pytest.approx(scores["miscalibration_area"], abs=0.005)
@@ -122,6 +129,13 @@ def test_merge_keeps_the_other_models_of_an_earlier_run_of_the_same_protocol(tmp
     monkeypatch.setattr(sys, "argv", [*common, "--models", "train_mean", "--merge", str(first), "--json", str(second)])
     benchmark.main()
     earlier, merged = json.loads(first.read_text()), json.loads(second.read_text())
+    assert "tc_random" not in merged
+    earlier_with_tc = {**earlier, "tc_random": {"ridge": {"mae": 1.0}}}  # a task the next run does not fit
+    first.write_text(json.dumps(earlier_with_tc))
+    benchmark.main()
+    merged = json.loads(second.read_text())
+    assert merged["tc_random"] == {"ridge": {"mae": 1.0}}
+    assert merged["merged_from"]["tc_random"] == {"path": str(first), "models": ["ridge"]}
     assert list(merged["vacancy"]) == ["ridge", "train_mean"]
     assert merged["vacancy"]["ridge"] == earlier["vacancy"]["ridge"]
     assert merged["vacancy"]["train_mean"]["mae"] == pytest.approx(earlier["vacancy"]["train_mean"]["mae"])
