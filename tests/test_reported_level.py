@@ -63,6 +63,10 @@ def test_a_measurement_at_the_bound_is_covered_where_the_whole_prediction_lies_b
     assert conformal_scale(errors, 0.95) == 1.0  # row 2 needs its lower bound to reach the floor
     overall, tail = spread_factors(errors.offset, errors.lower, errors.upper, floor, np.inf)
     assert tail[-1] * overall <= 1.0 + 1e-9  # rows 0 and 1 do not push the factors up
+    # the reported interval of rows 0 and 1 is the point mass [bound, bound] at any scale
+    low, high = reported_ends(errors, 0.3)
+    assert (low[:2] == 5.0).all() and (high[:2] == 5.0).all()
+    assert reported_scale(errors) == 1.0
 
 
 def test_the_mapped_widest_interval_covers_its_conformal_share_of_out_of_fold_errors():

@@ -368,8 +368,8 @@ def reported_ends(errors: HeldOutErrors, scale: np.ndarray | float = 1.0) -> tup
     if not errors.mass_at_bounds:
         return clamped(lower, floor, ceiling), clamped(upper, floor, ceiling)
     at_low, at_high = lower <= floor, upper >= ceiling
-    inner_low = np.maximum(scale * errors.lower[inner], floor)
-    inner_high = np.minimum(scale * errors.upper[inner], ceiling)
+    inner_low = clamped(scale * errors.lower[inner], floor, ceiling)
+    inner_high = clamped(scale * errors.upper[inner], floor, ceiling)
     low = np.where(at_low, floor, np.where(at_high, inner_low, lower))
     high = np.where(at_high, ceiling, np.where(at_low, inner_high, upper))
     return low, high
