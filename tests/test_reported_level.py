@@ -118,6 +118,9 @@ def test_reported_scale_is_the_smallest_factor_whose_reported_intervals_cover_th
     stops at its 95% quantile, so the central rule's factor leaves it short."""
     rng = np.random.default_rng(4)
     errors = _gaussian_errors(rng, 200, floor)
+    below = np.arange(200) % 10 == 0  # every tenth row: the median below the bound, the value at it
+    floors = np.where(below, 0.2, errors.floor)
+    errors = HeldOutErrors(np.where(below, 0.2, errors.offset), errors.lower, errors.upper, floors)
     needed = int(np.ceil(CALIBRATION_LEVELS[-1] * 201))
     scale = reported_scale(errors)
     assert _reported_count(errors, scale) >= needed
