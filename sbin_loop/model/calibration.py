@@ -14,6 +14,8 @@ import torch
 from scipy.optimize import isotonic_regression
 from torch import Tensor
 
+from sbin_loop.model.intervals import ends_at_bounds
+
 CALIBRATION_DRAWS = 256
 """Predictive draws per validation row used to fit the recalibration factor."""
 
@@ -344,6 +346,11 @@ def fit_conformal_shape(errors: HeldOutErrors) -> tuple[np.ndarray, float, float
     return template, float(gamma), width
 
 
+REPORTED_INNER = CALIBRATION_LEVELS.index(round(2 * CALIBRATION_LEVELS[-1] - 1, 2))
+"""Index of the central level whose upper end is the widest level's quantile (0.90: q95), where the reported
+interval ends when it starts at the support's lower end (``reported_ends``)."""
+
+
 def reported_ends(errors: HeldOutErrors, scale: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """The widest level's intervals of held-out rows as sbin reports them, with every row's offsets times ``scale``.
 
@@ -360,19 +367,16 @@ def reported_ends(errors: HeldOutErrors, scale: np.ndarray | float = 1.0) -> tup
     Returns:
         ``(lower, upper)``, one entry per row.
     """
-    widest = CALIBRATION_LEVELS[-1]
-    inner = CALIBRATION_LEVELS.index(round(2 * widest - 1, 2))
     floor = np.broadcast_to(errors.floor, errors.offset.shape)
     ceiling = np.broadcast_to(errors.ceiling, errors.offset.shape)
     lower, upper = scale * errors.lower[-1], scale * errors.upper[-1]
     if not errors.mass_at_bounds:
         return clamped(lower, floor, ceiling), clamped(upper, floor, ceiling)
-    at_low, at_high = lower <= floor, upper >= ceiling
-    inner_low = clamped(scale * errors.lower[inner], floor, ceiling)
-    inner_high = clamped(scale * errors.upper[inner], floor, ceiling)
-    low = np.where(at_low, floor, np.where(at_high, inner_low, lower))
-    high = np.where(at_high, ceiling, np.where(at_low, inner_high, upper))
-    return low, high
+    inner = (
+        clamped(scale * errors.lower[REPORTED_INNER], floor, ceiling),
+        clamped(scale * errors.upper[REPORTED_INNER], floor, ceiling),
+    )
+    return ends_at_bounds((lower, upper), inner, lower <= floor, upper >= ceiling, (floor, ceiling))
 
 
 def reported_scale(errors: HeldOutErrors) -> float:
@@ -392,13 +396,9 @@ def reported_scale(errors: HeldOutErrors) -> float:
     offset = errors.offset
     floor = np.broadcast_to(errors.floor, offset.shape)
     ceiling = np.broadcast_to(errors.ceiling, offset.shape)
-    inner = CALIBRATION_LEVELS.index(round(2 * CALIBRATION_LEVELS[-1] - 1, 2))
+    ends = (errors.lower[-1], errors.upper[-1], errors.lower[REPORTED_INNER], errors.upper[REPORTED_INNER])
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = [
-            target / end
-            for target in (offset, floor, ceiling)
-            for end in (errors.lower[-1], errors.upper[-1], errors.lower[inner], errors.upper[inner])
-        ]
+        ratios = [target / end for target in (offset, floor, ceiling) for end in ends]
     points = np.stack([np.zeros_like(offset), *ratios])  # P x n: the factors where a row's coverage can change
     points = np.sort(np.where(np.isfinite(points) & (points > 0), points, 0.0), axis=0)
     low, high = reported_ends(errors, points)

@@ -148,8 +148,28 @@ def bounded_quantiles(
     shape = (-1,) + (1,) * (draws.ndim - 1)
     at_low = mass_at(draws, low, 1.0) >= tails.reshape(shape) - 1e-12  # L x ...
     at_high = mass_at(draws, high, -1.0) >= tails.reshape(shape) - 1e-12
-    lower = np.where(at_low, low, np.where(at_high, tail_low, central_low))
-    upper = np.where(at_high, high, np.where(at_low, tail_high, central_high))
+    return ends_at_bounds((central_low, central_high), (tail_low, tail_high), at_low, at_high, bounds)
+
+
+def ends_at_bounds(
+    central: tuple[np.ndarray, np.ndarray],
+    inner: tuple[np.ndarray, np.ndarray],
+    at_low: np.ndarray,
+    at_high: np.ndarray,
+    bounds: tuple[np.ndarray | float, np.ndarray | float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rule of ``bounded_quantiles``, given each row's ends at level ``p``.
+
+    Args:
+        central: ``(q((1 - p) / 2), q((1 + p) / 2))``.
+        inner: ``(q(1 - p), q(p))``.
+        at_low: Where the lower end of the support holds a mass of at least ``(1 - p) / 2``.
+        at_high: The same at the upper end.
+        bounds: The support's ends. ``calibration.reported_ends`` passes held-out rows' offsets from their medians.
+    """
+    low, high = bounds
+    lower = np.where(at_low, low, np.where(at_high, inner[0], central[0]))
+    upper = np.where(at_high, high, np.where(at_low, inner[1], central[1]))
     return lower, upper
 
 
