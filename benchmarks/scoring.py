@@ -18,10 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from sbin_loop.model.intervals import bounded_quantiles
+from sbin_loop.model.intervals import bounded_quantiles, support_ends
 
 LEVELS = np.linspace(0.01, 0.99, 99)
 """Central probabilities of the intervals scored (0.01 ... 0.99)."""
+
+AT_95 = int(np.argmin(np.abs(LEVELS - 0.95)))
+"""Index of the 95% level in ``LEVELS``."""
 
 
 @dataclass
@@ -63,9 +66,7 @@ def draws_prediction(
         probabilities = np.concatenate([0.5 - LEVELS / 2, 0.5 + LEVELS / 2])
         quantiles = np.quantile(draws, probabilities, axis=0).reshape(2, len(LEVELS), -1)
     else:
-        low, high = bounds
-        support = (-np.inf if low is None else low, np.inf if high is None else high)
-        quantiles = np.stack(bounded_quantiles(draws, LEVELS, support))
+        quantiles = np.stack(bounded_quantiles(draws, LEVELS, support_ends(bounds)))
     ordered = np.sort(draws, axis=0)
     n_draws = len(draws)
     weights = (2 * np.arange(1, n_draws + 1) - n_draws - 1)[:, None]  # E|X - X'| from sorted draws
@@ -110,17 +111,16 @@ def metrics(y: np.ndarray, prediction: Prediction, high_threshold: float | None)
         lower, upper = prediction.quantiles
         covered = (y >= lower) & (y <= upper)  # len(LEVELS) x n
         coverage = covered.mean(axis=1)
-        at_95 = int(np.argmin(np.abs(LEVELS - 0.95)))
         std = np.maximum(prediction.std, 1e-9)
         result.update(
-            coverage_95=float(coverage[at_95]),
+            coverage_95=float(coverage[AT_95]),
             miscalibration_area=float(np.abs(coverage - LEVELS).mean()),
             miscalibration_area_pit=float(np.abs(pit_coverage(prediction.pit) - LEVELS).mean()),
             nll_gaussian=float((0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y - prediction.mean) / std) ** 2).mean()),
             crps=float(prediction.crps.mean()),
             sharpness=float(np.sqrt((prediction.std**2).mean())),
-            interval_width_95=float((upper[at_95] - lower[at_95]).mean()),
-            median_width_95=float(np.median(upper[at_95] - lower[at_95])),
-            winkler_95=float(interval_score(y, lower[at_95], upper[at_95], 0.05).mean()),
+            interval_width_95=float((upper[AT_95] - lower[AT_95]).mean()),
+            median_width_95=float(np.median(upper[AT_95] - lower[AT_95])),
+            winkler_95=float(interval_score(y, lower[AT_95], upper[AT_95], 0.05).mean()),
         )
     return result

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from conformal_references import conformal_draws, forest, gaussian_process
 from model_accuracy import supercon_task
-from scoring import LEVELS, draws_prediction, metrics
+from scoring import AT_95, LEVELS, draws_prediction, metrics
 
 from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.model.config import ModelConfig
@@ -99,8 +99,7 @@ def main() -> None:
             for name in (*SETTINGS, *REFERENCES):
                 draws, factor, seconds = scored[name]
                 prediction = draws_prediction(draws, y[test], (bounds or (None, None)) if name in SETTINGS else None)
-                at_95 = int(np.argmin(np.abs(LEVELS - 0.95)))
-                lower, upper = prediction.quantiles[:, at_95]
+                lower, upper = prediction.quantiles[:, AT_95]
                 row = {
                     "setting": name,
                     "n_train": size,

@@ -78,8 +78,7 @@ def summarise_draws(
         raise ValueError(f"level must be in (0, 1), got {level}")
     if not np.isfinite(draws).all():
         raise ValueError("draws contain NaN or infinite values")
-    low, high = bounds or (None, None)
-    low, high = -np.inf if low is None else low, np.inf if high is None else high
+    low, high = support_ends(bounds)
     if (draws < low).any() or (draws > high).any():
         raise ValueError(f"draws fall outside the support [{low}, {high}]")
     n_draws = draws.shape[0]
@@ -103,6 +102,12 @@ def summarise_draws(
         t_predictive_interval=(np.clip(mean - predictive_half, low, high), np.clip(mean + predictive_half, low, high)),
         quantile_interval=(lower, upper),
     )
+
+
+def support_ends(bounds: tuple[float | None, float | None] | None) -> tuple[float, float]:
+    """``(low, high)`` of a support given as ``bounds`` (None, or None for an open end), infinite where open."""
+    low, high = bounds or (None, None)
+    return -np.inf if low is None else low, np.inf if high is None else high
 
 
 BOUND_TOLERANCE = 1e-6
