@@ -32,9 +32,6 @@ SPREAD_OFFSETS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Candidate offsets ``gamma`` of out-of-fold recalibration, in units of the median held-out spread (see
 ``_recalibrate``): 0 scales every row's interval by the same factors; larger offsets even the widths out."""
 
-MIN_CALIBRATION_ROWS = 10
-"""Fewest held-out predictions of an output that recalibrate it; with fewer its spread factors stay 1."""
-
 
 def finite_sample_coverage(levels: np.ndarray, n_held_out: int) -> np.ndarray:
     """Coverage of ``n_held_out`` held-out errors that makes a central interval cover a new point with ``levels``.
@@ -50,6 +47,26 @@ def finite_sample_coverage(levels: np.ndarray, n_held_out: int) -> np.ndarray:
 def conformal_count(levels: np.ndarray, n_held_out: int) -> np.ndarray:
     """``ceil(level (n + 1))``, at most ``n``: the held-out errors of ``n`` an interval at ``levels`` must cover."""
     return np.minimum(np.ceil(levels * (n_held_out + 1) - 1e-9), n_held_out)
+
+
+def fewest_rows_below_all(level: float) -> int:
+    """The fewest held-out errors of which an interval at ``level`` must cover fewer than all (``conformal_count``)."""
+    n_held_out = 2
+    while conformal_count(np.asarray(level), n_held_out) >= n_held_out:
+        n_held_out += 1
+    return n_held_out
+
+
+MIN_CALIBRATION_ROWS = fewest_rows_below_all(CALIBRATION_LEVELS[-1])
+"""Fewest held-out predictions of an output that recalibrate it (39); with fewer its spread factors stay 1 and its
+spread is the one the held-out noise level gives (``training.fit_noise_level``).
+
+Below 39 errors the split-conformal 95% factor must cover every one of them, so it is set by the single largest
+out-of-fold error, and the per-level factors of the central levels rest on a handful of errors each. On SuperCon tuning
+rows (20 training sets a size, permutation seeds 5000+, apart from the benchmarks' rows), recalibrating 20 and 30 rows
+widened the mean 95% interval from 75.8 to 83.8 K and from 73.2 to 90.2 K, and raised the CRPS from 11.78 to 12.25 K
+and from 10.84 to 11.69 K, at coverage 0.958 against 0.968 and 0.977 against 0.986; at 40 rows it narrowed the
+interval (65.1 against 66.5 K, coverage 0.962 against 0.977)."""
 
 
 SPREAD_EPSILON = 1e-6
