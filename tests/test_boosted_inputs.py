@@ -1,5 +1,6 @@
 """The BNN's boosted-tree inputs: out-of-fold on training rows, refitted for candidates, stored without pickle."""
 
+import gzip
 import json
 
 import numpy as np
@@ -106,7 +107,7 @@ def test_boosted_inputs_lower_the_error_on_a_target_trees_fit_well(stacked):
 def test_checkpoint_keeps_the_boosters(stacked, tmp_path):
     x, _ = _steps(30, seed=2)
     save_surrogate(stacked, tmp_path / "ckpt")
-    assert sorted(path.name for path in (tmp_path / "ckpt").glob("boosted_inputs_*")) == ["boosted_inputs_0.txt"]
+    assert sorted(path.name for path in (tmp_path / "ckpt").glob("boosted_inputs_*")) == ["boosted_inputs_0.txt.gz"]
     loaded = load_surrogate(tmp_path / "ckpt")
     assert loaded.boosted.fitted == (True, False)
     assert torch.equal(loaded.predictive_draws(x, 50, seed=3), stacked.predictive_draws(x, 50, seed=3))
@@ -115,13 +116,21 @@ def test_checkpoint_keeps_the_boosters(stacked, tmp_path):
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda path: path.write_text("tree\nnot a model"), "boosted inputs: output 0: not a LightGBM model"),
-        (lambda path: path.unlink(), "cannot read boosted_inputs_0.txt"),
+        (
+            lambda path: path.write_bytes(gzip.compress(b"tree\nnot a model")),
+            "boosted inputs: output 0: not a LightGBM model",
+        ),
+        (lambda path: path.write_text("tree\nnot a model"), "cannot read boosted_inputs_0.txt.gz: Not a gzipped file"),
+        (
+            lambda path: path.write_bytes(path.read_bytes()[:-100]),
+            "cannot read boosted_inputs_0.txt.gz: Compressed file",
+        ),
+        (lambda path: path.unlink(), "cannot read boosted_inputs_0.txt.gz"),
     ],
 )
 def test_a_damaged_booster_file_is_refused_by_name(stacked, tmp_path, damage, message):
     save_surrogate(stacked, tmp_path / "ckpt")
-    damage(tmp_path / "ckpt" / "boosted_inputs_0.txt")
+    damage(tmp_path / "ckpt" / "boosted_inputs_0.txt.gz")
     with pytest.raises(CheckpointError, match=message):
         load_surrogate(tmp_path / "ckpt")
 
@@ -133,9 +142,38 @@ def test_a_booster_of_another_input_width_is_refused(stacked, tmp_path):
         torch.as_tensor(x[:, :3]), torch.as_tensor(np.nan_to_num(y)), torch.ones(300, 2, dtype=torch.bool),
         [np.arange(150), np.arange(150, 300)], min_rows=200, seed=0, threads=1,
     )[0]  # fmt: skip
-    (tmp_path / "ckpt" / "boosted_inputs_0.txt").write_text(other.to_text()[0])
+    (tmp_path / "ckpt" / "boosted_inputs_0.txt.gz").write_bytes(gzip.compress(other.to_text()[0].encode()))
     with pytest.raises(CheckpointError, match="reads 3 inputs, the model 5"):
         load_surrogate(tmp_path / "ckpt")
+
+
+def test_a_version_9_checkpoint_with_plain_text_boosters_loads(stacked, tmp_path):
+    """Checkpoints up to version 9 (every campaign round saved before the boosters were compressed) still load."""
+    x, _ = _steps(30, seed=2)
+    save_surrogate(stacked, tmp_path / "ckpt")
+    compressed = tmp_path / "ckpt" / "boosted_inputs_0.txt.gz"
+    text = gzip.decompress(compressed.read_bytes())
+    (tmp_path / "ckpt" / "boosted_inputs_0.txt").write_bytes(text)
+    compressed.unlink()
+    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
+    assert metadata["version"] == 10
+    metadata["version"] = 9
+    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
+    loaded = load_surrogate(tmp_path / "ckpt")
+    assert torch.equal(loaded.predictive_draws(x, 50, seed=3), stacked.predictive_draws(x, 50, seed=3))
+    assert len(text) > 3 * len(gzip.compress(text))  # what the compression saves on a booster
+
+
+def test_a_booster_is_decompressed_no_further_than_the_limit(stacked, tmp_path, monkeypatch):
+    from sbin_loop.model import checkpoint
+
+    save_surrogate(stacked, tmp_path / "ckpt")
+    size = len(gzip.decompress((tmp_path / "ckpt" / "boosted_inputs_0.txt.gz").read_bytes()))
+    monkeypatch.setattr(checkpoint, "MAX_BOOSTER_BYTES", size - 1)
+    with pytest.raises(CheckpointError, match=r"boosted_inputs_0\.txt\.gz: larger than .* once decompressed"):
+        load_surrogate(tmp_path / "ckpt")
+    monkeypatch.setattr(checkpoint, "MAX_BOOSTER_BYTES", size)
+    assert load_surrogate(tmp_path / "ckpt").boosted.fitted == (True, False)
 
 
 def test_checkpoint_written_before_boosted_inputs_loads_without_them(tmp_path):
@@ -188,7 +226,7 @@ def test_model_train_and_predict_carry_the_trees(tmp_path, supercon, monkeypatch
     assert trained.exit_code == 0, trained.output
     assert "boosted-tree inputs on (model.boosted_input_rows)" in trained.output
     assert "classifier of values at the lower bound on" in trained.output
-    assert (out / "boosted_inputs_0.txt").is_file() and (out / "floor_mass_0.txt").is_file()
+    assert (out / "boosted_inputs_0.txt.gz").is_file() and (out / "floor_mass_0.txt.gz").is_file()
     predicted_csv = tmp_path / "p.csv"
     args = ["model", "predict", "--model", str(out), "--input", str(queries), "--output", str(predicted_csv)]
     predicted = runner.invoke(app, args)

@@ -1,6 +1,7 @@
 """The classifier of values at the lower bound: its mass in the predictive and function draws, where it is fitted,
 checkpoints."""
 
+import gzip
 import json
 from types import SimpleNamespace
 
@@ -158,7 +159,7 @@ def test_no_classifier_below_its_rows_or_with_few_values_at_the_bound():
 
 def test_a_checkpoint_keeps_the_classifier(hurdle, tmp_path):
     save_surrogate(hurdle, tmp_path / "ckpt")
-    assert (tmp_path / "ckpt" / "floor_mass_0.txt").is_file()
+    assert (tmp_path / "ckpt" / "floor_mass_0.txt.gz").is_file()
     assert json.loads((tmp_path / "ckpt" / "metadata.json").read_text())["floor_outputs"] == [0]
     loaded = load_surrogate(tmp_path / "ckpt")
     assert loaded.floor_mass.fitted == (True, False)
@@ -168,14 +169,17 @@ def test_a_checkpoint_keeps_the_classifier(hurdle, tmp_path):
 
 def test_a_damaged_classifier_file_is_refused_by_name(hurdle, tmp_path):
     save_surrogate(hurdle, tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "floor_mass_0.txt").write_text("tree\nnot a model")
+    (tmp_path / "ckpt" / "floor_mass_0.txt.gz").write_bytes(gzip.compress(b"tree\nnot a model"))
     with pytest.raises(CheckpointError, match="floor mass: output 0: not a LightGBM model"):
         load_surrogate(tmp_path / "ckpt")
 
 
 def test_a_version_8_checkpoint_loads_without_the_classifier(hurdle, tmp_path):
     save_surrogate(hurdle, tmp_path / "ckpt")
-    (tmp_path / "ckpt" / "floor_mass_0.txt").unlink()
+    (tmp_path / "ckpt" / "floor_mass_0.txt.gz").unlink()
+    for compressed in (tmp_path / "ckpt").glob("*.txt.gz"):  # versions up to 9 keep their boosters as plain text
+        compressed.with_suffix("").write_bytes(gzip.decompress(compressed.read_bytes()))
+        compressed.unlink()
     metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
     metadata["version"] = 8
     del metadata["floor_outputs"]
