@@ -37,7 +37,7 @@ from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
 CHECKPOINT_VERSION = 10
-"""Bumped whenever the tensors or metadata of a checkpoint change meaning."""
+"""Bumped whenever the files, tensors or metadata of a checkpoint change meaning."""
 
 READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
@@ -176,18 +176,18 @@ def save_surrogate(surrogate: BNNSurrogate, directory: str | Path, feature_names
     return directory
 
 
-def _read_text(path: Path, max_bytes: int, compressed: bool = False) -> str:
-    """The UTF-8 text of a checkpoint file of at most ``max_bytes``, gzip-compressed or not.
+def _read_text(path: Path, max_bytes: int) -> str:
+    """The UTF-8 text of a checkpoint file of at most ``max_bytes``, gzip-compressed where its name ends in ``.gz``.
 
     A compressed file is decompressed up to ``max_bytes`` and no further, so a small file cannot expand without bound.
 
     Raises:
         CheckpointError: ``<directory>: cannot read <file>: <reason>`` if it is missing, not a regular file, too large
-            (compressed or decompressed), not gzip where ``compressed``, or not UTF-8.
+            (compressed or decompressed), not gzip where named so, or not UTF-8.
     """
     try:
         data = read_small_file(path, max_bytes)
-        if compressed:
+        if path.suffix == ".gz":
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
                 data = handle.read(max_bytes + 1)
             if len(data) > max_bytes:
@@ -305,8 +305,7 @@ def _read_boosters(
     """
     texts: list[str | None] = [None] * len(getattr(surrogate, kind).boosters)
     for j in outputs:
-        compressed = version >= COMPRESSED_FROM_VERSION
-        texts[j] = _read_text(directory / booster_file(j, kind, version), MAX_BOOSTER_BYTES, compressed)
+        texts[j] = _read_text(directory / booster_file(j, kind, version), MAX_BOOSTER_BYTES)
     try:
         return BoostedInputs.from_text(texts, surrogate.n_features)
     except ValueError as error:
