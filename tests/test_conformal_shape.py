@@ -66,7 +66,7 @@ def test_the_narrowest_offset_is_chosen_when_spreads_say_nothing_about_the_error
     spread = np.exp(rng.uniform(np.log(0.1), np.log(10.0), size=60))
     lower, upper = _gaussian_bounds(spread)
     errors = HeldOutErrors(rng.normal(size=60), lower, upper)
-    _, gamma, width = fit_conformal_shape(errors)
+    _, gamma, _, width = fit_conformal_shape(errors)
     assert gamma > 0
     assert width < conformal_shape(errors, 0.0)[1]
 

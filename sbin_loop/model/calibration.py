@@ -28,6 +28,10 @@ on 30-120 SuperCon rows needed more than 4; the central levels of one trained on
 Laplace noise puts too much of its draws' spread near the median), and a grid starting at 0.25 left its central 10%
 interval covering 16% of new rows."""
 
+CONFORMAL_SKEWS = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.log(4.0), 33)))
+"""Candidate ratios of a conformal shape's upper to its lower reach (``fit_conformal_shape`` with
+``ModelConfig.skewed_intervals``): 1/4 ... 4, steps of 9%."""
+
 SPREAD_OFFSETS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Candidate offsets ``gamma`` of out-of-fold recalibration, in units of the median held-out spread (see
 ``_recalibrate``): 0 scales every row's interval by the same factors; larger offsets even the widths out."""
@@ -228,6 +232,7 @@ def tail_calibrated(
     spread_offset: Tensor,
     conformal_template: Tensor | None = None,
     member_draws: list[int] | None = None,
+    conformal_skew: Tensor | None = None,
 ) -> Tensor:
     """Scale each predictive draw's distance from the median by ``tail_factor`` at the draw's central level.
 
@@ -253,6 +258,7 @@ def tail_calibrated(
         conformal_template: ``m x L`` conformal shapes ``T``; an output whose row is all 0 uses ``tail_factor``.
         member_draws: How many consecutive draws each ensemble member gave (``splits.split_draws``); None: all
             from one model.
+        conformal_skew: ``m`` ratios of a conformal shape's upper to its lower reach; None: 1 (symmetric).
     """
     n_draws = draws.shape[0]
     centre = draws.median(dim=0, keepdim=True).values
@@ -271,8 +277,10 @@ def tail_calibrated(
     if shaped:
         own = member_spread(unstretched, member_draws) if member_draws else spread  # n x m
         for j in shaped:
+            skew = 1.0 if conformal_skew is None else conformal_skew[j]
+            offset, template = spread_offset[j], conformal_template[j]
             scaled[..., j] = conformal_shaped(
-                unstretched[..., j], centre[..., j], level[..., j], own[..., j], spread_offset[j], conformal_template[j]
+                unstretched[..., j], centre[..., j], level[..., j], own[..., j], offset, template, skew
             )
     return scaled.sort(dim=0).values.gather(0, rank)
 
@@ -292,9 +300,17 @@ def member_spread(draws: Tensor, member_draws: list[int]) -> Tensor:
 
 
 def conformal_shaped(
-    draws: Tensor, centre: Tensor, level: np.ndarray, spread: Tensor, gamma: Tensor, template: Tensor
+    draws: Tensor,
+    centre: Tensor,
+    level: np.ndarray,
+    spread: Tensor,
+    gamma: Tensor,
+    template: Tensor,
+    skew: Tensor | float = 1.0,
 ) -> Tensor:
     """One output's ``S x n`` draws moved onto a conformal shape (``tail_calibrated``): ``median ± (s + gamma) T``.
+
+    Draws above the median reach ``skew`` times as far as those below (``fit_conformal_shape``).
 
     Args:
         draws: ``S x n`` predictive draws (standardised).
@@ -303,6 +319,7 @@ def conformal_shaped(
         spread: ``n`` half-widths ``s`` of the rows' central 50% intervals.
         gamma: The spread offset.
         template: ``L`` conformal quantiles ``T`` at ``CALIBRATION_LEVELS``.
+        skew: Ratio of the upper to the lower reach.
     """
     widest = CALIBRATION_LEVELS[-1]
     ends = torch.quantile(draws, torch.tensor([(1 - widest) / 2, (1 + widest) / 2]), dim=0)  # 2 x n
@@ -314,16 +331,18 @@ def conformal_shaped(
     reach = torch.as_tensor(inside, dtype=draws.dtype)
     beyond = torch.as_tensor(level > widest) & ((draws - centre).abs() > own_reach)
     reach = torch.where(beyond, float(table[-1]) * (draws - centre).abs() / own_reach, reach)
+    reach = torch.where(side > 0, float(skew) * reach, reach)
     return centre + side * (spread + gamma) * reach
 
 
-def conformal_shape(errors: HeldOutErrors, gamma: float) -> tuple[np.ndarray, float]:
+def conformal_shape(errors: HeldOutErrors, gamma: float, skew: float = 1.0) -> tuple[np.ndarray, float]:
     """A fixed-shape predictive distribution, scaled per row by ``s + gamma``, fitted to held-out errors.
 
     The row's own draws give only its median and ``s``, the half-width of its central 50% interval; its interval at
-    level ``p`` is ``median ± (s + gamma) T(p)``, clamped to the support, with ``T(p)`` the split-conformal quantile of
-    the normalised errors ``|offset| / (s + gamma)`` (``conformal_scale`` at level ``p``: the share ``ceil(p (n + 1))
-    / n`` of them is covered). This is normalised split-conformal prediction (Lei et al., JASA 2018), the intervals
+    level ``p`` is ``[median - (s + gamma) T(p), median + skew (s + gamma) T(p)]``, clamped to the support, with
+    ``T(p)`` the split-conformal quantile of the normalised errors (``conformal_scale`` at level ``p``: an error below
+    the median divided by ``s + gamma``, one above by ``skew (s + gamma)``; the share ``ceil(p (n + 1)) / n`` of them
+    is covered). With ``skew`` 1 this is normalised split-conformal prediction (Lei et al., JASA 2018), the intervals
     the references of ``benchmarks/conformal_references.py`` use. Unlike the per-level factors, it does not keep a
     row's own tail shape: the draws of an ensemble whose members disagree have a long tail on one side, which widens
     that row's 95% interval many times beyond its central spread, and on a few dozen out-of-fold rows such rows were
@@ -335,32 +354,39 @@ def conformal_shape(errors: HeldOutErrors, gamma: float) -> tuple[np.ndarray, fl
     """
     spread = row_spread(errors.lower, errors.upper) + gamma  # n
     unit = np.broadcast_to(spread, errors.lower.shape)
-    scaled = HeldOutErrors(errors.offset, -unit, unit, errors.floor, errors.ceiling, errors.mass_at_bounds)
+    scaled = HeldOutErrors(errors.offset, -unit, skew * unit, errors.floor, errors.ceiling, errors.mass_at_bounds)
     template = np.asarray([conformal_scale(scaled, level) for level in CALIBRATION_LEVELS])
     template = np.maximum.accumulate(np.nan_to_num(template, nan=0.0, posinf=0.0))
     reach = template[:, None] * spread[None, :]  # L x n
-    return template, widest_width(
-        HeldOutErrors(errors.offset, -reach, reach, errors.floor, errors.ceiling, errors.mass_at_bounds)
-    )
+    shaped = HeldOutErrors(errors.offset, -reach, skew * reach, errors.floor, errors.ceiling, errors.mass_at_bounds)
+    return template, widest_width(shaped)
 
 
-def fit_conformal_shape(errors: HeldOutErrors) -> tuple[np.ndarray, float, float]:
-    """``conformal_shape`` at the ``SPREAD_OFFSETS`` (times the median ``s``) with the narrowest widest interval.
+def fit_conformal_shape(
+    errors: HeldOutErrors, skews: tuple[float, ...] = (1.0,)
+) -> tuple[np.ndarray, float, float, float]:
+    """``conformal_shape`` at the ``SPREAD_OFFSETS`` (times the median ``s``) and ``skews``: the narrowest.
 
     The offset is chosen by width, as ``fit_output`` chooses its own: every candidate covers the same conformal share
     of the held-out rows. On 60 out-of-fold rows (SuperCon tuning rows, eight training sets) choosing it by the
     interval (Winkler) score instead gave wider intervals on new rows, 72.0 against 61.1 K, and a worse score on them
     (81.2 against 73.9 K): the misses' penalty rests on three or four held-out rows.
 
+    A skew other than 1 lets the interval reach further on one side of the median than on the other. Where values
+    sit near a bound of the support (Tc near 0 K), the interval's end on that side is clamped to the bound whatever
+    its reach, so a long reach there costs little width, and the misses it covers need not be paid for on the other
+    side.
+
     Returns:
-        The template ``T`` (``L``), ``gamma`` (the smallest within 0.5% of the narrowest) and the held-out rows' mean
-        widest-interval width under them.
+        The template ``T`` (``L``), ``gamma`` and the skew (the smallest offset, then the skew nearest 1, within 0.5%
+        of the narrowest), and the held-out rows' mean widest-interval width under them.
     """
     median = float(np.median(row_spread(errors.lower, errors.upper)))
-    fits = [(*conformal_shape(errors, g * median), g * median) for g in SPREAD_OFFSETS]
+    fits = [(*conformal_shape(errors, g * median, skew), g * median, skew) for g in SPREAD_OFFSETS for skew in skews]
     narrowest = min(fit[1] for fit in fits)
-    template, width, gamma = next(fit for fit in fits if fit[1] <= 1.005 * narrowest)
-    return template, float(gamma), width
+    near = [fit for fit in fits if fit[1] <= 1.005 * narrowest]
+    template, width, gamma, skew = min(near, key=lambda fit: (fit[2], abs(np.log(fit[3]))))
+    return template, float(gamma), float(skew), width
 
 
 REPORTED_INNER = CALIBRATION_LEVELS.index(round(2 * CALIBRATION_LEVELS[-1] - 1, 2))

@@ -36,10 +36,10 @@ from sbin_loop.model.surrogate import BNNSurrogate, ModelOutputError
 from sbin_loop.model.transforms import TRANSFORMS
 
 CHECKPOINT_FORMAT = "sbin-bnn-surrogate"
-CHECKPOINT_VERSION = 10
+CHECKPOINT_VERSION = 11
 """Bumped whenever the files, tensors or metadata of a checkpoint change meaning."""
 
-READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9, CHECKPOINT_VERSION)
+READABLE_VERSIONS = (3, 4, 5, 6, 7, 8, 9, 10, CHECKPOINT_VERSION)
 """Versions this sbin loads. Version 3 predates ``ModelConfig.likelihood`` (its noise heads are Gaussian standard
 deviations); its config is read with ``LEGACY_MODEL_DEFAULTS``. Version 4 predates cross-fitted members (its config
 may name ``REMOVED_MODEL_FIELDS``, which are dropped) and ``training_rows``. Version 5 predates quantile input
@@ -48,7 +48,8 @@ standardised; it has no ``x_knots`` or ``x_quantile``). Version 6 predates boost
 ``boosted_input_rows`` and reads as null: the networks read the descriptors alone). Version 7 predates the
 conformal shape of recalibration (``conformal_template``): its intervals keep the per-level factors. Version 8 predates
 the classifiers of values at the lower bound (``floor_outputs``): its draws carry no extra mass there. Versions up to
-9 store their boosters as plain text (``boosted_inputs_<j>.txt``)."""
+9 store their boosters as plain text (``boosted_inputs_<j>.txt``). Version 10 predates the skew of the conformal shape
+(``conformal_skew``): its shapes are symmetric."""
 
 COMPRESSED_FROM_VERSION = 10
 """The first version whose booster files are gzip-compressed."""

@@ -23,6 +23,7 @@ from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import (
     CALIBRATION_DRAWS,
     CALIBRATION_LEVELS,
+    CONFORMAL_SKEWS,
     MIN_CALIBRATION_ROWS,
     HeldOutErrors,
     fit_conformal_shape,
@@ -131,6 +132,11 @@ def recalibrate(surrogate: BNNSurrogate, errors: list[list[HeldOutErrors]]) -> i
     return used
 
 
+BOUNDARY_MARGIN = 1e-4
+"""Relative margin on ``match_widest_level``'s factor. At the exact factor an out-of-fold value lies on its interval's
+end, and the float32 draws that prediction maps can put it a few 1e-5 standard deviations outside."""
+
+
 def match_widest_level(
     surrogate: BNNSurrogate, data: FitData, held: list[np.ndarray], draws: list[Tensor], outputs: set[int] | None = None
 ) -> tuple[float, ...]:
@@ -162,7 +168,7 @@ def match_widest_level(
     for j, pooled in calibrated_outputs(surrogate, errors):
         if outputs is not None and j not in outputs:
             continue
-        scales[j] = reported_scale(pooled)
+        scales[j] = reported_scale(pooled) * (1 + BOUNDARY_MARGIN)
         if math.isfinite(scales[j]) and scales[j] > 0:
             shaped = bool(surrogate.conformal_template[j, -1] > 0)
             (surrogate.conformal_template if shaped else surrogate.tail_factor)[j] *= scales[j]
@@ -171,7 +177,13 @@ def match_widest_level(
 
 def mapped_draws(surrogate: BNNSurrogate, draws: Tensor) -> Tensor:
     """``S x n x m`` standardised predictive draws mapped by the surrogate's recalibration, as prediction maps them."""
-    return tail_calibrated(draws, surrogate.tail_factor, surrogate.spread_offset, surrogate.conformal_template)
+    return tail_calibrated(
+        draws,
+        surrogate.tail_factor,
+        surrogate.spread_offset,
+        surrogate.conformal_template,
+        conformal_skew=surrogate.conformal_skew,
+    )
 
 
 def calibrate(
@@ -210,12 +222,14 @@ def calibrate_on_draws(
     mapped = [mapped_draws(surrogate, member_draws) for member_draws in draws]
     kept_errors = dict(calibrated_outputs(surrogate, out_of_fold_errors(surrogate, data, held, mapped)))
     shaped = set()
+    skews = CONFORMAL_SKEWS if surrogate.config.skewed_intervals else (1.0,)
     for j, pooled in calibrated_outputs(surrogate, errors):
-        template, gamma, width = fit_conformal_shape(pooled)
+        template, gamma, skew, width = fit_conformal_shape(pooled, skews)
         if template[-1] > 0 and width < widest_width(kept_errors[j]):
             surrogate.tail_factor[j] = 1.0
             surrogate.spread_offset[j] = gamma
             surrogate.conformal_template[j] = torch.as_tensor(template, dtype=torch.float32)
+            surrogate.conformal_skew[j] = skew
             shaped.add(j)
     if shaped:
         match_widest_level(surrogate, data, held, draws, shaped)
@@ -225,5 +239,6 @@ def calibrate_on_draws(
             reach = (row_spread(pooled.lower, pooled.upper) + float(surrogate.spread_offset[j])) * float(
                 surrogate.conformal_template[j, -1]
             )
-            factors[j] = float(np.median(2 * reach / np.maximum(pooled.upper[-1] - pooled.lower[-1], 1e-12)))
+            width = (1 + float(surrogate.conformal_skew[j])) * reach
+            factors[j] = float(np.median(width / np.maximum(pooled.upper[-1] - pooled.lower[-1], 1e-12)))
     return used, tuple(factors)

@@ -130,6 +130,7 @@ class BNNSurrogate(nn.Module):
         self.register_buffer("tail_factor", torch.ones(n_outputs, len(CALIBRATION_LEVELS)))
         self.register_buffer("spread_offset", torch.zeros(n_outputs))
         self.register_buffer("conformal_template", torch.zeros(n_outputs, len(CALIBRATION_LEVELS)))
+        self.register_buffer("conformal_skew", torch.ones(n_outputs))  # upper over lower reach of the shape
         self.register_buffer("support", support_tensor(bounds, self.transforms, self.target_names))  # m x 2
         self.n_train_rows: int | None = None
         """Rows the last ``fit`` trained on (all it was given); kept in a checkpoint's metadata."""
@@ -144,11 +145,11 @@ class BNNSurrogate(nn.Module):
         )
 
     OPTIONAL_BUFFERS = (
-        "support", "spread_offset", "conformal_template", "x_knots", "x_quantile", "x_fraction", "boost_mean",
-        "boost_std", "boost_knots",
+        "support", "spread_offset", "conformal_template", "conformal_skew", "x_knots", "x_quantile", "x_fraction",
+        "boost_mean", "boost_std", "boost_knots",
     )  # fmt: skip
     """Buffers a checkpoint written before they existed lacks; such a model keeps their defaults (unbounded, 0, no
-    conformal shape, standardised inputs, no atomic-fraction input, no boosted inputs)."""
+    conformal shape, a symmetric one, standardised inputs, no atomic-fraction input, no boosted inputs)."""
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
         """Load a state dict, keeping the defaults of ``OPTIONAL_BUFFERS`` it lacks."""
@@ -283,6 +284,7 @@ class BNNSurrogate(nn.Module):
         self.tail_factor.fill_(1.0)
         self.spread_offset.fill_(0.0)
         self.conformal_template.fill_(0.0)
+        self.conformal_skew.fill_(1.0)
         with torch.no_grad():
             if warm_start is None:
                 self.raw_noise.fill_(math.log(math.expm1(0.3)))
@@ -291,6 +293,7 @@ class BNNSurrogate(nn.Module):
                 self.tail_factor.copy_(warm_start.tail_factor)
                 self.spread_offset.copy_(warm_start.spread_offset)
                 self.conformal_template.copy_(warm_start.conformal_template)
+                self.conformal_skew.copy_(warm_start.conformal_skew)
         generator = torch.Generator().manual_seed(seed)
         with training.torch_threads(cfg.train_threads):
             steps, nll, kl, best = training.fit_members(self, data, held, generator, warm_start)
@@ -469,5 +472,6 @@ class BNNSurrogate(nn.Module):
                 self.spread_offset,
                 self.conformal_template,
                 split_draws(n_draws, len(self.members)),
+                self.conformal_skew,
             )
         return floored_draws(self, descriptors, self.to_target_units(draws), seed)
