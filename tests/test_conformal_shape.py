@@ -158,7 +158,8 @@ def test_the_conformal_shape_is_kept_where_rows_long_tails_do_not_match_their_er
     reach = (row_spread(pooled.lower, pooled.upper) + float(surrogate.spread_offset[0])) * float(
         surrogate.conformal_template[0, -1]
     )
-    assert factors[0] == pytest.approx(float(np.median(2 * reach / (pooled.upper[-1] - pooled.lower[-1]))), rel=1e-5)
+    width = (1 + float(surrogate.conformal_skew[0])) * reach
+    assert factors[0] == pytest.approx(float(np.median(width / (pooled.upper[-1] - pooled.lower[-1]))), rel=1e-5)
 
 
 def test_the_per_level_factors_are_kept_where_each_rows_own_tails_match_its_errors():

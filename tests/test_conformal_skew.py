@@ -16,6 +16,7 @@ from sbin_loop.model.calibration import (
     conformal_count,
     fit_conformal_shape,
     row_spread,
+    shape_width_as_reported,
     tail_calibrated,
 )
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
@@ -44,11 +45,12 @@ def _covered(errors: HeldOutErrors, template: np.ndarray, gamma: float, skew: fl
 
 def test_a_skewed_shape_is_narrower_where_the_lower_end_is_clamped_and_covers_the_same_share():
     errors = _near_the_floor(0)
-    symmetric = fit_conformal_shape(errors)
+    symmetric, symmetric_gamma, one, _ = fit_conformal_shape(errors)
     template, gamma, skew, width = fit_conformal_shape(errors, CONFORMAL_SKEWS)
-    assert symmetric[2] == 1.0
+    assert one == 1.0
     assert skew > 1.0  # the upper side reaches further
-    assert width < 0.9 * symmetric[3]
+    assert width == pytest.approx(shape_width_as_reported(errors, template, gamma, skew))
+    assert width < 0.9 * shape_width_as_reported(errors, symmetric, symmetric_gamma, 1.0)
     needed = conformal_count(LEVELS, len(errors.offset))
     assert (_covered(errors, template, gamma, skew) >= needed).all()
     assert (np.diff(template) >= 0).all()
@@ -87,13 +89,14 @@ def test_recalibration_keeps_a_skewed_shape_for_skewed_errors_and_covers_the_con
     assert widths[True] < 0.95 * widths[False]
 
 
-def test_the_default_fit_keeps_the_shape_symmetric():
+def test_a_fit_with_the_setting_off_keeps_the_shape_symmetric():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(60, 3)).astype(np.float32)
     y = np.abs(x[:, :1] + rng.exponential(1.0, size=(60, 1))).astype(np.float32)
-    surrogate = BNNSurrogate(3, ("y",), ("none",), ModelConfig(**FAST), ((0.0, None),))
+    surrogate = BNNSurrogate(3, ("y",), ("none",), ModelConfig(**FAST, skewed_intervals=False), ((0.0, None),))
     surrogate.fit(x, y, seed=0)
     assert (surrogate.conformal_skew == 1.0).all()
+    assert ModelConfig().skewed_intervals
 
 
 def _skewed_checkpoint(tmp_path) -> tuple[BNNSurrogate, np.ndarray]:

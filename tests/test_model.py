@@ -341,7 +341,9 @@ def test_cross_validated_recalibration_skips_outputs_without_enough_held_out_val
     report = surrogate.fit(x, y, seed=0)
     assert report.n_calibration == 60
     assert report.interval_factor_95[1] == 1.0 and (surrogate.tail_factor[1] == 1.0).all()
-    assert float(surrogate.spread_offset[1]) == 0.0 and not (surrogate.tail_factor[0] == 1.0).all()
+    assert float(surrogate.spread_offset[1]) == 0.0 and float(surrogate.conformal_template[1, -1]) == 0.0
+    assert float(surrogate.conformal_skew[1]) == 1.0
+    assert not (surrogate.tail_factor[0] == 1.0).all() or float(surrogate.conformal_template[0, -1]) > 0
     tiny = BNNSurrogate(4, ("a", "b"), ("none", "none"), SMALL)
     assert tiny.fit(x[:8], y[:8], seed=0).n_calibration == 0  # 8 rows: too few to recalibrate on
     assert (tiny.tail_factor == 1.0).all() and (tiny.spread_offset == 0.0).all()
