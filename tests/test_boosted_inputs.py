@@ -13,7 +13,7 @@ from sbin_loop.cli import app
 from sbin_loop.model import cli as model_cli
 from sbin_loop.model.boosted_inputs import BoostedInputs, with_boosted_inputs
 from sbin_loop.model.botorch_model import BNNModel
-from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, save_surrogate
+from sbin_loop.model.checkpoint import CHECKPOINT_VERSION, CheckpointError, load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig, stored_model_config
 from sbin_loop.model.sites import formula_inputs
 from sbin_loop.model.splits import cross_validation_folds
@@ -156,7 +156,7 @@ def test_a_version_9_checkpoint_with_plain_text_boosters_loads(stacked, tmp_path
     (tmp_path / "ckpt" / "boosted_inputs_0.txt").write_bytes(text)
     compressed.unlink()
     metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
-    assert metadata["version"] == 10
+    assert metadata["version"] == CHECKPOINT_VERSION
     metadata["version"] = 9
     (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
     loaded = load_surrogate(tmp_path / "ckpt")
