@@ -197,15 +197,23 @@ def test_a_checkpoint_keeps_the_conformal_shape(tmp_path):
     assert torch.equal(loaded.predictive_draws(x, 50, seed=1), surrogate.predictive_draws(x, 50, seed=1))
 
 
+def downgraded(directory, tensor: str, version: int, setting: str | None = None) -> BNNSurrogate:
+    """The checkpoint in ``directory`` rewritten as ``version`` wrote it (without ``tensor`` and the config's
+    ``setting``), loaded."""
+    weights = load_file(directory / "weights.safetensors")
+    del weights[tensor]
+    save_file(weights, directory / "weights.safetensors")
+    metadata = json.loads((directory / "metadata.json").read_text())
+    metadata["version"] = version
+    if setting is not None:
+        del metadata["config"][setting]
+    (directory / "metadata.json").write_text(json.dumps(metadata))
+    return load_surrogate(directory)
+
+
 def test_a_version_7_checkpoint_loads_with_the_per_level_factors(tmp_path):
     surrogate, x = _with_template(tmp_path)
-    weights = load_file(tmp_path / "ckpt" / "weights.safetensors")
-    del weights["conformal_template"]
-    save_file(weights, tmp_path / "ckpt" / "weights.safetensors")
-    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
-    metadata["version"] = 7
-    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
-    loaded = load_surrogate(tmp_path / "ckpt")
+    loaded = downgraded(tmp_path / "ckpt", "conformal_template", 7)
     assert (loaded.conformal_template == 0).all()
     surrogate.conformal_template.fill_(0.0)
     assert torch.equal(loaded.predictive_draws(x, 50, seed=1), surrogate.predictive_draws(x, 50, seed=1))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-from test_conformal_shape import FAST, LEVELS, _gaussian_bounds, _mapped_coverage, _members
+from test_conformal_shape import FAST, LEVELS, _gaussian_bounds, _mapped_coverage, _members, downgraded
 
 from sbin_loop.model.calibration import (
     CONFORMAL_SKEWS,
@@ -123,14 +120,7 @@ def test_a_checkpoint_keeps_the_skew_and_the_setting(tmp_path):
 
 def test_a_version_10_checkpoint_loads_with_a_symmetric_shape(tmp_path):
     surrogate, x = _skewed_checkpoint(tmp_path)
-    weights = load_file(tmp_path / "ckpt" / "weights.safetensors")
-    del weights["conformal_skew"]
-    save_file(weights, tmp_path / "ckpt" / "weights.safetensors")
-    metadata = json.loads((tmp_path / "ckpt" / "metadata.json").read_text())
-    metadata["version"] = 10
-    del metadata["config"]["skewed_intervals"]
-    (tmp_path / "ckpt" / "metadata.json").write_text(json.dumps(metadata))
-    loaded = load_surrogate(tmp_path / "ckpt")
+    loaded = downgraded(tmp_path / "ckpt", "conformal_skew", 10, "skewed_intervals")
     assert (loaded.conformal_skew == 1.0).all()
     assert not loaded.config.skewed_intervals
     surrogate.conformal_skew.fill_(1.0)
