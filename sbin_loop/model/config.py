@@ -109,9 +109,8 @@ class ModelConfig(Section):
             Where values sit near a bound of the support (Tc near 0 K), the interval's end on that side is clamped to
             the bound whatever its reach, so reaching further there costs little width, and misses there need not be
             paid for on the other side. On SuperCon tuning rows (``benchmarks/small_data_calibration.py --rows-seed
-            5000``) it narrowed the mean 95% interval at 60 rows from 67.8 to 55.2 K (20 sets; coverage 0.980
-            against 0.960) and at 120 rows from 57.0 to 46.6 K (the first 6 sets; 0.948 against 0.937). False keeps
-            the shape symmetric, as in models stored before the setting existed.
+            5000 --seeds 20``) it narrowed the mean 95% interval at 60 rows from 67.8 to 55.2 K (coverage 0.980
+            against 0.960). False keeps the shape symmetric, as in models stored before the setting existed.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more (on a busy
             machine more threads make training several times slower); one thread also makes trained weights
             independent of the machine's thread setting.
