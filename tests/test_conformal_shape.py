@@ -9,16 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from sbin_loop.model.calibration import (
-    CALIBRATION_LEVELS,
-    HeldOutErrors,
-    conformal_shape,
-    fit_conformal_shape,
-    row_spread,
-    tail_calibrated,
-)
+from sbin_loop.model.calibration import CALIBRATION_LEVELS, HeldOutErrors, row_spread, tail_calibrated
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig
+from sbin_loop.model.conformal_fit import conformal_shape, fit_conformal_shape
 from sbin_loop.model.recalibration import calibrate_on_draws, mapped_draws, out_of_fold_errors
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.model.training import FitData

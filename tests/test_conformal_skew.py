@@ -7,17 +7,10 @@ import pytest
 import torch
 from test_conformal_shape import FAST, LEVELS, _gaussian_bounds, _mapped_coverage, _members, downgraded
 
-from sbin_loop.model.calibration import (
-    CONFORMAL_SKEWS,
-    HeldOutErrors,
-    conformal_count,
-    fit_conformal_shape,
-    row_spread,
-    shape_width_as_reported,
-    tail_calibrated,
-)
+from sbin_loop.model.calibration import HeldOutErrors, conformal_count, row_spread, tail_calibrated
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig, stored_model_config
+from sbin_loop.model.conformal_fit import CONFORMAL_SKEWS, fit_conformal_shape, shaped_errors, width_as_reported
 from sbin_loop.model.recalibration import calibrate_on_draws
 from sbin_loop.model.surrogate import BNNSurrogate
 
@@ -46,8 +39,8 @@ def test_a_skewed_shape_is_narrower_where_the_lower_end_is_clamped_and_covers_th
     template, gamma, skew, width = fit_conformal_shape(errors, CONFORMAL_SKEWS)
     assert one == 1.0
     assert skew > 1.0  # the upper side reaches further
-    assert width == pytest.approx(shape_width_as_reported(errors, template, gamma, skew))
-    assert width < 0.9 * shape_width_as_reported(errors, symmetric, symmetric_gamma, 1.0)
+    assert width == pytest.approx(width_as_reported(shaped_errors(errors, template, gamma, skew)))
+    assert width < 0.9 * width_as_reported(shaped_errors(errors, symmetric, symmetric_gamma, 1.0))
     needed = conformal_count(LEVELS, len(errors.offset))
     assert (_covered(errors, template, gamma, skew) >= needed).all()
     assert (np.diff(template) >= 0).all()

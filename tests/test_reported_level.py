@@ -8,12 +8,11 @@ from sbin_loop.model.calibration import (
     CALIBRATION_LEVELS,
     HeldOutErrors,
     conformal_scale,
-    reported_ends,
-    reported_scale,
     spread_factors,
     tail_calibrated,
 )
 from sbin_loop.model.config import ModelConfig, effective_kl_weight, stored_model_config
+from sbin_loop.model.conformal_fit import reported_ends, reported_scale
 from sbin_loop.model.intervals import bounded_quantiles
 from sbin_loop.model.recalibration import match_widest_level
 from sbin_loop.model.surrogate import BNNSurrogate

@@ -103,14 +103,14 @@ class ModelConfig(Section):
             tails, and an offset that evens out the widths), or a conformal shape scaled by each row's central
             spread, whichever gives the narrower out-of-fold 95% interval (``sbin_loop.model.recalibration``). It
             changes predictive draws (intervals) only; acquisition keeps the ensemble's own function spread.
-        skewed_intervals: Let the conformal shape of recalibration reach further on one side of the median than on
-            the other (``calibration.CONFORMAL_SKEWS``; ``calibration.fit_conformal_shape``): the offset and the skew
-            whose reported 95% interval is narrowest on the out-of-fold rows, at the same conformal coverage of them.
-            Where values sit near a bound of the support (Tc near 0 K), the interval's end on that side is clamped to
-            the bound whatever its reach, so reaching further there costs little width, and misses there need not be
-            paid for on the other side. On SuperCon tuning rows (``benchmarks/small_data_calibration.py --rows-seed
-            5000 --seeds 20``) it narrowed the mean 95% interval at 60 rows from 67.8 to 55.2 K (coverage 0.980
-            against 0.960). False keeps the shape symmetric, as in models stored before the setting existed.
+        skewed_intervals: Let the conformal shape of recalibration reach further on one side of the median than on the
+            other (``conformal_fit.CONFORMAL_SKEWS`` and ``fit_conformal_shape``): the offset and the skew whose
+            reported 95% interval is narrowest on the out-of-fold rows, at the same conformal coverage of them. Where
+            values sit near a bound of the support (Tc near 0 K), the interval's end on that side is clamped to the
+            bound whatever its reach, so reaching further there costs little width, and misses there need not be paid
+            for on the other side. On SuperCon tuning rows (``benchmarks/small_data_calibration.py --rows-seed 5000
+            --seeds 20``) it narrowed the mean 95% interval at 60 rows from 67.8 to 55.2 K (coverage 0.980 against
+            0.960). False keeps the shape symmetric, as in models stored before the setting existed.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more (on a busy
             machine more threads make training several times slower); one thread also makes trained weights
             independent of the machine's thread setting.

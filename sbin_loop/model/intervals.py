@@ -135,7 +135,7 @@ def bounded_quantiles(
 
     Why: with a hurdle at 0 K (``sbin_loop.model.floor_mass``) most Tc predictions put some mass at 0 K, and central
     intervals covered 0.979 of held-out Tc values at 95% (``benchmarks/model_accuracy.py``), wider than they need
-    to be. ``calibration.reported_scale`` calibrates the same interval.
+    to be. ``conformal_fit.reported_scale`` calibrates the same interval.
 
     Args:
         draws: ``S x ...`` draws inside ``bounds``.
@@ -170,7 +170,7 @@ def ends_at_bounds(
         inner: ``(q(1 - p), q(p))``.
         at_low: Where the lower end of the support holds a mass of at least ``(1 - p) / 2``.
         at_high: The same at the upper end.
-        bounds: The support's ends. ``calibration.reported_ends`` passes held-out rows' offsets from their medians.
+        bounds: The support's ends. ``conformal_fit.reported_ends`` passes held-out rows' offsets from their medians.
     """
     low, high = bounds
     lower = np.where(at_low, low, np.where(at_high, inner[0], central[0]))

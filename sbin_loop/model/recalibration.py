@@ -4,7 +4,7 @@ Each member predicts the fold it did not train on (``out_of_fold_draws``); the e
 spread factors and a spread offset (``recalibrate``, ``calibration.fit_output``), and a last split-conformal factor
 makes the reported 95% interval, with the draws mapped as prediction maps them, cover its finite-sample share of the
 out-of-fold values (``match_widest_level``). A fixed conformal shape scaled by each row's central spread
-(``calibration.fit_conformal_shape``) is fitted to the same errors, and whichever of the two gives the narrower widest
+(``conformal_fit.fit_conformal_shape``) is fitted to the same errors, and whichever of the two gives the narrower widest
 interval on the out-of-fold rows is kept (``calibrate``). Both widen or narrow predictive draws only; function draws,
 which acquisition uses, keep the ensemble's own spread.
 """
@@ -23,16 +23,13 @@ from sbin_loop.model.bnn import VariationalMLP
 from sbin_loop.model.calibration import (
     CALIBRATION_DRAWS,
     CALIBRATION_LEVELS,
-    CONFORMAL_SKEWS,
     MIN_CALIBRATION_ROWS,
     HeldOutErrors,
-    fit_conformal_shape,
     fit_output,
-    reported_scale,
     row_spread,
     tail_calibrated,
-    widest_width,
 )
+from sbin_loop.model.conformal_fit import CONFORMAL_SKEWS, fit_conformal_shape, reported_scale, widest_width
 from sbin_loop.model.likelihood import predictive_noise
 
 if TYPE_CHECKING:
@@ -146,7 +143,7 @@ def match_widest_level(
     draw by draw (``tail_calibrated``: the factor at each draw's rank, a monotone rearrangement), which need not give
     exactly the fitted interval where the factors fall steeply towards the tails. This maps the same out-of-fold draws
     as prediction does and scales all of an output's factors by the split-conformal factor of the interval sbin
-    reports (``calibration.reported_scale``: central, or from an end of the support that holds a point mass to the
+    reports (``conformal_fit.reported_scale``: central, or from an end of the support that holds a point mass to the
     95% quantile, as ``intervals.bounded_quantiles`` gives it), so that this interval has its nominal coverage on
     those rows. An output mapped onto a conformal shape has the shape scaled instead: its draws nearest the widest
     level sit a little inside it, and the reported interval interpolates between them.
