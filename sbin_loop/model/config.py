@@ -109,8 +109,9 @@ class ModelConfig(Section):
             values sit near a bound of the support (Tc near 0 K), the interval's end on that side is clamped to the
             bound whatever its reach, so reaching further there costs little width, and misses there need not be paid
             for on the other side. On SuperCon tuning rows (``benchmarks/small_data_calibration.py --rows-seed 5000
-            --seeds 20``) it narrowed the mean 95% interval at 60 rows from 67.8 to 55.2 K (coverage 0.980 against
-            0.960). False keeps the shape symmetric, as in models stored before the setting existed.
+            --seeds 20``) it narrowed the mean 95% interval at 60 / 120 rows from 67.8 / 56.3 to 55.2 / 48.3 K (coverage
+            0.980 / 0.960 against 0.960 / 0.950). False keeps the shape symmetric, as in models stored before the
+            setting existed.
         train_threads: Intra-op threads while training. Minibatch steps are too small to gain from more (on a busy
             machine more threads make training several times slower); one thread also makes trained weights
             independent of the machine's thread setting.
