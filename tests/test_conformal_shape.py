@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from sbin_loop.model.calibration import CALIBRATION_LEVELS, HeldOutErrors, row_spread, tail_calibrated
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.config import ModelConfig
-from sbin_loop.model.conformal_fit import conformal_shape, fit_conformal_shape
+from sbin_loop.model.conformal_fit import conformal_template, fit_conformal_shape, shaped_errors, widest_width
 from sbin_loop.model.recalibration import calibrate_on_draws, mapped_draws, out_of_fold_errors
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.model.training import FitData
@@ -35,7 +35,8 @@ def test_the_template_covers_the_conformal_share_of_normalised_errors_at_every_l
     offset = rng.normal(size=80) * spread
     lower, upper = _gaussian_bounds(spread)
     errors = HeldOutErrors(offset, lower, upper)
-    template, width = conformal_shape(errors, gamma=0.5)
+    template = conformal_template(errors, gamma=0.5)
+    width = widest_width(shaped_errors(errors, template, 0.5, 1.0))
     assert (np.diff(template) >= 0).all()
     reach = (row_spread(lower, upper) + 0.5)[None, :] * template[:, None]  # L x n
     covered = (np.abs(offset)[None, :] <= reach + 1e-9).sum(axis=1)
@@ -50,7 +51,7 @@ def test_a_measurement_at_the_floor_needs_no_width_where_the_median_lies_below_i
     offset = np.array([0.3, -1.0, 2.0])  # row 0: observed at the floor, median 0.3 below it
     lower, upper = _gaussian_bounds(np.ones(3))
     errors = HeldOutErrors(offset, lower, upper, floor=np.array([0.3, -5.0, -5.0]))
-    template, _ = conformal_shape(errors, gamma=0.0)
+    template = conformal_template(errors, gamma=0.0)
     assert template[0] == 0.0  # the 5% level covers ceil(0.05 x 4) = 1 row: row 0, at no width
     assert template[-1] == pytest.approx(2.0 / row_spread(lower, upper)[2])
 
@@ -62,7 +63,8 @@ def test_the_narrowest_offset_is_chosen_when_spreads_say_nothing_about_the_error
     errors = HeldOutErrors(rng.normal(size=60), lower, upper)
     _, gamma, _, width = fit_conformal_shape(errors)
     assert gamma > 0
-    assert width < conformal_shape(errors, 0.0)[1]
+    at_zero = conformal_template(errors, 0.0)
+    assert width < widest_width(shaped_errors(errors, at_zero, 0.0, 1.0))
 
 
 def test_draws_land_on_the_template_on_their_own_side_of_the_median_in_their_own_order():

@@ -26,7 +26,7 @@ CONFORMAL_SKEWS = tuple(float(v) for v in np.exp(np.linspace(np.log(0.25), np.lo
 ``ModelConfig.skewed_intervals``): 1/4 ... 4, steps of 9%."""
 
 
-def conformal_shape(errors: HeldOutErrors, gamma: float, skew: float = 1.0) -> tuple[np.ndarray, float]:
+def conformal_template(errors: HeldOutErrors, gamma: float, skew: float = 1.0) -> np.ndarray:
     """A fixed-shape predictive distribution, scaled per row by ``s + gamma``, fitted to held-out errors.
 
     The row's own draws give only its median and ``s``, the half-width of its central 50% interval; its interval at
@@ -40,15 +40,9 @@ def conformal_shape(errors: HeldOutErrors, gamma: float, skew: float = 1.0) -> t
     not the ones with large errors.
 
     Returns:
-        ``T`` at ``CALIBRATION_LEVELS`` (``L``, non-decreasing), and the held-out rows' mean widest-interval width
-        under it (standardised units).
+        ``T`` at ``CALIBRATION_LEVELS`` (``L``, non-decreasing). ``shaped_errors`` gives the held-out rows' intervals
+        under it.
     """
-    template = conformal_template(errors, gamma, skew)
-    return template, widest_width(shaped_errors(errors, template, gamma, skew))
-
-
-def conformal_template(errors: HeldOutErrors, gamma: float, skew: float) -> np.ndarray:
-    """``T`` of ``conformal_shape``: ``L`` split-conformal quantiles of the errors normalised by ``s + gamma``."""
     unit = np.broadcast_to(row_spread(errors.lower, errors.upper) + gamma, errors.lower.shape)  # L x n
     scaled = HeldOutErrors(errors.offset, -unit, skew * unit, errors.floor, errors.ceiling, errors.mass_at_bounds)
     template = np.asarray([conformal_scale(scaled, level) for level in CALIBRATION_LEVELS])
@@ -56,7 +50,7 @@ def conformal_template(errors: HeldOutErrors, gamma: float, skew: float) -> np.n
 
 
 def shaped_errors(errors: HeldOutErrors, template: np.ndarray, gamma: float, skew: float) -> HeldOutErrors:
-    """The held-out rows with their intervals replaced by a conformal shape's (``conformal_shape``)."""
+    """The held-out rows with their intervals replaced by a conformal shape's (``conformal_template``)."""
     reach = template[:, None] * (row_spread(errors.lower, errors.upper) + gamma)[None, :]  # L x n
     return HeldOutErrors(errors.offset, -reach, skew * reach, errors.floor, errors.ceiling, errors.mass_at_bounds)
 
@@ -64,7 +58,7 @@ def shaped_errors(errors: HeldOutErrors, template: np.ndarray, gamma: float, ske
 def fit_conformal_shape(
     errors: HeldOutErrors, skews: tuple[float, ...] = (1.0,)
 ) -> tuple[np.ndarray, float, float, float]:
-    """``conformal_shape`` at the ``SPREAD_OFFSETS`` (times the median ``s``) and ``skews``: the narrowest.
+    """``conformal_template`` at the ``SPREAD_OFFSETS`` (times the median ``s``) and ``skews``: the narrowest.
 
     The offset is chosen by width, as ``calibration.fit_output`` chooses its own: every candidate covers the same
     conformal share of the held-out rows. On 60 out-of-fold rows (SuperCon tuning rows, eight training sets) choosing
