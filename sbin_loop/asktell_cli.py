@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sbin_loop.campaign import Campaign
 from sbin_loop.cli_errors import naming_path, reports_errors
 from sbin_loop.config import CampaignConfig, ConfigError, load_config
 from sbin_loop.extras import require_extras
 from sbin_loop.locking import CampaignLock
 from sbin_loop.logs import LOG_FILE, configure_logging
 from sbin_loop.status import read_marker
-from sbin_loop.stores import SelectionEntry
+
+if TYPE_CHECKING:
+    from sbin_loop.stores import SelectionEntry
 
 DirectoryOption = Annotated[Path | None, typer.Option("--dir", help="Campaign directory (default: campaigns/<name>).")]
 
@@ -79,6 +80,8 @@ def init(
     directory = campaign_directory(directory, campaign_config)
     require_extras(campaign_config)
     configure_logging(directory / LOG_FILE, logging.WARNING)
+    from sbin_loop.campaign import Campaign  # torch and the model stack load here, not for every command
+
     with naming_path(directory), CampaignLock(directory):
         campaign = Campaign.from_config(campaign_config, directory, base_dir)
         n_results = len(campaign.store.results())
@@ -99,6 +102,8 @@ def ask(
 ) -> None:
     """Propose candidates to measure, with predictions; pending proposals are shown again until told."""
     configure_logging(directory / LOG_FILE, logging.WARNING)
+    from sbin_loop.campaign import Campaign
+
     with naming_path(directory), CampaignLock(directory):
         campaign = Campaign.open(directory)
         rows = proposal_rows(campaign.ask(n, new=new))
@@ -115,6 +120,8 @@ def tell(
 ) -> None:
     """Store measured results; a file with any bad row stores nothing."""
     configure_logging(directory / LOG_FILE, logging.ERROR)  # failures are listed below, not logged twice
+    from sbin_loop.campaign import Campaign
+
     with naming_path(directory), CampaignLock(directory):
         report = Campaign.open(directory).tell(results)
     if as_json:

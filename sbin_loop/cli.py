@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from tqdm import tqdm
@@ -16,14 +16,17 @@ from sbin_loop.asktell_cli import campaign_directory, register
 from sbin_loop.cli_errors import naming_path, reports_errors
 from sbin_loop.config import load_config
 from sbin_loop.daemon import start_daemon, stop_daemon
+from sbin_loop.engine.errors import CampaignError
 from sbin_loop.extras import require_extras
 from sbin_loop.inspection.cli import report
 from sbin_loop.locking import CampaignLock, lock_holder
 from sbin_loop.logs import LOG_FILE, configure_logging
-from sbin_loop.loop import Campaign, CampaignError, RoundSummary
 from sbin_loop.model.cli import model_app
 from sbin_loop.space.cli import space_app
 from sbin_loop.status import campaign_status
+
+if TYPE_CHECKING:
+    from sbin_loop.campaign import Campaign, RoundSummary
 
 app = typer.Typer(help="sbin: closed-loop active-learning materials discovery.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
@@ -64,6 +67,8 @@ def run(
     configure_logging(directory / LOG_FILE, logging.INFO if verbose else logging.WARNING)
     if campaign_config.manual:
         raise CampaignError(f"{config}: oracle kind manual: results arrive by sbin tell; create it with sbin init")
+    from sbin_loop.campaign import Campaign  # torch and the model stack load here, not for every command
+
     with naming_path(directory), CampaignLock(directory):
         _run_in_foreground(Campaign.from_config(campaign_config, directory, base_dir))
 

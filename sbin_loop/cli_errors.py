@@ -12,42 +12,41 @@ import contextlib
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import typer
 
-from sbin_loop.campaign import CampaignError, MeasurementError
-from sbin_loop.candidates import PoolCacheError
-from sbin_loop.config import ConfigError
-from sbin_loop.daemon import DaemonError
-from sbin_loop.inspection.report import ReportError
-from sbin_loop.locking import CampaignLockedError
-from sbin_loop.model.checkpoint import CheckpointError
-from sbin_loop.model.surrogate import ModelOutputError
-from sbin_loop.plugins import PluginError
-from sbin_loop.space.pool import DataSourceError
-from sbin_loop.status import NotACampaignError
-from sbin_loop.stores import StoreError
-
-USER_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    DataSourceError,
-    CampaignError,
-    MeasurementError,
-    PluginError,
-    StoreError,
-    CheckpointError,
-    NotACampaignError,
-    PoolCacheError,
-    CampaignLockedError,
-    DaemonError,
-    ReportError,
-    ModelOutputError,
+USER_ERRORS: tuple[tuple[str, str], ...] = (
+    ("sbin_loop.config", "ConfigError"),
+    ("sbin_loop.space.pool", "DataSourceError"),
+    ("sbin_loop.engine.errors", "CampaignError"),
+    ("sbin_loop.campaign.tell", "MeasurementError"),
+    ("sbin_loop.plugins", "PluginError"),
+    ("sbin_loop.stores.campaign_store", "StoreError"),
+    ("sbin_loop.model.checkpoint", "CheckpointError"),
+    ("sbin_loop.status", "NotACampaignError"),
+    ("sbin_loop.candidates", "PoolCacheError"),
+    ("sbin_loop.locking", "CampaignLockedError"),
+    ("sbin_loop.daemon", "DaemonError"),
+    ("sbin_loop.inspection.report", "ReportError"),
+    ("sbin_loop.model.surrogate", "ModelOutputError"),
 )
-"""Errors caused by input or state the user controls, or a model that produced a non-finite value: reported as one
-clear message, exit code 1."""
+"""Errors caused by input or state the user controls, or a model that produced a non-finite value, by defining module
+and class name: reported as one clear message, exit code 1."""
+
+
+def user_error_classes() -> tuple[type[Exception], ...]:
+    """The ``USER_ERRORS`` classes whose modules are loaded.
+
+    An exception's class is loaded before anything can raise it, so a class whose module is not loaded cannot be the
+    class of the error at hand. Looking the classes up this way keeps the commands' module free of the modules that
+    define them: ``sbin --help``, ``sbin status`` and a config error do not load torch.
+    """
+    return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS if module in sys.modules)
+
 
 USER_ERROR_CODE = 1
 MAX_MESSAGE = 1000
@@ -87,7 +86,7 @@ def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
 
 def user_error_message(error: BaseException) -> str | None:
     """The one-line message for an error the user can fix, or ``None`` for anything else (a bug)."""
-    if isinstance(error, USER_ERRORS):
+    if isinstance(error, user_error_classes()):
         return one_line(str(error))
     if isinstance(error, OSError):
         return one_line(describe_os_error(error))
@@ -113,7 +112,10 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (*USER_ERRORS, OSError) as error:
-            raise fail(user_error_message(error) or "", as_json=bool(kwargs.get("as_json"))) from None
+        except Exception as error:
+            message = user_error_message(error)
+            if message is None:
+                raise  # a bug: its traceback is kept
+            raise fail(message, as_json=bool(kwargs.get("as_json"))) from None
 
     return wrapper

@@ -1,7 +1,16 @@
-"""The campaign engine without files: fit a surrogate on measured rows, propose a batch, predict intervals."""
+"""The campaign engine without files: fit a surrogate on measured rows, propose a batch, predict intervals.
 
-from sbin_loop.engine.engine import Engine, Fit, Scorer, SurrogateFactory
-from sbin_loop.engine.errors import CampaignError
-from sbin_loop.engine.training import Structures, TrainingInputs
+Names are imported on first use (``sbin_loop.lazy``): ``from sbin_loop.engine.errors import CampaignError`` loads
+no model code.
+"""
 
-__all__ = ["CampaignError", "Engine", "Fit", "Scorer", "Structures", "SurrogateFactory", "TrainingInputs"]
+from sbin_loop.lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "engine": "Engine Fit Scorer SurrogateFactory",
+        "errors": "CampaignError",
+        "training": "Structures TrainingInputs",
+    },
+)

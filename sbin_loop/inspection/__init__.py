@@ -1,5 +1,5 @@
 """Inspecting campaigns: DataFrames of rounds, picks, predictions and results; plots; a self-contained HTML report."""
 
-from sbin_loop.inspection.frames import CampaignView, open_view
+from sbin_loop.lazy import lazy_exports
 
-__all__ = ["CampaignView", "open_view"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {"frames": "CampaignView open_view"})

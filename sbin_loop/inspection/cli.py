@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from sbin_loop.cli_errors import reports_errors
-from sbin_loop.inspection.frames import open_view
-from sbin_loop.inspection.report import write_report
 
 
 @reports_errors
@@ -18,6 +16,9 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write (default: DIR/report.html).")] = None,
 ) -> None:
     """Write a self-contained HTML report of a campaign, with a PNG of each plot beside it."""
+    from sbin_loop.inspection.frames import open_view  # pandas and matplotlib load here, not for every command
+    from sbin_loop.inspection.report import write_report
+
     view = open_view(directory)
     files = write_report(view, out or directory / "report.html")
     typer.echo(f"wrote {files.html} and {len(files.images)} plots: {', '.join(map(str, files.images.values()))}")

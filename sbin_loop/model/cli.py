@@ -15,11 +15,9 @@ from pydantic import ValidationError
 from sbin_loop.cli_errors import reports_errors
 from sbin_loop.config import ConfigError, ObjectiveConfig
 from sbin_loop.config_base import Bounds
-from sbin_loop.features import fraction_columns
 from sbin_loop.features.config import FeaturesConfig
 from sbin_loop.limits import MAX_SEED
 from sbin_loop.logs import configure_logging
-from sbin_loop.model.checkpoint import CheckpointError, load_surrogate, read_metadata, save_surrogate
 from sbin_loop.model.config import ModelConfig
 from sbin_loop.model.intervals import candidate_intervals, summarise_draws
 from sbin_loop.model.sites import (
@@ -32,7 +30,6 @@ from sbin_loop.model.sites import (
     site_rows,
 )
 from sbin_loop.model.splits import held_out_split
-from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.space import DataSourceError, InvalidFormulaError, parse_formula, read_formula_table
 from sbin_loop.space.pool import composition_key
 
@@ -186,6 +183,10 @@ def model_train(
     model whose training diverged is not saved.
     """
     configure_logging(None)
+    from sbin_loop.features import fraction_columns  # torch loads here, once the arguments are checked
+    from sbin_loop.model.checkpoint import save_surrogate
+    from sbin_loop.model.surrogate import BNNSurrogate
+
     if transform not in ("log1p", "none", "auto"):
         raise ConfigError(f"--transform: must be none, log1p or auto, got {transform!r}")
     support = parse_bounds(bounds)
@@ -279,6 +280,8 @@ def _check_inputs(model: Path, feature_names: list[str] | None, sites: bool, fra
         if problems:
             raise ConfigError("; ".join(problems))
         return trained_fractions
+    from sbin_loop.model.checkpoint import CheckpointError
+
     raise CheckpointError(f"{model}: trained on other descriptors than this sbin computes; retrain it")
 
 
@@ -321,6 +324,8 @@ def model_predict(
     ``error`` column.
     """
     configure_logging(None)
+    from sbin_loop.model.checkpoint import load_surrogate, read_metadata  # torch loads here
+
     surrogate = load_surrogate(model)
     site_columns = parse_sites(sites)
     feature_names = read_metadata(model).get("feature_names")

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,8 @@ def summarise_draws(
     n_draws = draws.shape[0]
     mean = draws.mean(axis=0)
     std = draws.std(axis=0, ddof=1)
+    from scipy import stats  # imported here: campaign documents import this module, and scipy.stats takes a second
+
     t_quantile = stats.t.ppf(0.5 + level / 2, df=n_draws - 1)
     standard_error = std / np.sqrt(n_draws)
     predictive_half = t_quantile * std * np.sqrt(1 + 1 / n_draws)

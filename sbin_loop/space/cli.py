@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sbin_loop.cli_errors import USER_ERRORS, reports_errors
+from sbin_loop.cli_errors import reports_errors, user_error_classes
 from sbin_loop.config import ConfigError, load_config
 from sbin_loop.space.summary import DEFAULT_MAX_CANDIDATES, summarize_space
 
@@ -36,7 +36,7 @@ def summary(
             campaign.space, base_dir, sample_size=sample, seed=campaign.seed, max_candidates=max_candidates
         )
     except ValueError as error:  # an element or oxidation state the space cannot use (``site_ions``)
-        if isinstance(error, USER_ERRORS):
+        if isinstance(error, user_error_classes()):
             raise
         raise ConfigError(f"space: {error}") from None
     typer.echo(result.render())
