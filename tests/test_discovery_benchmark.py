@@ -4,6 +4,7 @@ its per-seed runs, and its verdict against the peers."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,17 +26,19 @@ def _arguments(pool: Path, runs: Path, batch: int, methods: str = "sbin,forest_e
     ]
 
 
-@pytest.fixture()
-def small_pool(tmp_path: Path, supercon: pd.DataFrame) -> Path:
-    path = tmp_path / "pool.csv"
-    supercon.iloc[:120][["formula", "Tc_K"]].to_csv(path, index=False)
-    return path
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory, supercon: pd.DataFrame) -> tuple[Path, Path, dict]:
+    """A 120-row pool, and the benchmark's sbin and forest runs of seed 0 on it (the runs dir and the summary)."""
+    base = tmp_path_factory.mktemp("discovery")
+    pool = base / "pool.csv"
+    supercon.iloc[:120][["formula", "Tc_K"]].to_csv(pool, index=False)
+    runs = base / "runs"
+    return pool, runs, benchmark.main(_arguments(pool, runs, batch=10))
 
 
-def test_sbin_runs_are_the_campaigns_that_sbin_run_runs(tmp_path: Path, small_pool: Path) -> None:
+def test_sbin_runs_are_the_campaigns_that_sbin_run_runs(tmp_path: Path, small_run: tuple[Path, Path, dict]) -> None:
     """The benchmark's sbin method on a seed picks, round by round, what ``sbin run`` picks with the same config."""
-    runs = tmp_path / "runs"
-    benchmark.main(_arguments(small_pool, runs, batch=10, methods="sbin"))
+    small_pool, runs, _ = small_run
     evaluated = json.loads((runs / "sbin_seed0.json").read_text())["evaluated"]
 
     protocol = benchmark.Protocol(str(small_pool), "Tc_K", "formula", 10, 10, 30, True)
@@ -48,9 +51,12 @@ def test_sbin_runs_are_the_campaigns_that_sbin_run_runs(tmp_path: Path, small_po
     assert [set(picked[i : i + 10]) for i in (0, 10, 20)] == [set(evaluated[i : i + 10]) for i in (0, 10, 20)]
 
 
-def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(tmp_path: Path, small_pool: Path) -> None:
+def test_runs_dir_keeps_each_seed_and_reuses_it_only_under_the_same_settings(
+    tmp_path: Path, small_run: tuple[Path, Path, dict]
+) -> None:
+    small_pool, kept_runs, first = small_run
     runs = tmp_path / "runs"
-    first = benchmark.main(_arguments(small_pool, runs, batch=10))
+    shutil.copytree(kept_runs, runs)  # this test removes and reruns seeds; the other reads the kept ones
     kept = {path.name: json.loads(path.read_text()) for path in runs.glob("*.json")}
     assert sorted(kept) == ["forest_ei_seed0.json", "sbin_seed0.json"]
     assert all(len(run["evaluated"]) == 30 for run in kept.values())

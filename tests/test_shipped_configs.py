@@ -22,7 +22,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _small_defect_campaign(name: str, min_atoms: int, sites: int) -> dict:
-    """Two picks then one, on small randomly decorated cells with short relaxations and no competing phases.
+    """Two picks then one, on small randomly decorated cells with short, single-threaded relaxations and no competing
+    phases.
 
     The shipped config's oracle section is kept, with these settings changed; the phase diagram is left to
     tests/test_defect_physics.py (about 5 relaxations per new element).
@@ -36,6 +37,7 @@ def _small_defect_campaign(name: str, min_atoms: int, sites: int) -> dict:
             **oracle,
             "defects": defects,
             "max_steps": 100,
+            "threads_per_worker": 1,  # the suite runs a test per core: 2 torch threads beside another test thrash
             "supercell": {"min_atoms": min_atoms, "decoration": "random"},
         },
     }
