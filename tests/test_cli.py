@@ -158,6 +158,13 @@ def test_commands_load_the_model_stack_only_when_they_use_it():
     code = f"import sys, sbin_loop.cli; print([name for name in {heavy!r} if name in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+    # ``sbin run`` loads the campaign (torch, botorch), but not scikit-learn (the forest peer) or matplotlib (plots)
+    code = (
+        "import sys; from sbin_loop.campaign import Campaign; "
+        "print([name for name in ('sklearn', 'matplotlib') if name in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_every_user_error_is_named_by_the_module_that_defines_it():

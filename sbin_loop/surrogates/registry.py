@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from botorch.models.ensemble import EnsembleModel
 
@@ -27,8 +28,10 @@ from sbin_loop.model.botorch_model import BNNModel
 from sbin_loop.model.checkpoint import load_surrogate, save_surrogate
 from sbin_loop.model.surrogate import BNNSurrogate
 from sbin_loop.surrogates.botorch_model import FunctionDrawsModel
-from sbin_loop.surrogates.forest import ForestSurrogate
 from sbin_loop.surrogates.gp import GPSurrogate
+
+if TYPE_CHECKING:
+    from sbin_loop.surrogates.forest import ForestSurrogate
 
 KIND_FILE = "surrogate.json"
 """The file of a checkpoint other than the BNN's that names its surrogate kind (``{"kind": NAME, ...}``)."""
@@ -62,8 +65,16 @@ def _bnn(config: CampaignConfig, n_features: int) -> BNNSurrogate:
 
 
 def _forest(config: CampaignConfig, n_features: int) -> ForestSurrogate:
+    from sbin_loop.surrogates.forest import ForestSurrogate  # scikit-learn loads only for a campaign that uses it
+
     objectives = config.objectives
     return ForestSurrogate(n_features, tuple(o.name for o in objectives), tuple(o.bounds for o in objectives))
+
+
+def _load_forest(directory: Path) -> ForestSurrogate:
+    from sbin_loop.surrogates.forest import ForestSurrogate
+
+    return ForestSurrogate.load(directory)
 
 
 def _gp(config: CampaignConfig, n_features: int) -> GPSurrogate:
@@ -74,7 +85,7 @@ def _gp(config: CampaignConfig, n_features: int) -> GPSurrogate:
 
 SURROGATES: dict[str, SurrogateKind] = {
     "bnn": SurrogateKind(_bnn, load_surrogate),
-    "forest": SurrogateKind(_forest, ForestSurrogate.load),
+    "forest": SurrogateKind(_forest, _load_forest),
     "gp": SurrogateKind(_gp, GPSurrogate.load),
 }
 """sbin's own surrogates by the name a config gives them (``BUILTIN_SURROGATES``)."""
