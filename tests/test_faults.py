@@ -58,7 +58,7 @@ def test_repeated_kills_lose_nothing_and_launch_nothing_twice(fault_setup):
     directory = tmp_path / "killed"
     report = run_with_kills(config, directory, kills=12, seed=0, max_delay=1.5)
     check_invariants(directory, reference, report)
-    assert report.kills >= 7  # up to 12; a fast machine may finish the 8 rounds first
+    assert report.kills >= 6  # up to 12; a fast machine may finish the 8 rounds first
     assert report.lost_results == []
     assert report.duplicate_launches == []
     assert report.round_differences == []
