@@ -42,8 +42,8 @@ def user_error_classes() -> tuple[type[Exception], ...]:
     """The ``USER_ERRORS`` classes whose modules are loaded.
 
     An exception's class is loaded before anything can raise it, so a class whose module is not loaded cannot be the
-    class of the error at hand. Looking the classes up this way keeps the commands' module free of the modules that
-    define them: ``sbin --help``, ``sbin status`` and a config error do not load torch.
+    class of the error at hand. Looking the classes up this way spares this module (and every command) the imports of
+    the modules that define them: ``sbin --help``, ``sbin status`` and a config error do not load torch.
     """
     return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS if module in sys.modules)
 

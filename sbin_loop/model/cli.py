@@ -183,10 +183,6 @@ def model_train(
     model whose training diverged is not saved.
     """
     configure_logging(None)
-    from sbin_loop.features import fraction_columns  # torch loads here, once the arguments are checked
-    from sbin_loop.model.checkpoint import save_surrogate
-    from sbin_loop.model.surrogate import BNNSurrogate
-
     if transform not in ("log1p", "none", "auto"):
         raise ConfigError(f"--transform: must be none, log1p or auto, got {transform!r}")
     support = parse_bounds(bounds)
@@ -222,6 +218,10 @@ def model_train(
     else:
         features = site_inputs(frame, formula_column, site_columns, element_fractions)
     names = input_names(site_columns is not None, element_fractions)
+    from sbin_loop.features import fraction_columns  # torch loads here, once the arguments and rows are checked
+    from sbin_loop.model.checkpoint import save_surrogate
+    from sbin_loop.model.surrogate import BNNSurrogate
+
     surrogate = BNNSurrogate(features.shape[1], (target,), (transform,), config, (support,), fraction_columns(names))
     try:
         report = surrogate.fit(features[train], values[train, None], seed, None if groups is None else groups[train])
