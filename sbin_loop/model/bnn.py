@@ -193,9 +193,17 @@ class StackedMembers:
         """Every stacked tensor (what the optimiser updates)."""
         return [self.mu, self.rho]
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Sampled outputs with the local reparameterisation trick (``E x n x d`` -> ``E x n x outputs``)."""
-        variance = functional.softplus(self.rho) ** 2  # E x P
+    def spreads(self) -> Tensor:
+        """``E x P``: every weight's and bias's posterior standard deviation, ``softplus(rho)`` (differentiable)."""
+        return functional.softplus(self.rho)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None, std: Tensor | None = None) -> Tensor:
+        """Sampled outputs with the local reparameterisation trick (``E x n x d`` -> ``E x n x outputs``).
+
+        ``std`` is ``spreads()`` when the caller has it already: a training step computes it once for this pass and
+        for ``add_kl_gradient``.
+        """
+        variance = (self.spreads() if std is None else std) ** 2  # E x P
         layers = zip(self._layers(self.mu), self._layers(variance), strict=True)
         for index, ((weight_mu, bias_mu), (weight_var, bias_var)) in enumerate(layers):
             mean = torch.baddbmm(bias_mu.unsqueeze(1), x, weight_mu)  # E x n x out
@@ -216,20 +224,21 @@ class StackedMembers:
 
     def kl_divergence(self) -> Tensor:
         """KL(q || p) of each member (``E``), in closed form for Gaussians, summed over its weights and biases."""
-        std = functional.softplus(self.rho)  # E x P
+        std = self.spreads()  # E x P
         return ((std**2 + self.mu**2) * self.half_inverse_prior_var - torch.log(std)).sum(dim=1) + self.kl_constant
 
-    def add_kl_gradient(self, weight: float) -> None:
+    def add_kl_gradient(self, weight: float, std: Tensor | None = None) -> None:
         """Add ``weight`` times the gradient of every member's KL to the gradients of ``mu`` and ``rho``.
 
         In closed form, ``dKL/dmu = mu / prior^2`` and ``dKL/drho = (std / prior^2 - 1 / std) sigmoid(rho)``: about a
         third of the passes over the parameters that differentiating ``kl_divergence`` through autograd takes, and the
-        KL itself (a logarithm of every spread) is not needed to train. Call after ``backward`` of the data term.
+        KL itself (a logarithm of every spread) is not needed to train. Call after ``backward`` of the data term, with
+        ``std`` the ``spreads()`` of the current ``rho`` if the step computed them (they are recomputed otherwise).
         """
         with torch.no_grad():
             inverse_prior_var = 2 * self.half_inverse_prior_var  # P
             self.mu.grad.addcmul_(self.mu, inverse_prior_var, value=weight)
-            std = functional.softplus(self.rho)
+            std = self.spreads() if std is None else std.detach()
             slope = std * inverse_prior_var - std.reciprocal()
             self.rho.grad.addcmul_(slope, torch.sigmoid(self.rho), value=weight)
 

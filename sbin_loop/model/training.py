@@ -217,7 +217,8 @@ def fit_members(
         if position == 0:
             orders = _member_orders(train, length, generator)
         rows = orders[:, position : position + batch]  # E x b
-        raw = stacked.forward(data.x[rows], generator)  # E x b x heads
+        std = stacked.spreads()  # E x P, for the data term and the KL gradient alike
+        raw = stacked.forward(data.x[rows], generator, std)  # E x b x heads
         noise = surrogate.noise_scale(raw, surrogate.raw_noise.unsqueeze(1))  # E x b x m
         nll = masked_nll(
             raw[..., : surrogate.n_outputs],
@@ -230,7 +231,7 @@ def fit_members(
         )  # E
         optimiser.zero_grad()
         nll.sum().backward()
-        stacked.add_kl_gradient(kl_weight / n_fit)  # the loss is nll + kl_weight * KL / n
+        stacked.add_kl_gradient(kl_weight / n_fit, std)  # the loss is nll + kl_weight * KL / n
         optimiser.step()
         if cosine is not None:
             cosine.step()
