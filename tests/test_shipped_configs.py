@@ -47,8 +47,8 @@ SHRINK = {
     "quickstart.yaml": {"space": {"sample": 300}, "budget": {"initial": 12, "rounds": 1}},
     "staged_demo.yaml": {"budget": {"initial": 8, "rounds": 1}},
     "perovskite_vacancy.yaml": {"budget": {"initial": 8, "rounds": 1}},
-    # 10-atom cells (20 for the quarter-occupied composition) and one site instead of the shipped 40-atom cells and
-    # two: the same workflow at a fraction of the cost.
+    # 10-atom cells (two sites a sublattice, so mixed occupancies are rounded; each job records its fraction error)
+    # and one site instead of the shipped 40-atom cells and two: the same workflow at a fraction of the cost.
     "forcefield_demo.yaml": _small_defect_campaign("forcefield_demo.yaml", min_atoms=10, sites=1),
     # The melt-quench of this config costs about a minute per evaluation here: the shrink runs its campaign on
     # crystalline 10-atom cells; tests/test_defect_physics.py runs the amorphous path.
